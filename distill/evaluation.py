@@ -1,0 +1,456 @@
+"""Run two or more YAML pipelines on the same questions and report quality and latency side by side.
+
+Each *system* is a query pipeline (retrieval or extractive QA) plus the indexing pipeline that fills its document
+store. The corpus is indexed once per distinct indexing pipeline; every question then runs through every system,
+interleaved question by question so that a drift in machine load hits all systems alike. Latency comes from a
+Haystack tracer (per component) and a wall clock around ``Pipeline.run`` (per query), after discarded warm-up queries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from haystack import Document, Pipeline, tracing
+from haystack.components.evaluators import DocumentMRREvaluator, DocumentNDCGEvaluator, DocumentRecallEvaluator
+
+from distill import metrics
+from distill.data import Dataset, Query
+from distill.errors import DistillError
+from distill.models import model_footprint
+from distill.pipelines import fit_devices, is_reader, load_pipeline, read_pipeline_dict, resolve_models
+
+logger = logging.getLogger(__name__)
+
+KS = (1, 5, 10)
+QUESTION_SOCKETS = ("text", "query")
+
+
+@dataclass
+class System:
+    """A named query pipeline and the indexing pipeline that fills its store."""
+
+    name: str
+    query_yaml: Path
+    indexing_yaml: Path | None
+
+    @classmethod
+    def parse(cls, spec: str) -> System:
+        """``NAME=QUERY.yaml[,INDEXING.yaml]``; without an indexing YAML, ``indexing.yaml`` beside the query one."""
+        name, sep, rest = spec.partition("=")
+        if not sep:
+            name, rest = Path(spec).parent.name or Path(spec).stem, spec
+        query, _, indexing = rest.partition(",")
+        query_path = Path(query)
+        if not query_path.exists():
+            raise DistillError(f"pipeline {name!r}: {query_path} does not exist")
+        index_path = Path(indexing) if indexing else query_path.with_name("indexing.yaml")
+        if indexing and not index_path.exists():
+            raise DistillError(f"pipeline {name!r}: indexing pipeline {index_path} does not exist")
+        return cls(name=name, query_yaml=query_path, indexing_yaml=index_path if index_path.exists() else None)
+
+
+class _Span(tracing.Span):
+    def __init__(self, tags: dict[str, Any] | None) -> None:
+        self.tags = dict(tags or {})
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self.tags[key] = value
+
+
+class TimingTracer(tracing.Tracer):
+    """Records the wall time of every ``haystack.component.run`` span, by component name, in milliseconds."""
+
+    def __init__(self) -> None:
+        self.durations: dict[str, list[float]] = defaultdict(list)
+        self._current: list[_Span] = []
+
+    @contextlib.contextmanager
+    def trace(self, operation_name: str, tags: dict[str, Any] | None = None, parent_span: Any = None) -> Iterator[Any]:
+        span = _Span(tags)
+        self._current.append(span)
+        start = time.perf_counter()
+        try:
+            yield span
+        finally:
+            elapsed_ms = (time.perf_counter() - start) * 1000
+            self._current.pop()
+            if operation_name == "haystack.component.run":
+                self.durations[span.tags.get("haystack.component.name", "?")].append(elapsed_ms)
+
+    def current_span(self) -> Any:
+        return self._current[-1] if self._current else None
+
+    def pop(self) -> dict[str, float]:
+        """Total time per component since the last pop (a component may run more than once per query)."""
+        out = {name: sum(values) for name, values in self.durations.items()}
+        self.durations.clear()
+        return out
+
+
+@contextlib.contextmanager
+def timing_tracer() -> Iterator[TimingTracer]:
+    tracer = TimingTracer()
+    previous = tracing.tracer.actual_tracer
+    tracing.enable_tracing(tracer)
+    try:
+        yield tracer
+    finally:
+        tracing.tracer.actual_tracer = previous
+
+
+@dataclass
+class LoadedSystem:
+    system: System
+    pipeline: Pipeline
+    query_inputs: list[tuple[str, str]]
+    retriever: str | None
+    reader: str | None
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    index_seconds: float = 0.0
+
+
+def _question_inputs(pipeline: Pipeline, name: str) -> list[tuple[str, str]]:
+    pairs = []
+    for component, sockets in pipeline.inputs().items():
+        for socket, info in sockets.items():
+            if socket in QUESTION_SOCKETS and info.get("is_mandatory", False):
+                pairs.append((component, socket))
+    if not pairs:
+        raise DistillError(f"pipeline {name!r} has no open 'text' or 'query' input to feed the question into")
+    return pairs
+
+
+def _models_of(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out = {}
+    resolved = resolve_models(data)
+    for name, component in data["components"].items():
+        model = (component.get("init_parameters") or {}).get("model")
+        if not isinstance(model, str):
+            continue
+        folder = Path(resolved["components"][name]["init_parameters"]["model"])
+        info: dict[str, Any] = {"model": model, "path": str(folder)}
+        if folder.is_dir():
+            info.update(model_footprint(folder))
+        out[name] = info
+    return out
+
+
+def _index_key(data: dict[str, Any]) -> str:
+    return json.dumps(fit_devices(data), sort_keys=True, default=str)
+
+
+def _store_indexes(data: dict[str, Any]) -> set[str]:
+    out = set()
+    for component in data["components"].values():
+        store = (component.get("init_parameters") or {}).get("document_store")
+        if isinstance(store, dict):
+            out.add(str((store.get("init_parameters") or {}).get("index")))
+    return out
+
+
+def _copy_documents(documents: list[Document]) -> list[Document]:
+    return [Document(id=d.id, content=d.content, meta=dict(d.meta)) for d in documents]
+
+
+def load_systems(systems: list[System], documents: list[Document]) -> list[LoadedSystem]:
+    """Load every query pipeline and index the corpus once per distinct indexing pipeline."""
+    if len({s.name for s in systems}) != len(systems):
+        raise DistillError(f"pipeline names must be unique, got {[s.name for s in systems]}")
+    if not documents:
+        raise DistillError("the corpus is empty: nothing to index")
+    indexed: dict[str, float] = {}
+    index_owner: dict[str, str] = {}
+    loaded = []
+    for system in systems:
+        query_data = read_pipeline_dict(system.query_yaml)
+        index_seconds = 0.0
+        if system.indexing_yaml is not None:
+            index_data = read_pipeline_dict(system.indexing_yaml)
+            key = _index_key(index_data)
+            for index in _store_indexes(index_data):
+                owner = index_owner.setdefault(index, key)
+                if owner != key:
+                    raise DistillError(
+                        f"pipeline {system.name!r} indexes into store index {index!r} with another indexing pipeline "
+                        "than an earlier one: give the student its own index (`distill swap` does unless --keep-index)"
+                    )
+            if key not in indexed:
+                logger.info("indexing %d documents for %s with %s", len(documents), system.name, system.indexing_yaml)
+                indexing = load_pipeline(index_data)
+                start = time.perf_counter()
+                indexing.run({"document_embedder": {"documents": _copy_documents(documents)}})
+                indexed[key] = time.perf_counter() - start
+                index_seconds = indexed[key]
+        pipeline = load_pipeline(query_data)
+        pipeline.warm_up()
+        components = query_data["components"]
+        retriever = next((n for n, c in components.items() if "Retriever" in c.get("type", "")), None)
+        reader = next((n for n, c in components.items() if is_reader(c)), None)
+        loaded.append(
+            LoadedSystem(
+                system=system,
+                pipeline=pipeline,
+                query_inputs=_question_inputs(pipeline, system.name),
+                retriever=retriever,
+                reader=reader,
+                models=_models_of(query_data),
+                index_seconds=index_seconds,
+            )
+        )
+    return loaded
+
+
+def run_query(loaded: LoadedSystem, question: str) -> tuple[list[Document], list[Any]]:
+    data: dict[str, dict[str, Any]] = defaultdict(dict)
+    for component, socket in loaded.query_inputs:
+        data[component][socket] = question
+    outputs = {c for c in (loaded.retriever, loaded.reader) if c}
+    result = loaded.pipeline.run(dict(data), include_outputs_from=outputs)
+    documents = result.get(loaded.retriever, {}).get("documents", []) if loaded.retriever else []
+    answers = result.get(loaded.reader, {}).get("answers", []) if loaded.reader else []
+    return documents, answers
+
+
+def _top_answer(answers: list[Any]) -> Any | None:
+    return next((a for a in answers if getattr(a, "data", None) is not None), None)
+
+
+def score_question(query: Query, documents: list[Document], answers: list[Any]) -> dict[str, Any]:
+    ids = [d.id for d in documents]
+    row: dict[str, Any] = {
+        "retrieved": ids[:10],
+        "scores": [round(float(d.score), 6) if d.score is not None else None for d in documents[:10]],
+        "rank": metrics.first_relevant_rank(ids, query.gold_doc_ids),
+    }
+    if query.answers:
+        row["answer_recall@10"] = metrics.answer_in_passages([d.content or "" for d in documents], query.answers, 10)
+    top = _top_answer(answers)
+    if top is not None or answers:
+        text = top.data if top is not None else None
+        row["answer"] = text
+        row["answer_score"] = float(top.score) if top is not None else None
+        row["answer_doc"] = top.document.id if top is not None and top.document is not None else None
+        row["em"] = metrics.exact_match(text, query.answers)
+        row["f1"] = metrics.f1_score(text, query.answers)
+    return row
+
+
+def retrieval_metrics(queries: list[Query], retrieved: list[list[str]]) -> dict[str, float]:
+    """Recall@k, MRR@10 and nDCG@10 through Haystack's evaluators, comparing documents by id."""
+    gold_docs = [[Document(id=g, content=g) for g in q.gold_doc_ids] for q in queries]
+    out: dict[str, float] = {}
+    for k in KS:
+        ret = [[Document(id=i, content=i) for i in ids[:k]] for ids in retrieved]
+        out[f"recall@{k}"] = DocumentRecallEvaluator(document_comparison_field="id").run(gold_docs, ret)["score"]
+    ret10 = [[Document(id=i, content=i) for i in ids[:10]] for ids in retrieved]
+    out["mrr@10"] = DocumentMRREvaluator(document_comparison_field="id").run(gold_docs, ret10)["score"]
+    out["ndcg@10"] = DocumentNDCGEvaluator(document_comparison_field="id").run(gold_docs, ret10)["score"]
+    return out
+
+
+def machine_info() -> dict[str, Any]:
+    import torch
+
+    cpu = platform.processor()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+        "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+    }
+
+
+def library_versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {}
+    for name in (
+        "haystack-ai",
+        "sentence-transformers-haystack",
+        "transformers-haystack",
+        "transformers",
+        "sentence-transformers",
+        "torch",
+        "accelerate",
+        "numpy",
+        "tokenizers",
+    ):
+        with contextlib.suppress(md.PackageNotFoundError):
+            out[name] = md.version(name)
+    return out
+
+
+def evaluate(
+    systems: list[System],
+    data: Dataset,
+    *,
+    warmup: int = 5,
+    out_dir: Path | None = None,
+    command: str = "",
+    config: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate every system on ``data`` and return the report (written to ``out_dir`` when given)."""
+    if not data.queries:
+        raise DistillError(f"data set {data.name} has no questions to evaluate")
+    loaded = load_systems(systems, data.documents)
+    per_question: list[dict[str, Any]] = [
+        {"id": q.id, "question": q.text, "gold_doc_ids": list(q.gold_doc_ids), "answers": list(q.answers), "runs": {}}
+        for q in data.queries
+    ]
+    query_ms: dict[str, list[float]] = {s.system.name: [] for s in loaded}
+    component_ms: dict[str, dict[str, list[float]]] = {s.system.name: defaultdict(list) for s in loaded}
+
+    from tqdm.auto import tqdm
+
+    with timing_tracer() as tracer:
+        for q in data.queries[:warmup]:
+            for s in loaded:
+                run_query(s, q.text)
+        tracer.pop()
+        for i, q in enumerate(tqdm(data.queries, desc="questions", unit="q", disable=not progress)):
+            for s in loaded:
+                start = time.perf_counter()
+                documents, answers = run_query(s, q.text)
+                elapsed = (time.perf_counter() - start) * 1000
+                per_component = tracer.pop()
+                query_ms[s.system.name].append(elapsed)
+                for component, ms in per_component.items():
+                    component_ms[s.system.name][component].append(ms)
+                row = score_question(q, documents, answers)
+                row["latency_ms"] = round(elapsed, 3)
+                row["component_ms"] = {c: round(ms, 3) for c, ms in per_component.items()}
+                per_question[i]["runs"][s.system.name] = row
+
+    report: dict[str, Any] = {
+        "command": command,
+        "config": config or {},
+        "dataset": data.summary(),
+        "warmup_queries": warmup,
+        "machine": machine_info(),
+        "versions": library_versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "pipelines": {},
+    }
+    for s in loaded:
+        name = s.system.name
+        rows = [pq["runs"][name] for pq in per_question]
+        quality: dict[str, float] = {}
+        if s.retriever:
+            quality.update(retrieval_metrics(data.queries, [r["retrieved"] for r in rows]))
+            if any(q.answers for q in data.queries):
+                vals = [r["answer_recall@10"] for r in rows if "answer_recall@10" in r]
+                quality["answer_recall@10"] = sum(vals) / len(vals) if vals else 0.0
+        if s.reader:
+            quality["exact_match"] = 100 * sum(r.get("em", 0.0) for r in rows) / len(rows)
+            quality["f1"] = 100 * sum(r.get("f1", 0.0) for r in rows) / len(rows)
+        report["pipelines"][name] = {
+            "query_yaml": str(s.system.query_yaml),
+            "indexing_yaml": str(s.system.indexing_yaml) if s.system.indexing_yaml else None,
+            "quality": quality,
+            "latency": {
+                "query": metrics.latency_summary(query_ms[name]),
+                "components": {c: metrics.latency_summary(v) for c, v in component_ms[name].items()},
+            },
+            "models": s.models,
+            "index_seconds": round(s.index_seconds, 2),
+        }
+    if out_dir is not None:
+        write_report(report, per_question, out_dir)
+    return report
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def write_report(report: dict[str, Any], per_question: list[dict[str, Any]], out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_write(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
+    _atomic_write(out_dir / "questions.jsonl", "".join(json.dumps(row) + "\n" for row in per_question))
+
+
+def load_report(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "report.json"
+    if not path.exists():
+        raise DistillError(f"report {path} does not exist: run `distill eval ... --out {path.parent}` first")
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DistillError(f"report {path} is not valid JSON: {e}") from None
+    if not isinstance(report, dict) or not isinstance(report.get("pipelines"), dict):
+        raise DistillError(f"report {path} has no 'pipelines' section: is it a `distill eval` report?")
+    return report
+
+
+TABLE_METRICS = [
+    ("recall@1", "R@1", "{:.3f}"),
+    ("recall@10", "R@10", "{:.3f}"),
+    ("mrr@10", "MRR@10", "{:.3f}"),
+    ("ndcg@10", "nDCG@10", "{:.3f}"),
+    ("answer_recall@10", "AnsR@10", "{:.3f}"),
+    ("exact_match", "EM", "{:.1f}"),
+    ("f1", "F1", "{:.1f}"),
+]
+
+
+def comparison_table(report: dict[str, Any], *, markdown: bool = False) -> str:
+    """The report's pipelines side by side: quality, latency, speed-up against the first pipeline, size."""
+    pipelines = report["pipelines"]
+    names = list(pipelines)
+    present = [m for m in TABLE_METRICS if any(m[0] in p["quality"] for p in pipelines.values())]
+    header = ["pipeline", *[label for _, label, _ in present], "p50 ms", "p95 ms", "speed-up", "params (M)"]
+    base_p50 = pipelines[names[0]]["latency"]["query"]["p50_ms"]
+    rows = []
+    for name in names:
+        p = pipelines[name]
+        lat = p["latency"]["query"]
+        params = sum(m.get("parameters", 0) for m in p["models"].values()) / 1e6
+        rows.append(
+            [
+                name,
+                *[fmt.format(p["quality"][key]) if key in p["quality"] else "-" for key, _, fmt in present],
+                f"{lat['p50_ms']:.1f}",
+                f"{lat['p95_ms']:.1f}",
+                f"{base_p50 / lat['p50_ms']:.2f}x",
+                f"{params:.1f}",
+            ]
+        )
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines)
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    fmt_row = lambda r: "  ".join(str(x).rjust(w) if i else str(x).ljust(w) for i, (x, w) in enumerate(zip(r, widths)))  # noqa: E731
+    return "\n".join([fmt_row(header), fmt_row(["-" * w for w in widths]), *[fmt_row(r) for r in rows]])
+
+
+def component_table(report: dict[str, Any]) -> str:
+    lines = []
+    for name, p in report["pipelines"].items():
+        parts = [f"{c} {v['p50_ms']:.1f}" for c, v in p["latency"]["components"].items()]
+        lines.append(f"{name}: per-component p50 ms: " + ", ".join(parts))
+    return "\n".join(lines)

@@ -1,0 +1,266 @@
+"""The one place where Haystack YAML becomes pipelines: build the defaults, load with the allowlist, swap models.
+
+- :func:`build_default_pipelines` writes ``pipelines/*.yaml`` with ``Pipeline.dumps`` (plain Haystack loads them).
+- :func:`load_pipeline` reads a YAML, fits devices to this machine, resolves model specs to local folders (the
+  offline sources stand in for their Hugging Face ids), and deserialises with Haystack's allowlist plus ``distill.*``.
+- :func:`swap` replaces a teacher's model by a student's in the named components (default: every component of the
+  student's kind) and points the document store at the student's own index, so a student of another width never
+  meets the teacher's embeddings.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from haystack import Pipeline
+from haystack.core.errors import DeserializationError
+
+from distill.errors import DistillError
+from distill.models import OFFLINE_SOURCES, resolve_model
+
+logger = logging.getLogger(__name__)
+
+ALLOWED_MODULES = ["distill.*"]
+TEACHER_EMBEDDER = "sentence-transformers/all-mpnet-base-v2"
+TEACHER_READER = "runs/reader-teacher"
+TEACHER_INDEX = "teacher"
+
+# Hugging Face ids that a named offline source provides byte for byte.
+HUB_ALIASES = {
+    "sentence-transformers/all-mpnet-base-v2": "mpnet-base",
+    "sentence-transformers/all-MiniLM-L6-v2": "minilm-l6",
+}
+HUB_IDS = {source: hub_id for hub_id, source in HUB_ALIASES.items()}
+assert set(HUB_IDS) <= set(OFFLINE_SOURCES)
+
+EMBEDDER_SUFFIXES = ("TextEmbedder", "DocumentEmbedder")
+READER_SUFFIXES = ("ExtractiveReader",)
+
+
+def _type_name(component: dict[str, Any]) -> str:
+    return component.get("type", "").rsplit(".", 1)[-1]
+
+
+def is_embedder(component: dict[str, Any]) -> bool:
+    return _type_name(component).endswith(EMBEDDER_SUFFIXES)
+
+
+def is_reader(component: dict[str, Any]) -> bool:
+    return _type_name(component).endswith(READER_SUFFIXES)
+
+
+def read_pipeline_dict(source: str | Path) -> dict[str, Any]:
+    """A pipeline YAML file (or YAML text) as a dict, with a clear error for a missing or malformed file."""
+    text = str(source)
+    name = text
+    if "\n" not in text:
+        path = Path(text)
+        if not path.exists():
+            raise DistillError(f"pipeline file {path} does not exist")
+        name, text = str(path), path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise DistillError(f"{name} is not valid YAML: {e}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("components"), dict) or not data["components"]:
+        raise DistillError(f"{name} is not a Haystack pipeline: it needs a non-empty 'components' mapping")
+    return data
+
+
+def fit_devices(data: dict[str, Any], device: str | None = None) -> dict[str, Any]:
+    """Drop devices saved by the machine that dumped the YAML, so they resolve here (or set ``device``)."""
+    data = copy.deepcopy(data)
+    for component in data["components"].values():
+        params = component.get("init_parameters") or {}
+        if "device" in params:
+            params["device"] = {"type": "single", "device": device} if device else None
+        kwargs = params.get("model_kwargs")
+        if isinstance(kwargs, dict):
+            kwargs.pop("device_map", None)
+    return data
+
+
+def resolve_models(data: dict[str, Any]) -> dict[str, Any]:
+    """Replace each component's ``model`` by a loadable local folder where one exists."""
+    data = copy.deepcopy(data)
+    for name, component in data["components"].items():
+        params = component.get("init_parameters") or {}
+        model = params.get("model")
+        if not isinstance(model, str):
+            continue
+        spec = HUB_ALIASES.get(model, model)
+        try:
+            params["model"] = resolve_model(spec)
+        except DistillError as e:
+            raise DistillError(f"component {name!r}: {e}") from None
+    return data
+
+
+def pipeline_from_dict(data: dict[str, Any], *, name: str = "pipeline") -> Pipeline:
+    try:
+        return Pipeline.from_dict(data, allowed_modules=ALLOWED_MODULES)
+    except DeserializationError as e:
+        raise DistillError(f"{name}: {e}") from None
+
+
+def load_pipeline(source: str | Path | dict[str, Any], *, device: str | None = None) -> Pipeline:
+    """Load a pipeline YAML (path, text or dict) ready to run on this machine."""
+    data = source if isinstance(source, dict) else read_pipeline_dict(source)
+    name = "pipeline" if isinstance(source, dict) else str(source)[:80]
+    return pipeline_from_dict(resolve_models(fit_devices(data, device)), name=name)
+
+
+def dump_pipeline_dict(data: dict[str, Any]) -> str:
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def model_kind(model: str) -> str:
+    """``embedder`` for a sentence-transformers folder, ``reader`` for a question-answering model."""
+    folder = Path(resolve_model(HUB_ALIASES.get(model, model)))
+    if (folder / "modules.json").exists():
+        return "embedder"
+    config = folder / "config.json"
+    if config.exists():
+        text = config.read_text(encoding="utf-8")
+        if "ForQuestionAnswering" in text:
+            return "reader"
+    raise DistillError(
+        f"cannot tell whether {model} is an embedder or a reader (no modules.json, no *ForQuestionAnswering "
+        "architecture in config.json): pass --component to name the components to swap"
+    )
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9]+", "-", Path(text).name if Path(text).exists() else text).strip("-").lower()
+
+
+def _stores(params: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    store = params.get("document_store")
+    if isinstance(store, dict) and isinstance(store.get("init_parameters"), dict):
+        yield store["init_parameters"]
+
+
+def swap(
+    data: dict[str, Any],
+    *,
+    model: str,
+    components: list[str] | None = None,
+    index: str | None = None,
+    keep_index: bool = False,
+) -> dict[str, Any]:
+    """Return a copy of ``data`` whose ``components`` (default: all of the model's kind) use ``model``.
+
+    Unless ``keep_index`` (a query-only student that searches the teacher's index), every document store in the
+    pipeline moves to ``index`` (default: derived from the student's name) when embedders are swapped.
+    """
+    data = copy.deepcopy(data)
+    all_components = data["components"]
+    if components:
+        unknown = [c for c in components if c not in all_components]
+        if unknown:
+            raise DistillError(f"no component named {unknown} in the pipeline; it has {sorted(all_components)}")
+        targets = list(components)
+    else:
+        kind = model_kind(model)
+        check = is_embedder if kind == "embedder" else is_reader
+        targets = [name for name, c in all_components.items() if check(c)]
+    swapped_embedder = False
+    for name in targets:
+        params = all_components[name].setdefault("init_parameters", {})
+        if "model" not in params:
+            raise DistillError(f"component {name!r} has no 'model' parameter to swap")
+        # Offline sources are written as their Hugging Face ids, so plain Haystack can load the YAML anywhere.
+        params["model"] = HUB_IDS.get(model, model)
+        swapped_embedder |= is_embedder(all_components[name])
+    if swapped_embedder and not keep_index:
+        new_index = index or f"student-{slug(model)}"
+        for component in all_components.values():
+            for store in _stores(component.get("init_parameters") or {}):
+                store["index"] = new_index
+    elif index:
+        for component in all_components.values():
+            for store in _stores(component.get("init_parameters") or {}):
+                store["index"] = index
+    return data
+
+
+def swap_files(
+    paths: list[Path],
+    out_dir: Path,
+    *,
+    model: str,
+    components: list[str] | None = None,
+    index: str | None = None,
+    keep_index: bool = False,
+) -> list[Path]:
+    """Apply the same :func:`swap` to several YAMLs (indexing and query pipelines stay consistent)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in paths:
+        data = read_pipeline_dict(path)
+        present = [c for c in components or [] if c in data["components"]]
+        if components and not present:
+            swapped = copy.deepcopy(data)  # e.g. the indexing YAML of a query-only student stays the teacher's
+        else:
+            swapped = swap(data, model=model, components=present or None, index=index, keep_index=keep_index)
+        target = out_dir / Path(path).name
+        target.write_text(dump_pipeline_dict(swapped), encoding="utf-8")
+        written.append(target)
+    return written
+
+
+def build_default_pipelines(
+    embedder: str = TEACHER_EMBEDDER, reader: str = TEACHER_READER, index: str = TEACHER_INDEX, top_k: int = 10
+) -> dict[str, str]:
+    """The teacher's indexing, retrieval and extractive-QA pipelines as YAML text, dumped by Haystack."""
+    from haystack.components.retrievers.in_memory import InMemoryEmbeddingRetriever
+    from haystack.components.writers import DocumentWriter
+    from haystack.document_stores.in_memory import InMemoryDocumentStore
+    from haystack.document_stores.types import DuplicatePolicy
+    from haystack_integrations.components.embedders.sentence_transformers import (
+        SentenceTransformersDocumentEmbedder,
+        SentenceTransformersTextEmbedder,
+    )
+    from haystack_integrations.components.readers.transformers import TransformersExtractiveReader
+
+    def store() -> InMemoryDocumentStore:
+        return InMemoryDocumentStore(index=index, embedding_similarity_function="cosine")
+
+    indexing = Pipeline()
+    indexing.add_component("document_embedder", SentenceTransformersDocumentEmbedder(model=embedder, batch_size=16))
+    indexing.add_component("writer", DocumentWriter(document_store=store(), policy=DuplicatePolicy.OVERWRITE))
+    indexing.connect("document_embedder.documents", "writer.documents")
+
+    def query_pipeline() -> Pipeline:
+        p = Pipeline()
+        p.add_component("text_embedder", SentenceTransformersTextEmbedder(model=embedder, progress_bar=False))
+        p.add_component("retriever", InMemoryEmbeddingRetriever(document_store=store(), top_k=top_k))
+        p.connect("text_embedder.embedding", "retriever.query_embedding")
+        return p
+
+    retrieval = query_pipeline()
+    qa = query_pipeline()
+    qa.add_component("reader", TransformersExtractiveReader(model=reader, top_k=5, no_answer=False))
+    qa.connect("retriever.documents", "reader.documents")
+
+    out = {}
+    for name, pipeline in (("indexing", indexing), ("retrieval", retrieval), ("extractive_qa", qa)):
+        # Devices are resolved on the dumping machine; store none so each machine picks its own.
+        out[name] = dump_pipeline_dict(fit_devices(yaml.safe_load(pipeline.dumps())))
+    return out
+
+
+def write_default_pipelines(folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, text in build_default_pipelines().items():
+        path = folder / f"{name}.yaml"
+        path.write_text(text, encoding="utf-8")
+        paths.append(path)
+    return paths

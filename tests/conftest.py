@@ -1,0 +1,157 @@
+"""Shared fixtures: a tiny hand-made SQuAD file and tiny random BERT models built in the test session.
+
+Nothing here downloads anything; the real models and SQuAD are used only by tests marked ``slow``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+import distill  # noqa: F401  (telemetry off, hub offline)
+
+ARTICLES = {
+    "Rivers": [
+        (
+            "The Nile is the longest river in Africa. It flows north through Egypt into the Mediterranean Sea.",
+            [("Which sea does the Nile flow into?", "the Mediterranean Sea"), ("Where does the Nile flow?", "north")],
+        ),
+        (
+            "The Amazon river carries more water than any other river. It crosses Brazil before reaching the ocean.",
+            [("Which country does the Amazon cross?", "Brazil")],
+        ),
+    ],
+    "Music": [
+        (
+            "Mozart wrote more than six hundred works. He was born in Salzburg in 1756.",
+            [("Where was Mozart born?", "Salzburg"), ("When was Mozart born?", "1756")],
+        ),
+        (
+            "The piano was invented in Italy by Bartolomeo Cristofori around the year 1700.",
+            [("Who invented the piano?", "Bartolomeo Cristofori")],
+        ),
+    ],
+    "Space": [
+        (
+            "The Moon orbits the Earth every twenty seven days. Its surface is covered with craters and dust.",
+            [("What covers the surface of the Moon?", "craters and dust")],
+        ),
+        (
+            "Mars is called the red planet because iron oxide on its surface looks red.",
+            [("Why is Mars red?", "iron oxide")],
+        ),
+    ],
+}
+
+
+def squad_json() -> dict:
+    data = []
+    n = 0
+    for title, paragraphs in ARTICLES.items():
+        paras = []
+        for context, qas in paragraphs:
+            items = []
+            for question, answer in qas:
+                start = context.index(answer)
+                items.append(
+                    {"id": f"q{n}", "question": question, "answers": [{"text": answer, "answer_start": start}]}
+                )
+                n += 1
+            paras.append({"context": context, "qas": items})
+        data.append({"title": title, "paragraphs": paras})
+    return {"version": "1.1", "data": data}
+
+
+def _vocab() -> dict[str, int]:
+    words: set[str] = set()
+    for paragraphs in ARTICLES.values():
+        for context, qas in paragraphs:
+            for text in [context, *(q for q, _ in qas)]:
+                words.update(re.findall(r"\w+|[^\w\s]", text.lower()))
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    pieces = ["##s", "##ed", "##ing"]
+    return {tok: i for i, tok in enumerate([*special, *sorted(words), *pieces])}
+
+
+def build_tokenizer():
+    from transformers import BertTokenizerFast
+
+    # transformers 5 ignores vocab_file= for BertTokenizerFast; vocab= works (../shared/STACK.md).
+    return BertTokenizerFast(vocab=_vocab(), do_lower_case=True)
+
+
+def tiny_bert_config(vocab_size: int, hidden: int = 32, layers: int = 2):
+    from transformers import BertConfig
+
+    return BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=128,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_squad(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "tiny-squad.json"
+    path.write_text(json.dumps(squad_json()), encoding="utf-8")
+    return path
+
+
+def make_sentence_transformer(folder: Path, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer import modules as models
+    from transformers import BertModel
+
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer()
+    raw = folder.parent / f"{folder.name}-raw"
+    BertModel(tiny_bert_config(len(tokenizer), hidden, layers)).save_pretrained(raw)
+    tokenizer.save_pretrained(raw)
+    transformer = models.Transformer(str(raw), max_seq_length=64)
+    pooling = models.Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
+    SentenceTransformer(modules=[transformer, pooling, models.Normalize()], device="cpu").save(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_embedder(tmp_path_factory) -> Path:
+    return make_sentence_transformer(tmp_path_factory.mktemp("models") / "tiny-st")
+
+
+@pytest.fixture(scope="session")
+def tiny_embedder_wide(tmp_path_factory) -> Path:
+    """A second tiny embedder of another width, standing in for a teacher."""
+    return make_sentence_transformer(tmp_path_factory.mktemp("models") / "tiny-st-48", hidden=48, layers=3, seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_reader(tmp_path_factory) -> Path:
+    import torch
+    from transformers import BertForQuestionAnswering
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("models") / "tiny-qa"
+    tokenizer = build_tokenizer()
+    BertForQuestionAnswering(tiny_bert_config(len(tokenizer))).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_pipelines(tmp_path_factory, tiny_embedder, tiny_reader) -> Path:
+    """The default pipelines, built by the library, pointing at the tiny models."""
+    from distill.pipelines import build_default_pipelines
+
+    folder = tmp_path_factory.mktemp("pipelines")
+    for name, text in build_default_pipelines(
+        embedder=str(tiny_embedder), reader=str(tiny_reader), index="tiny-teacher"
+    ).items():
+        (folder / f"{name}.yaml").write_text(text, encoding="utf-8")
+    return folder

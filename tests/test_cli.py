@@ -1,0 +1,65 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from distill import cli
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "distill.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("command", ["", *cli.COMMANDS])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, "--help"] if command else ["--help"])
+    assert exit_info.value.code == 0
+    assert "usage: distill" in capsys.readouterr().out
+
+
+def test_user_errors_exit_2_with_one_line(tmp_path, capsys):
+    assert cli.main(["data", str(tmp_path / "missing.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("distill data: error:") and "does not exist" in err
+    assert cli.main(["eval", f"a={tmp_path / 'none.yaml'}"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert cli.main(["models", "no-such"]) == 2
+    assert cli.main(["report", str(tmp_path)]) == 2
+
+
+def test_swap_then_data_then_eval_then_report(tiny_pipelines, tiny_embedder_wide, tiny_squad, tmp_path, capsys):
+    out = tmp_path / "student"
+    assert cli.main(["swap", str(tiny_pipelines), "--model", str(tiny_embedder_wide), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.glob("*.yaml")) == ["extractive_qa.yaml", "indexing.yaml", "retrieval.yaml"]
+    capsys.readouterr()
+    assert cli.main(["data", str(tiny_squad), "--questions", "3"]) == 0
+    assert json.loads(capsys.readouterr().out)["questions"] == 3
+    report_dir = tmp_path / "eval"
+    code = cli.main(
+        [
+            "eval",
+            f"teacher={tiny_pipelines / 'retrieval.yaml'}",
+            f"student={out / 'retrieval.yaml'}",
+            "--data",
+            str(tiny_squad),
+            "--warmup",
+            "1",
+            "--out",
+            str(report_dir),
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "nDCG@10" in printed and "student" in printed
+    report = json.loads((report_dir / "report.json").read_text())
+    assert report["command"].startswith("distill") and report["config"]["warmup"] == 1
+    assert cli.main(["report", str(report_dir), "--markdown"]) == 0
+    assert capsys.readouterr().out.startswith("| pipeline |")
+
+
+def test_console_entry_point_runs_as_a_process():
+    result = run("models", "definitely-not-a-source")
+    assert result.returncode == 2
+    assert "unknown offline source" in result.stderr and "Traceback" not in result.stderr

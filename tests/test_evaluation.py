@@ -1,0 +1,159 @@
+import json
+
+import pytest
+
+from distill import evaluation, pipelines
+from distill.data import load_squad_file
+from distill.errors import DistillError
+
+
+@pytest.fixture(scope="module")
+def systems(tiny_pipelines, tiny_embedder_wide, tmp_path_factory):
+    """Teacher = the wide tiny embedder with the tiny reader; student = the narrow one, swapped in by the library."""
+    teacher_dir = tmp_path_factory.mktemp("teacher")
+    for path in tiny_pipelines.glob("*.yaml"):
+        data = pipelines.swap(pipelines.read_pipeline_dict(path), model=str(tiny_embedder_wide), index="wide")
+        (teacher_dir / path.name).write_text(pipelines.dump_pipeline_dict(data))
+    return {
+        "teacher": evaluation.System.parse(f"teacher={teacher_dir / 'extractive_qa.yaml'}"),
+        "student": evaluation.System.parse(f"student={tiny_pipelines / 'extractive_qa.yaml'}"),
+        "student-retrieval": evaluation.System.parse(f"student-retrieval={tiny_pipelines / 'retrieval.yaml'}"),
+    }
+
+
+@pytest.fixture(scope="module")
+def report(systems, tiny_squad, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval")
+    data = load_squad_file(tiny_squad)
+    rep = evaluation.evaluate(
+        [systems["teacher"], systems["student"], systems["student-retrieval"]],
+        data,
+        warmup=2,
+        out_dir=out,
+        progress=False,
+    )
+    return rep, out, data
+
+
+def test_report_has_quality_latency_and_models(report):
+    rep, out, data = report
+    assert json.loads((out / "report.json").read_text()) == json.loads(json.dumps(rep))
+    assert set(rep["pipelines"]) == {"teacher", "student", "student-retrieval"}
+    for name, p in rep["pipelines"].items():
+        q = p["quality"]
+        for key in ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "answer_recall@10"):
+            assert 0.0 <= q[key] <= 1.0, (name, key)
+        # 6 documents and top_k=10: every gold passage is retrieved.
+        assert q["recall@10"] == 1.0
+        lat = p["latency"]
+        assert lat["query"]["n"] == len(data.queries) and lat["query"]["p95_ms"] >= lat["query"]["p50_ms"] > 0
+        assert {"text_embedder", "retriever"} <= set(lat["components"])
+        assert p["models"]["text_embedder"]["parameters"] > 0
+    assert (
+        "f1" in rep["pipelines"]["student"]["quality"]
+        and "reader" in rep["pipelines"]["student"]["latency"]["components"]
+    )
+    assert "f1" not in rep["pipelines"]["student-retrieval"]["quality"]
+    assert rep["machine"]["cpu_count"] >= 1 and "haystack-ai" in rep["versions"]
+    # Teacher and student index into different stores, each once; the two student systems share one.
+    assert (
+        rep["pipelines"]["teacher"]["index_seconds"] > 0 and rep["pipelines"]["student-retrieval"]["index_seconds"] == 0
+    )
+
+
+def test_per_question_rows_agree_with_the_aggregates(report):
+    rep, out, data = report
+    rows = [json.loads(line) for line in (out / "questions.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == [q.id for q in data.queries]
+    for name in rep["pipelines"]:
+        ranks = [r["runs"][name]["rank"] for r in rows]
+        mrr = sum(1 / r for r in ranks if r and r <= 10) / len(rows)
+        assert rep["pipelines"][name]["quality"]["mrr@10"] == pytest.approx(mrr)
+        r1 = sum(1 for r in ranks if r == 1) / len(rows)
+        assert rep["pipelines"][name]["quality"]["recall@1"] == pytest.approx(r1)
+    f1 = sum(r["runs"]["student"]["f1"] for r in rows) / len(rows) * 100
+    assert rep["pipelines"]["student"]["quality"]["f1"] == pytest.approx(f1)
+
+
+def test_comparison_table_lists_every_pipeline(report):
+    rep, _, _ = report
+    table = evaluation.comparison_table(rep)
+    assert table.splitlines()[0].startswith("pipeline") and "nDCG@10" in table and "F1" in table
+    assert all(name in table for name in rep["pipelines"])
+    md = evaluation.comparison_table(rep, markdown=True)
+    assert md.count("\n") == 1 + len(rep["pipelines"])
+
+
+def test_timing_tracer_records_component_spans():
+    from haystack import Pipeline, component
+
+    @component
+    class Sleep:
+        @component.output_types(value=int)
+        def run(self, value: int) -> dict:
+            import time
+
+            time.sleep(0.02)
+            return {"value": value}
+
+    p = Pipeline()
+    p.add_component("sleep", Sleep())
+    with evaluation.timing_tracer() as tracer:
+        p.run({"sleep": {"value": 1}})
+        timings = tracer.pop()
+    assert timings["sleep"] >= 20
+    assert tracer.pop() == {}
+
+
+def test_bad_inputs(systems, tiny_squad, tmp_path, tiny_pipelines):
+    data = load_squad_file(tiny_squad)
+    with pytest.raises(DistillError, match="does not exist"):
+        evaluation.System.parse(f"x={tmp_path / 'none.yaml'}")
+    with pytest.raises(DistillError, match="unique"):
+        evaluation.evaluate([systems["student"], systems["student"]], data, progress=False)
+    with pytest.raises(DistillError, match="corpus is empty"):
+        evaluation.load_systems([systems["student"]], [])
+    # Same index name, different indexing models: the second would search the first's embeddings.
+    clash = tmp_path / "clash"
+    clash.mkdir()
+    for path in tiny_pipelines.glob("*.yaml"):
+        data_dict = pipelines.read_pipeline_dict(path)
+        if "document_embedder" in data_dict["components"]:
+            data_dict["components"]["document_embedder"]["init_parameters"]["batch_size"] = 3
+        (clash / path.name).write_text(pipelines.dump_pipeline_dict(data_dict))
+    with pytest.raises(DistillError, match="own index"):
+        evaluation.load_systems(
+            [systems["student-retrieval"], evaluation.System.parse(f"clash={clash / 'retrieval.yaml'}")], data.documents
+        )
+
+
+def test_load_report_errors(tmp_path):
+    with pytest.raises(DistillError, match="does not exist"):
+        evaluation.load_report(tmp_path)
+    (tmp_path / "report.json").write_text("{")
+    with pytest.raises(DistillError, match="not valid JSON"):
+        evaluation.load_report(tmp_path)
+    (tmp_path / "report.json").write_text("{}")
+    with pytest.raises(DistillError, match="no 'pipelines'"):
+        evaluation.load_report(tmp_path / "report.json")
+
+
+@pytest.mark.slow
+def test_real_minilm_through_the_yaml_retrieval_pipeline(tmp_path):
+    """The real MiniLM-L6 on a slice of SQuAD dev: recall far above chance."""
+    from distill.data import load_squad
+
+    folder = tmp_path / "pipes"
+    pipelines.swap_files(
+        [pipelines.Path("pipelines/indexing.yaml"), pipelines.Path("pipelines/retrieval.yaml")],
+        folder,
+        model="minilm-l6",
+    )
+    data = load_squad("dev").subset(articles=4, seed=0).subset(questions=60, seed=0)
+    rep = evaluation.evaluate(
+        [evaluation.System.parse(f"minilm={folder / 'retrieval.yaml'}")], data, warmup=2, progress=False
+    )
+    quality = rep["pipelines"]["minilm"]["quality"]
+    chance = 10 / len(data.documents)
+    assert len(data.documents) > 100 and chance < 0.1
+    assert quality["recall@10"] > 0.7 and quality["mrr@10"] > 0.4

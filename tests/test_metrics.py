@@ -1,0 +1,67 @@
+import math
+
+import pytest
+from haystack import Document
+from haystack.components.evaluators import DocumentMRREvaluator, DocumentNDCGEvaluator, DocumentRecallEvaluator
+
+from distill import metrics
+
+
+def test_normalize_answer_follows_squad():
+    assert metrics.normalize_answer("The  Mediterranean Sea!") == "mediterranean sea"
+    assert metrics.normalize_answer("an apple, a pear") == "apple pear"
+
+
+def test_exact_match_and_f1_take_the_best_gold():
+    golds = ["the Mediterranean Sea", "Mediterranean"]
+    assert metrics.exact_match("Mediterranean sea.", golds) == 1.0
+    assert metrics.exact_match("the sea", golds) == 0.0
+    # "sea" vs "mediterranean sea": precision 1, recall 1/2 -> F1 2/3; vs "mediterranean": 0.
+    assert metrics.f1_score("the sea", golds) == pytest.approx(2 / 3)
+    assert metrics.f1_score(None, golds) == 0.0
+    assert metrics.exact_match(None, golds) == 0.0
+
+
+def test_ranking_metrics_by_hand():
+    retrieved = ["d3", "d1", "d7"]
+    assert metrics.first_relevant_rank(retrieved, ["d1"]) == 2
+    assert metrics.recall_at_k(retrieved, ["d1"], 1) == 0.0
+    assert metrics.recall_at_k(retrieved, ["d1"], 2) == 1.0
+    assert metrics.reciprocal_rank(retrieved, ["d1"]) == 0.5
+    assert metrics.ndcg_at_k(retrieved, ["d1"]) == pytest.approx(1 / math.log2(3))
+    assert metrics.ndcg_at_k(retrieved, ["d9"]) == 0.0
+
+
+def test_haystack_evaluators_agree_with_our_computation():
+    """The eval uses Haystack's evaluators; check them against the hand computation on a made-up case."""
+    retrieved = [["a", "b", "c"], ["x", "y", "z"], ["m", "n", "o"]]
+    gold = [["b"], ["z", "x"], ["q"]]
+    as_docs = lambda rows: [[Document(id=i, content=i) for i in row] for row in rows]  # noqa: E731
+    recall = DocumentRecallEvaluator(document_comparison_field="id").run(as_docs(gold), as_docs(retrieved))
+    mrr = DocumentMRREvaluator(document_comparison_field="id").run(as_docs(gold), as_docs(retrieved))
+    ndcg = DocumentNDCGEvaluator(document_comparison_field="id").run(as_docs(gold), as_docs(retrieved))
+    ours_recall = [metrics.recall_at_k(r, g, 3) for r, g in zip(retrieved, gold)]
+    ours_mrr = [metrics.reciprocal_rank(r, g) for r, g in zip(retrieved, gold)]
+    ours_ndcg = [metrics.ndcg_at_k(r, g) for r, g in zip(retrieved, gold)]
+    assert recall["individual_scores"] == ours_recall == [1.0, 1.0, 0.0]
+    assert mrr["individual_scores"] == pytest.approx(ours_mrr) and ours_mrr == [0.5, 1.0, 0.0]
+    assert ndcg["individual_scores"] == pytest.approx(ours_ndcg)
+    # Two relevant at ranks 1 and 3: DCG = 1 + 1/2, IDCG = 1 + 1/log2(3).
+    assert ours_ndcg[1] == pytest.approx(1.5 / (1 + 1 / math.log2(3)))
+
+
+def test_lenient_answer_recall():
+    passages = ["Paris is the capital.", "The Nile flows north."]
+    assert metrics.answer_in_passages(passages, ["the nile"], 2) == 1.0
+    assert metrics.answer_in_passages(passages, ["the nile"], 1) == 0.0
+    assert metrics.answer_in_passages(passages, ["a"], 2) == 0.0  # normalises to empty: never counts
+
+
+def test_percentiles_match_numpy():
+    import numpy as np
+
+    values = [5.0, 1.0, 9.0, 3.0, 7.0, 2.0]
+    assert metrics.percentile(values, 50) == pytest.approx(np.percentile(values, 50))
+    assert metrics.percentile(values, 95) == pytest.approx(np.percentile(values, 95))
+    summary = metrics.latency_summary(values)
+    assert summary["n"] == 6 and summary["mean_ms"] == pytest.approx(27 / 6)

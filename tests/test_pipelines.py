@@ -1,0 +1,111 @@
+from pathlib import Path
+
+import pytest
+import yaml
+from haystack import Pipeline
+
+from distill import pipelines
+from distill.errors import DistillError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _diff(a, b, path=""):
+    """Paths of the leaves where two nested dicts differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b)):
+            out += _diff(a.get(key), b.get(key), f"{path}.{key}" if path else key)
+        return out
+    return [] if a == b else [path]
+
+
+@pytest.mark.parametrize("name", ["indexing", "retrieval", "extractive_qa"])
+def test_committed_yaml_is_what_the_library_builds_and_plain_haystack_loads_it(name):
+    text = (REPO / "pipelines" / f"{name}.yaml").read_text()
+    assert yaml.safe_load(text) == yaml.safe_load(pipelines.build_default_pipelines()[name])
+    pipeline = Pipeline.loads(text)  # plain Haystack, default allowlist
+    assert isinstance(pipeline, Pipeline)
+    assert "sentence-transformers/all-mpnet-base-v2" in text
+
+
+def test_yaml_round_trip_keeps_every_setting(tiny_pipelines):
+    for path in tiny_pipelines.glob("*.yaml"):
+        data = pipelines.read_pipeline_dict(path)
+        reloaded = yaml.safe_load(pipelines.load_pipeline(data).dumps())
+        by_receiver = lambda conns: sorted(conns, key=lambda c: c["receiver"])  # noqa: E731
+        assert by_receiver(reloaded.pop("connections")) == by_receiver(data["connections"])
+        expected = {
+            k: v for k, v in pipelines.resolve_models(pipelines.fit_devices(data)).items() if k != "connections"
+        }
+        assert _diff(expected, pipelines.fit_devices(reloaded)) == []
+
+
+def test_swap_changes_only_model_and_index(tiny_pipelines, tiny_embedder_wide):
+    for name in ("indexing", "retrieval", "extractive_qa"):
+        teacher = pipelines.read_pipeline_dict(tiny_pipelines / f"{name}.yaml")
+        student = pipelines.swap(teacher, model=str(tiny_embedder_wide))
+        changed = _diff(teacher, student)
+        assert changed, name
+        for path in changed:
+            assert path.endswith(".init_parameters.model") or path.endswith("document_store.init_parameters.index")
+        assert any(p.endswith(".init_parameters.model") for p in changed)
+        assert any(p.endswith(".index") for p in changed)
+        # The reader keeps the teacher's model when an embedder is swapped.
+        if name == "extractive_qa":
+            assert student["components"]["reader"] == teacher["components"]["reader"]
+
+
+def test_swap_reader_and_query_only(tiny_pipelines, tiny_reader, tiny_embedder_wide):
+    qa = pipelines.read_pipeline_dict(tiny_pipelines / "extractive_qa.yaml")
+    swapped = pipelines.swap(qa, model=str(tiny_reader) + "/")
+    assert _diff(qa, swapped) == ["components.reader.init_parameters.model"]
+    query_only = pipelines.swap(qa, model=str(tiny_embedder_wide), components=["text_embedder"], keep_index=True)
+    assert _diff(qa, query_only) == ["components.text_embedder.init_parameters.model"]
+    with pytest.raises(DistillError, match="no component named"):
+        pipelines.swap(qa, model=str(tiny_reader), components=["nope"])
+
+
+def test_offline_source_is_written_as_its_hub_id(tiny_pipelines):
+    data = pipelines.read_pipeline_dict(tiny_pipelines / "retrieval.yaml")
+    swapped = pipelines.swap(data, model="minilm-l6", components=["text_embedder"])
+    assert (
+        swapped["components"]["text_embedder"]["init_parameters"]["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    )
+
+
+def test_class_outside_the_allowlist_is_refused(tiny_pipelines):
+    data = pipelines.read_pipeline_dict(tiny_pipelines / "retrieval.yaml")
+    data["components"]["retriever"]["type"] = "os.system"
+    with pytest.raises(DistillError, match="allowlist|not allowed|trusted"):
+        pipelines.load_pipeline(data)
+
+
+def test_devices_from_another_machine_are_dropped(tiny_pipelines):
+    data = pipelines.read_pipeline_dict(tiny_pipelines / "extractive_qa.yaml")
+    data["components"]["text_embedder"]["init_parameters"]["device"] = {"type": "single", "device": "cuda:3"}
+    data["components"]["reader"]["init_parameters"]["model_kwargs"] = {"device_map": "cuda:3", "torch_dtype": "auto"}
+    fitted = pipelines.fit_devices(data)
+    assert fitted["components"]["text_embedder"]["init_parameters"]["device"] is None
+    assert fitted["components"]["reader"]["init_parameters"]["model_kwargs"] == {"torch_dtype": "auto"}
+    pipelines.load_pipeline(data)  # loads here, on the CPU
+
+
+def test_bad_yaml_files(tmp_path):
+    with pytest.raises(DistillError, match="does not exist"):
+        pipelines.read_pipeline_dict(tmp_path / "missing.yaml")
+    (tmp_path / "bad.yaml").write_text("components: [\n")
+    with pytest.raises(DistillError, match="not valid YAML"):
+        pipelines.read_pipeline_dict(tmp_path / "bad.yaml")
+    (tmp_path / "empty.yaml").write_text("connections: []\n")
+    with pytest.raises(DistillError, match="non-empty 'components'"):
+        pipelines.read_pipeline_dict(tmp_path / "empty.yaml")
+
+
+def test_swap_files_keeps_indexing_of_a_query_only_student(tiny_pipelines, tiny_embedder_wide, tmp_path):
+    paths = [tiny_pipelines / "indexing.yaml", tiny_pipelines / "retrieval.yaml"]
+    written = pipelines.swap_files(
+        paths, tmp_path, model=str(tiny_embedder_wide), components=["text_embedder"], keep_index=True
+    )
+    assert [p.name for p in written] == ["indexing.yaml", "retrieval.yaml"]
+    assert pipelines.read_pipeline_dict(written[0]) == pipelines.read_pipeline_dict(paths[0])
