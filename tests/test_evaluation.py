@@ -84,6 +84,27 @@ def test_comparison_table_lists_every_pipeline(report):
     assert md.count("\n") == 1 + len(rep["pipelines"])
 
 
+def test_cached_indexing_writes_what_the_pipeline_writes(tiny_pipelines, tiny_squad, tmp_path, monkeypatch):
+    from haystack.document_stores.in_memory import InMemoryDocumentStore
+
+    monkeypatch.setenv("DISTILL_HOME", str(tmp_path))
+    docs = load_squad_file(tiny_squad).documents
+    data = pipelines.read_pipeline_dict(tiny_pipelines / "indexing.yaml")
+    data["components"]["writer"]["init_parameters"]["document_store"]["init_parameters"]["index"] = "cached"
+    evaluation.index_corpus(data, docs, progress=False)
+    reference = pipelines.load_pipeline(pipelines.read_pipeline_dict(tiny_pipelines / "indexing.yaml"))
+    out = reference.run(
+        {"document_embedder": {"documents": evaluation._copy_documents(docs)}},
+        include_outputs_from={"document_embedder"},
+    )
+    expected = {d.id: d.embedding for d in out["document_embedder"]["documents"]}
+    stored = {d.id: d.embedding for d in InMemoryDocumentStore(index="cached").filter_documents()}
+    assert stored.keys() == expected.keys()
+    for doc_id, emb in expected.items():
+        assert stored[doc_id] == pytest.approx(emb, abs=1e-6)
+    assert len([p for p in (tmp_path / "teacher-cache").glob("document-embeddings-*") if p.is_dir()]) == 1
+
+
 def test_timing_tracer_records_component_spans():
     from haystack import Pipeline, component
 
