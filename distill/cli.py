@@ -143,6 +143,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recipe", type=Path, help="a recipe YAML (see recipes/)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. optimizer.lr=1e-4 data.questions=500")
+    p.add_argument("--no-swap", action="store_true", help="do not write the student's pipeline YAML")
+
+
+@command(
+    "train", "distil an embedder teacher into a student as a recipe says (resumes an interrupted run)", _train_args
+)
+def cmd_train(args: argparse.Namespace) -> int:
+    from distill.train import train_embedder
+
+    train_embedder(args.recipe, args.overrides, swap=not args.no_swap)
+    return 0
+
+
 def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("report", type=Path, help="a report.json (or its folder)")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")

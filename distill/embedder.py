@@ -1,0 +1,361 @@
+"""Distil a sentence-embedding teacher into a student: data, teacher outputs (cached), students, the training task.
+
+Three kinds of student:
+- another pretrained model (e.g. all-MiniLM-L6-v2: another tokenizer and width),
+- a copy of the teacher with layers dropped (``{from_teacher: {layers: [0, 4, 8, 11]}}``: same tokenizer and width),
+- a query-only student (``query_only: true``): only the query encoder is trained, into the teacher's space, so the
+  documents keep the teacher's embeddings and index; a linear head (initialised by least squares on the training
+  queries) maps a narrower student into the teacher's width.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from distill import metrics
+from distill.cache import TeacherCache
+from distill.data import Dataset, load_dataset
+from distill.errors import DistillError
+from distill.losses import KIND, build_loss
+from distill.models import model_fingerprint, resolve_model
+
+logger = logging.getLogger(__name__)
+
+
+def load_sentence_transformer(spec: str, max_length: int | None = None):
+    from sentence_transformers import SentenceTransformer
+
+    path = resolve_model(spec)
+    if not (Path(path) / "modules.json").exists():
+        raise DistillError(f"{spec} is not a sentence-transformers model folder (no modules.json)")
+    model = SentenceTransformer(path, device="cpu")
+    if max_length:
+        model.max_seq_length = max_length
+    return model
+
+
+def embedding_dim(model) -> int:
+    return int(model.get_embedding_dimension())
+
+
+def drop_layers(teacher, layers: list[int]):
+    """A copy of a sentence-transformers teacher that keeps only ``layers`` of its transformer encoder."""
+    student = copy.deepcopy(teacher)
+    auto = student[0].auto_model
+    encoder_layers = auto.encoder.layer
+    if max(layers) >= len(encoder_layers):
+        raise DistillError(
+            f"recipe.student.from_teacher.layers {layers} names layer {max(layers)}, but the teacher has "
+            f"{len(encoder_layers)} layers (0..{len(encoder_layers) - 1})"
+        )
+    auto.encoder.layer = nn.ModuleList([encoder_layers[i] for i in layers])
+    auto.config.num_hidden_layers = len(layers)
+    return student
+
+
+def add_projection(student, teacher_dim: int, queries: Tensor, targets: Tensor) -> None:
+    """Append Dense(student_dim -> teacher_dim) + Normalize, initialised by least squares on (queries, targets)."""
+    from sentence_transformers.sentence_transformer.modules import Dense, Normalize
+
+    weight = torch.linalg.lstsq(queries.double(), targets.double()).solution.T.float()
+    dense = Dense(queries.shape[1], teacher_dim, bias=False, activation_function=nn.Identity())
+    with torch.no_grad():
+        dense.linear.weight.copy_(weight)
+    student.append(dense)
+    student.append(Normalize())
+
+
+def same_tokenizer(a, b) -> bool:
+    return a[0].tokenizer.get_vocab() == b[0].tokenizer.get_vocab()
+
+
+@dataclass
+class Pairs:
+    """Training pairs: question i's positive passage is ``passages[positive[i]]``."""
+
+    queries: list[str]
+    passages: list[str]
+    positive: list[int]
+    negative: list[int] | None = None
+
+
+def training_pairs(data: Dataset, questions: int | None, seed: int) -> Pairs:
+    labelled = [q for q in data.queries if q.gold_doc_ids]
+    if not labelled:
+        raise DistillError(
+            f"data set {data.name} has no questions with a relevant passage: embedder distillation needs (question, "
+            "passage) pairs (SQuAD, BEIR, or JSONL lines with both 'question' and 'passage')"
+        )
+    if questions is not None and questions < len(labelled):
+        labelled = [labelled[i] for i in sorted(random.Random(seed).sample(range(len(labelled)), questions))]
+    index: dict[str, int] = {}
+    passages: list[str] = []
+    positive = []
+    for q in labelled:
+        doc_id = q.gold_doc_ids[0]
+        if doc_id not in index:
+            index[doc_id] = len(passages)
+            passages.append(data.document(doc_id).content or "")
+        positive.append(index[doc_id])
+    return Pairs([q.text for q in labelled], passages, positive)
+
+
+class TeacherEmbeddings:
+    """The teacher's embeddings of any texts, through the on-disk cache; the teacher loads only when needed."""
+
+    def __init__(self, spec: str, *, batch_size: int = 32, cache_root: Path | None = None):
+        self.spec = spec
+        self.path = resolve_model(spec)
+        self.fingerprint = model_fingerprint(self.path)
+        self.batch_size = batch_size
+        self.root = cache_root or TeacherCache.default_root()
+        self._model = None
+        with open(Path(self.path) / "config.json", encoding="utf-8") as f:
+            self.dim = int(json.load(f)["hidden_size"])
+        for dense_cfg in sorted(Path(self.path).glob("*Dense*/config.json")):
+            self.dim = int(json.loads(dense_cfg.read_text())["out_features"])
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = load_sentence_transformer(self.path)
+            self.dim = embedding_dim(self._model)
+        return self._model
+
+    def encode(self, texts: list[str], max_length: int, desc: str) -> np.ndarray:
+        namespace = {"kind": "st-embeddings", "teacher": self.fingerprint, "max_length": max_length, "dim": self.dim}
+        cache = TeacherCache(self.root, namespace=namespace, row_shape=(self.dim,))
+
+        def compute(positions: list[int]) -> np.ndarray:
+            model = self.model
+            model.max_seq_length = max_length
+            with torch.no_grad():
+                return model.encode(
+                    [texts[i] for i in positions],
+                    batch_size=self.batch_size,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+
+        return cache.get(texts, compute, batch_size=max(64, self.batch_size), desc=desc)
+
+
+def mine_hard_negatives(query_emb: np.ndarray, passage_emb: np.ndarray, positive: list[int]) -> list[int]:
+    """For each query, the teacher's highest-scoring passage that is not its positive."""
+    scores = query_emb @ passage_emb.T
+    scores[np.arange(len(positive)), positive] = -np.inf
+    return scores.argmax(axis=1).tolist()
+
+
+def length_grouped_batches(lengths: list[int], positive: list[int], batch_size: int, seed: int) -> list[list[int]]:
+    """Batches of similar passage length (less padding), never two pairs with the same passage in one batch (the
+    in-batch losses would treat a question's own passage as a negative), in a seeded random order."""
+    rng = random.Random(seed)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    chunk = batch_size * 50
+    batches: list[list[int]] = []
+    for start in range(0, len(order), chunk):
+        group = sorted(order[start : start + chunk], key=lambda i: lengths[i])
+        pending = group
+        while pending:
+            batch, seen, rest = [], set(), []
+            for i in pending:
+                if len(batch) < batch_size and positive[i] not in seen:
+                    batch.append(i)
+                    seen.add(positive[i])
+                else:
+                    rest.append(i)
+            if len(batch) == 1 and batches:
+                # A lone leftover joins an earlier batch that lacks its passage, rather than train alone.
+                fits = [b for b in batches if positive[batch[0]] not in {positive[j] for j in b}]
+                home = min(fits, key=len, default=None)
+                if home is not None:
+                    home.append(batch[0])
+                    batch = []
+            if batch:
+                batches.append(batch)
+            pending = rest
+    rng.shuffle(batches)
+    return batches
+
+
+class EmbedderDistillation(nn.Module):
+    """The student and its weighted losses; ``forward(batch)`` returns the loss terms."""
+
+    def __init__(self, student, losses: list[tuple[str, float, nn.Module]], query_only: bool):
+        super().__init__()
+        self.student = student
+        self.names = [name for name, _, _ in losses]
+        self.weights = [weight for _, weight, _ in losses]
+        self.losses = nn.ModuleList([loss for _, _, loss in losses])
+        self.query_only = query_only
+
+    def embed(self, features: dict[str, Tensor]) -> Tensor:
+        return self.student(dict(features))["sentence_embedding"]
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        teacher = batch["teacher"]
+        student = {"query": self.embed(batch["query"])}
+        if self.query_only:
+            student["passage"] = teacher["passage"]
+            if "negative" in teacher:
+                student["negative"] = teacher["negative"]
+        else:
+            student["passage"] = self.embed(batch["passage"])
+            if "negative" in batch:
+                student["negative"] = self.embed(batch["negative"])
+        return {
+            name: weight * loss(student, teacher)
+            for name, weight, loss in zip(self.names, self.weights, self.losses)
+            if weight > 0
+        }
+
+
+def retrieval_scores(query_emb: np.ndarray, passage_emb: np.ndarray, gold: list[int], k: int = 10) -> dict[str, float]:
+    scores = query_emb @ passage_emb.T
+    top = np.argsort(-scores, axis=1)[:, :k]
+    ids = [[str(i) for i in row] for row in top]
+    golds = [[str(g)] for g in gold]
+    n = len(gold)
+    return {
+        "recall@1": sum(metrics.recall_at_k(r, g, 1) for r, g in zip(ids, golds)) / n,
+        "recall@10": sum(metrics.recall_at_k(r, g, 10) for r, g in zip(ids, golds)) / n,
+        "mrr@10": sum(metrics.reciprocal_rank(r, g, 10) for r, g in zip(ids, golds)) / n,
+        "ndcg@10": sum(metrics.ndcg_at_k(r, g, 10) for r, g in zip(ids, golds)) / n,
+    }
+
+
+class EmbedderTask:
+    """Everything the shared :class:`~distill.trainer.Trainer` needs to distil an embedder."""
+
+    best_metric = "ndcg@10"
+
+    def __init__(self, recipe: dict[str, Any], *, progress: bool = True):
+        self.recipe = recipe
+        data_cfg = recipe["data"]
+        max_q, max_p = recipe["max_length"]["query"], recipe["max_length"]["passage"]
+        self.teacher = TeacherEmbeddings(recipe["teacher"], batch_size=recipe["teacher_batch_size"])
+
+        train = load_dataset(data_cfg["train"])
+        self.pairs = training_pairs(train, data_cfg["questions"], data_cfg["seed"])
+        logger.info("%d training pairs over %d passages", len(self.pairs.queries), len(self.pairs.passages))
+        self.t_query = self.teacher.encode(self.pairs.queries, max_q, "teacher: training questions")
+        self.t_passage = self.teacher.encode(self.pairs.passages, max_p, "teacher: training passages")
+        if data_cfg["hard_negatives"]:
+            self.pairs.negative = mine_hard_negatives(self.t_query, self.t_passage, self.pairs.positive)
+
+        dev = load_dataset(data_cfg["dev"])
+        if data_cfg["dev_articles"]:
+            dev = dev.subset(articles=data_cfg["dev_articles"], seed=data_cfg["seed"])
+        if data_cfg["dev_questions"] and data_cfg["dev_questions"] < len(dev.queries):
+            dev = dev.subset(questions=data_cfg["dev_questions"], seed=data_cfg["seed"])
+        self.dev = dev
+        self.dev_passages = [d.content or "" for d in dev.documents]
+        position = {d.id: i for i, d in enumerate(dev.documents)}
+        dev_queries = [q for q in dev.queries if q.gold_doc_ids and q.gold_doc_ids[0] in position]
+        self.dev_queries = [q.text for q in dev_queries]
+        self.dev_gold = [position[q.gold_doc_ids[0]] for q in dev_queries]
+        self.t_dev_query = self.teacher.encode(self.dev_queries, max_q, "teacher: dev questions")
+        self.t_dev_passage = self.teacher.encode(self.dev_passages, max_p, "teacher: dev passages")
+        self.teacher_dev = retrieval_scores(self.t_dev_query, self.t_dev_passage, self.dev_gold)
+
+        self.student = self._build_student()
+        self.tokenizer = self.student[0].tokenizer
+        self._module = EmbedderDistillation(self.student, self._build_losses(), recipe["query_only"])
+
+    def _build_student(self):
+        recipe = self.recipe
+        spec = recipe["student"]
+        if isinstance(spec, dict):
+            student = drop_layers(self.teacher.model, spec["from_teacher"]["layers"])
+        else:
+            student = load_sentence_transformer(spec)
+        self.student_dim = embedding_dim(student)
+        if recipe["query_only"] and self.student_dim != self.teacher.dim:
+            student.max_seq_length = recipe["max_length"]["query"]
+            with torch.no_grad():
+                queries = student.encode(self.pairs.queries, batch_size=64, convert_to_tensor=True)
+            add_projection(student, self.teacher.dim, queries.cpu(), torch.from_numpy(self.t_query))
+            self.student_dim = self.teacher.dim
+        return student
+
+    def _build_losses(self) -> list[tuple[str, float, nn.Module]]:
+        out = []
+        for entry in self.recipe["losses"]:
+            name = entry["name"]
+            kwargs = {k: v for k, v in entry.items() if k not in ("name", "weight")}
+            if KIND[name] == "feature":
+                raise DistillError(
+                    f"recipe.losses: {name} is feature-based and needs the teacher's hidden states online; the "
+                    "embedder trainer uses cached teacher embeddings only: pick a response or relation loss"
+                )
+            if name == "embedding_mse":
+                kwargs.setdefault("student_dim", self.student_dim)
+                kwargs.setdefault("teacher_dim", self.teacher.dim)
+            out.append((name, entry["weight"], build_loss(name, **kwargs)))
+        return out
+
+    # --- the Task protocol -------------------------------------------------------------------------------------
+    def model(self) -> nn.Module:
+        return self._module
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        lengths = [len(self.pairs.passages[p]) for p in self.pairs.positive]
+        return length_grouped_batches(
+            lengths, self.pairs.positive, self.recipe["batch_size"], self.recipe["seed"] * 1000 + epoch
+        )
+
+    def _tokenize(self, texts: list[str], max_length: int) -> dict[str, Tensor]:
+        return dict(self.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
+
+    def collate(self, batch: list[int]) -> dict[str, Any]:
+        pairs, max_len = self.pairs, self.recipe["max_length"]
+        pos = [pairs.positive[i] for i in batch]
+        out: dict[str, Any] = {
+            "size": len(batch),
+            "query": self._tokenize([pairs.queries[i] for i in batch], max_len["query"]),
+            "teacher": {
+                "query": torch.from_numpy(self.t_query[batch]),
+                "passage": torch.from_numpy(self.t_passage[pos]),
+            },
+        }
+        if not self.recipe["query_only"]:
+            out["passage"] = self._tokenize([pairs.passages[p] for p in pos], max_len["passage"])
+        if pairs.negative is not None:
+            neg = [pairs.negative[i] for i in batch]
+            out["teacher"]["negative"] = torch.from_numpy(self.t_passage[neg])
+            if not self.recipe["query_only"]:
+                out["negative"] = self._tokenize([pairs.passages[n] for n in neg], max_len["passage"])
+        return out
+
+    def batch_examples(self, batch: dict[str, Any]) -> int:
+        return int(batch["size"])
+
+    def evaluate(self, module: nn.Module) -> dict[str, float]:
+        student = module.student
+        max_len = self.recipe["max_length"]
+        student.max_seq_length = max_len["query"]
+        queries = student.encode(self.dev_queries, batch_size=64, convert_to_numpy=True)
+        if self.recipe["query_only"]:
+            passages = self.t_dev_passage
+        else:
+            student.max_seq_length = max_len["passage"]
+            passages = student.encode(self.dev_passages, batch_size=32, convert_to_numpy=True)
+        out = retrieval_scores(queries, passages, self.dev_gold)
+        return out | {f"teacher_{k}": v for k, v in self.teacher_dev.items()}
+
+    def save(self, module: nn.Module, folder: Path) -> None:
+        student = module.student
+        student.max_seq_length = self.recipe["max_length"]["passage"]
+        student.save(str(folder), safe_serialization=True)

@@ -1,0 +1,115 @@
+"""The model card (README.md) and metrics.json written into every saved student folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from distill.evaluation import library_versions, machine_info
+from distill.losses import KIND
+from distill.recipes import dump_recipe
+
+REFERENCES = {
+    "listwise_kl": "Hinton et al., Distilling the Knowledge in a Neural Network, 2015; in-batch listwise KL as in "
+    "RocketQAv2 (Ren et al., 2021)",
+    "margin_mse": "Hofstätter et al., Improving Efficient Neural Ranking Models with Cross-Architecture Knowledge "
+    "Distillation, 2020",
+    "rkd_distance": "Park et al., Relational Knowledge Distillation, CVPR 2019",
+    "rkd_angle": "Park et al., Relational Knowledge Distillation, CVPR 2019",
+    "similarity_matrix": "in-batch similarity matching, as in setfit's DistillationTrainer",
+    "embedding_mse": "Reimers & Gurevych, Making Monolingual Sentence Embeddings Multilingual using Knowledge "
+    "Distillation, 2020",
+    "cosine": "cosine-distance matching of teacher embeddings",
+}
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def write_student_files(folder: Path, recipe: dict[str, Any], metrics: dict[str, Any], *, kind: str) -> None:
+    """config.yaml (the resolved recipe), metrics.json and README.md beside the student's weights."""
+    folder = Path(folder)
+    (folder / "config.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    (folder / "README.md").write_text(model_card(recipe, metrics, kind=kind), encoding="utf-8")
+
+
+def model_card(recipe: dict[str, Any], metrics: dict[str, Any], *, kind: str) -> str:
+    data = recipe["data"]
+    student = recipe["student"]
+    student_text = (
+        f"the teacher with layers {student['from_teacher']['layers']} kept" if isinstance(student, dict) else student
+    )
+    lines = [
+        "---",
+        "library_name: sentence-transformers" if kind == "embedder" else "library_name: transformers",
+        "tags: [distillation, haystack]",
+        "license: apache-2.0",
+        "---",
+        f"# Distilled {kind}: {Path(recipe['output']).name}",
+        "",
+        f"A student distilled from **{recipe['teacher']}** into **{student_text}**"
+        + (
+            " as a query-only encoder (documents keep the teacher's embeddings and index)."
+            if recipe.get("query_only")
+            else "."
+        ),
+        "",
+        "## Data",
+        f"- training: `{data['train']}`, {data.get('questions') or 'all'} questions (seed {data['seed']})"
+        + (", with teacher-mined hard negatives" if data.get("hard_negatives") else ""),
+        f"- dev slice for checkpoint selection: `{data['dev']}`, {data.get('dev_articles')} articles, "
+        f"{data.get('dev_questions')} questions",
+        "- SQuAD v1.1 (Rajpurkar et al., 2016) is licensed CC BY-SA 4.0.",
+        "",
+        "## Losses",
+        "| loss | kind | weight | settings | reference |",
+        "|---|---|---|---|---|",
+    ]
+    for entry in recipe["losses"]:
+        settings = ", ".join(f"{k}={v}" for k, v in entry.items() if k not in ("name", "weight")) or "-"
+        lines.append(
+            f"| {entry['name']} | {KIND[entry['name']]} | {entry['weight']} | {settings} | "
+            f"{REFERENCES.get(entry['name'], '-')} |"
+        )
+    dev, teacher, untrained = metrics.get("dev", {}), metrics.get("teacher_dev", {}), metrics.get("untrained_dev", {})
+    lines += ["", "## Metrics (dev slice, measured during training)", ""]
+    keys = [k for k in dev if not k.startswith("teacher_")]
+    if keys:
+        lines += ["| metric | teacher | student before distillation | distilled student |", "|---|---|---|---|"]
+        lines += [
+            f"| {k} | {_fmt(teacher.get(k, '-'))} | {_fmt(untrained.get(k, '-'))} | {_fmt(dev[k])} |" for k in keys
+        ]
+    train = metrics.get("train", {})
+    if train:
+        lines += [
+            "",
+            f"Training: {train.get('steps')} steps, {train.get('examples')} examples in "
+            f"{train.get('seconds', 0):.0f} s "
+            f"of training steps ({train.get('examples_per_s', 0):.1f} examples/s) on {machine_info()['cpu']}; best "
+            f"checkpoint at step {metrics.get('best_step')}.",
+        ]
+    for name, report in metrics.get("benchmarks", {}).items():
+        lines += ["", f"Benchmark `{name}`: see `{report}`."]
+    lines += [
+        "",
+        "## Use",
+        "",
+        "Swap it into the teacher's Haystack pipelines with `distill swap pipelines/ --model <this folder> --out <dir>`"
+        + (" --component text_embedder --keep-index" if recipe.get("query_only") else "")
+        + " and compare with `distill eval`.",
+        "",
+        "## Versions",
+        "",
+        *[f"- {k} {v}" for k, v in library_versions().items()],
+        "",
+        "## Recipe",
+        "",
+        "```yaml",
+        dump_recipe(recipe).rstrip(),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)

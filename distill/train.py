@@ -1,0 +1,76 @@
+"""``distill train``: recipe -> cached teacher outputs -> trained student -> model card -> student pipelines."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from distill.recipes import dump_recipe, load_recipe
+
+logger = logging.getLogger(__name__)
+
+
+def train_embedder(recipe_path: str | Path | None, overrides: list[str] | None = None, *, swap: bool = True) -> Path:
+    """Run a recipe end to end and return the student folder (``<output>/student``)."""
+    from distill.embedder import EmbedderTask
+    from distill.model_card import write_student_files
+    from distill.trainer import LOG_FILE, Trainer, finished
+
+    recipe = load_recipe(recipe_path, overrides)
+    output = Path(recipe["output"])
+    output.mkdir(parents=True, exist_ok=True)
+    print("resolved recipe:\n" + dump_recipe(recipe), flush=True)
+    saved = output / "config.yaml"
+    if (output / "checkpoint").exists() and saved.exists() and load_recipe(saved) != recipe:
+        from distill.errors import DistillError
+
+        raise DistillError(
+            f"{output} holds an interrupted run of another recipe ({saved}); resume it with the same recipe, or pick "
+            "another output folder"
+        )
+    saved.write_text(dump_recipe(recipe), encoding="utf-8")
+
+    task = EmbedderTask(recipe)
+    trainer = Trainer(task, recipe, output)
+    state = trainer.fit()
+    if not trainer.is_main:
+        return output / "student"
+    student = output / "student"
+    untrained_path = output / "untrained_metrics.json"
+    untrained = json.loads(untrained_path.read_text()) if untrained_path.exists() else {}
+    dev = {k: v for k, v in state.best_metrics.items() if not k.startswith(("teacher_", "untrained_"))}
+    metrics: dict[str, Any] = {
+        "dev": dev,
+        "teacher_dev": task.teacher_dev,
+        "untrained_dev": {k: v for k, v in untrained.items() if not k.startswith("teacher_")},
+        "best_step": state.best_step,
+        "train": {
+            "steps": state.step,
+            "examples": state.examples,
+            "seconds": round(state.train_seconds, 1),
+            "examples_per_s": round(state.examples / max(state.train_seconds, 1e-9), 2),
+        },
+    }
+    shutil.copy(output / LOG_FILE, student / LOG_FILE)
+    write_student_files(student, recipe, metrics, kind="embedder")
+    if swap:
+        from distill.pipelines import swap_files
+
+        repo_pipelines = Path("pipelines")
+        paths = [repo_pipelines / "indexing.yaml", repo_pipelines / "retrieval.yaml"]
+        if all(p.exists() for p in paths):
+            components = ["text_embedder"] if recipe["query_only"] else None
+            written = swap_files(
+                paths, output / "pipelines", model=str(student), components=components, keep_index=recipe["query_only"]
+            )
+            print("student pipelines: " + ", ".join(map(str, written)))
+    finished(output)
+    before = untrained.get(task.best_metric, float("nan"))
+    print(
+        f"student saved to {student}; dev {task.best_metric} {state.best:.4f} (teacher "
+        f"{task.teacher_dev[task.best_metric]:.4f}, before distillation {before:.4f})"
+    )
+    return student

@@ -1,0 +1,214 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from distill import recipes
+from distill.errors import DistillError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_recipe(folder: Path, teacher: Path, student, squad: Path, **extra) -> Path:
+    recipe = {
+        "teacher": str(teacher),
+        "student": student if isinstance(student, dict) else str(student),
+        "data": {
+            "train": str(squad),
+            "questions": None,
+            "dev": str(squad),
+            "dev_articles": None,
+            "dev_questions": None,
+        },
+        "batch_size": 4,
+        "max_length": {"query": 16, "passage": 32},
+        "epochs": 2,
+        "eval_every": 2,
+        "save_every": 2,
+        "log_every": 1,
+        "output": str(folder / "out"),
+        "losses": [
+            {"name": "listwise_kl", "weight": 1.0, "temperature": 0.1},
+            {"name": "similarity_matrix", "weight": 1.0},
+            {"name": "embedding_mse", "weight": 0.5},
+        ],
+    }
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(recipe.get(key), dict):
+            recipe[key].update(value)
+        else:
+            recipe[key] = value
+    path = folder / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("DISTILL_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(REPO)
+    return tmp_path
+
+
+def test_recipe_defaults_and_overrides():
+    recipe = recipes.load_recipe(None, ["optimizer.lr=1e-4", "data.questions=50", "losses.0.temperature=0.2"])
+    assert recipe["optimizer"]["lr"] == 1e-4 and recipe["data"]["questions"] == 50
+    assert recipe["losses"][0] == {"name": "listwise_kl", "weight": 1.0, "temperature": 0.2}
+    assert recipes.load_recipe(REPO / "recipes" / "embedder-squad.yaml")["teacher"] == "mpnet-base"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["optimiser.lr=1"], "unknown key 'optimiser'"),
+        (["data.qestions=1"], "unknown key 'data.qestions'"),
+        (["losses=[{name: nope}]"], r"losses\[0\].name: unknown loss 'nope'"),
+        (["losses=[{name: cosine, weight: -1}]"], r"losses\[0\].weight must be >= 0, got -1"),
+        (["losses=[{name: cosine, weight: 0}]"], "at least one loss needs a weight > 0"),
+        (["batch_size=0"], "batch_size must be a positive int"),
+        (["losses=[{name: margin_mse}]"], "margin_mse needs negatives"),
+        (["query_only=true", "losses=[{name: rkd_angle}]"], "cannot train a query-only student"),
+        (["student={from_teacher: {layers: [3, 1]}}"], "increasing and unique"),
+        (["losses=[{name: start_end_kl}]"], "reader loss"),
+        (["optimizer.lr"], "must look like key=value"),
+    ],
+)
+def test_bad_recipes_name_the_field(overrides, message):
+    with pytest.raises(DistillError, match=message):
+        recipes.load_recipe(None, overrides)
+
+
+def test_train_saves_a_student_with_card_and_resumes(home, tiny_embedder, tiny_embedder_wide, tiny_squad):
+    from sentence_transformers import SentenceTransformer
+
+    from distill.train import train_embedder
+
+    path = write_recipe(home, tiny_embedder_wide, tiny_embedder, tiny_squad)
+    student = train_embedder(path, swap=True)
+    for name in ("model.safetensors", "config.yaml", "metrics.json", "README.md", "train_log.jsonl", "modules.json"):
+        assert (student / name).exists(), name
+    assert not list(student.glob("*.bin"))
+    metrics = json.loads((student / "metrics.json").read_text())
+    assert metrics["train"]["steps"] == 4 and metrics["teacher_dev"]["recall@10"] == 1.0
+    card = (student / "README.md").read_text()
+    assert "listwise_kl" in card and "relation" in card and "| ndcg@10 |" in card
+    rows = [json.loads(line) for line in (student / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3, 4]
+    assert {"loss/listwise_kl", "loss/similarity_matrix", "loss/embedding_mse", "lr", "examples_per_s"} <= set(rows[1])
+    assert any("dev/recall@10" in r for r in rows)
+    assert SentenceTransformer(str(student), device="cpu").encode(["hello"]).shape == (1, 32)
+    assert (home / "out" / "pipelines" / "retrieval.yaml").exists()
+    assert not (home / "out" / "checkpoint").exists()
+    # The teacher's outputs were cached: the second run of the same data never runs the teacher.
+    cache = home / "home" / "teacher-cache"
+    assert len([p for p in cache.iterdir() if p.is_dir()]) == 2  # questions (16 tokens), passages (32 tokens)
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(home, tiny_embedder, tiny_embedder_wide, tiny_squad, monkeypatch):
+    from distill import trainer
+    from distill.train import train_embedder
+
+    path = write_recipe(home, tiny_embedder_wide, tiny_embedder, tiny_squad)
+    original = trainer.Trainer._save_checkpoint
+    calls = {"n": 0}
+
+    def save_then_die(self, state):
+        original(self, state)
+        calls["n"] += 1
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer.Trainer, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_embedder(path)
+    checkpoint = home / "out" / "checkpoint"
+    assert json.loads((checkpoint / "trainer_state.json").read_text())["step"] == 2
+    monkeypatch.setattr(trainer.Trainer, "_save_checkpoint", original)
+    student = train_embedder(path)
+    rows = [json.loads(line) for line in (student / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3, 4]  # steps 1-2 before the kill, 3-4 after
+    assert json.loads((student / "metrics.json").read_text())["train"]["steps"] == 4
+
+
+def test_nan_loss_stops_with_a_clear_error(home, tiny_embedder, tiny_embedder_wide, tiny_squad, monkeypatch):
+    from distill import embedder
+    from distill.train import train_embedder
+
+    path = write_recipe(home, tiny_embedder_wide, tiny_embedder, tiny_squad)
+    monkeypatch.setattr(
+        embedder.EmbedderDistillation,
+        "forward",
+        lambda self, batch: {"x": self.embed(batch["query"]).sum() * float("nan")},
+    )
+    with pytest.raises(DistillError, match="loss became nan at step 0"):
+        train_embedder(path)
+
+
+def test_layer_dropped_and_query_only_students(home, tiny_embedder, tiny_embedder_wide, tiny_squad):
+    from sentence_transformers import SentenceTransformer
+
+    from distill.train import train_embedder
+
+    path = write_recipe(home, tiny_embedder_wide, {"from_teacher": {"layers": [0, 2]}}, tiny_squad, epochs=1)
+    dropped = SentenceTransformer(str(train_embedder(path)), device="cpu")
+    assert dropped[0].auto_model.config.num_hidden_layers == 2 and dropped.encode(["x"]).shape == (1, 48)
+
+    path = write_recipe(
+        home,
+        tiny_embedder_wide,
+        tiny_embedder,
+        tiny_squad,
+        epochs=1,
+        query_only=True,
+        output=str(home / "q"),
+        losses=[{"name": "listwise_kl", "weight": 1.0, "temperature": 0.1}, {"name": "cosine", "weight": 1.0}],
+    )
+    query_only = SentenceTransformer(str(train_embedder(path)), device="cpu")
+    assert query_only.encode(["x"]).shape == (1, 48)  # projected into the teacher's width
+    pipes = home / "q" / "pipelines"
+    assert yaml.safe_load((pipes / "indexing.yaml").read_text()) == yaml.safe_load(
+        (REPO / "pipelines" / "indexing.yaml").read_text()
+    )
+
+
+def test_data_parallel_on_two_cpu_processes(home, tiny_embedder, tiny_embedder_wide, tiny_squad):
+    path = write_recipe(home, tiny_embedder_wide, tiny_embedder, tiny_squad, epochs=1)
+    env = {**os.environ, "DISTILL_HOME": str(home / "home")}
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        # accelerate 1.15's `--cpu` launcher starts one process (multi-CPU needs mpirun); `--multi_gpu` starts two
+        # torchrun processes, which train over gloo since the trainer asks for the CPU when there is no GPU.
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "distill.cli",
+        "train",
+        str(path),
+        "--no-swap",
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    student = home / "out" / "student"
+    metrics = json.loads((student / "metrics.json").read_text())
+    # Each process trains on every second batch; each step counts both processes' examples.
+    from distill.data import load_squad_file
+    from distill.embedder import length_grouped_batches, training_pairs
+
+    pairs = training_pairs(load_squad_file(tiny_squad), None, 0)
+    lengths = [len(pairs.passages[p]) for p in pairs.positive]
+    batches = length_grouped_batches(lengths, pairs.positive, 4, 0)
+    assert metrics["train"]["steps"] == len(batches) // 2
+    assert metrics["train"]["examples"] == 2 * sum(len(b) for b in batches[: 2 * (len(batches) // 2) : 2])
+    assert "resolved recipe" in result.stdout
