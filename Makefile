@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: setup demo test test-fast lint bench baseline ui clean
+.PHONY: setup demo test test-fast lint bench baseline ui browser clean
 
 setup: $(STAMP)
 
@@ -20,12 +20,26 @@ $(STAMP): pyproject.toml requirements-assets.txt
 	$(BIN)/distill models
 	touch $(STAMP)
 
+# The main job: distil all-mpnet-base-v2 into all-MiniLM-L6-v2 on SQuAD train, swap the student into the same YAML
+# pipelines, evaluate teacher vs off-the-shelf vs distilled student on a SQuAD dev slice, then open the UI.
+# Teacher outputs are cached under $$DISTILL_HOME (default ~/.cache/distill): a second run skips the teacher.
+DEMO_EVAL := --data squad-dev --articles 10 --questions 500 --seed 0
 demo: setup
+	$(BIN)/distill train recipes/embedder-squad.yaml
 	$(BIN)/distill swap pipelines/indexing.yaml pipelines/retrieval.yaml --model minilm-l6 --out runs/minilm-l6/pipelines
 	$(BIN)/distill eval teacher=pipelines/retrieval.yaml minilm-l6=runs/minilm-l6/pipelines/retrieval.yaml \
-	  --data squad-dev --questions 500 --seed 0 --out runs/demo-eval
+	  distilled=runs/students/minilm-l6-squad/pipelines/retrieval.yaml $(DEMO_EVAL) --out runs/demo-eval
+	$(MAKE) ui
 
-test: setup
+ui: setup
+	$(BIN)/streamlit run ui/app.py --server.headless true --server.address 127.0.0.1 --server.port 8501 \
+	  --browser.gatherUsageStats false
+
+# Debian's Chromium for the real-browser UI test (Playwright cannot download browsers here).
+browser:
+	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium)
+
+test: setup browser
 	$(BIN)/ruff check distill tests ui
 	$(BIN)/ruff format --check distill tests ui
 	$(BIN)/python -m pytest -q

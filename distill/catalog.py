@@ -1,0 +1,218 @@
+"""Find and read what runs leave on disk: evaluation reports, their per-question rows, and saved students.
+
+The UI lists these from glob patterns (``DISTILL_REPORTS``, ``DISTILL_STUDENTS``); every reader here raises
+:class:`DistillError` with the file and what to do, so a bad file becomes one message instead of a stack trace.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from distill.errors import DistillError
+from distill.evaluation import load_report
+
+DEFAULT_REPORTS = os.pathsep.join(["benchmarks/results/*.json", "runs/*/report.json"])
+DEFAULT_STUDENTS = "runs/students/*"
+STUDENT_FILES = ("README.md", "config.yaml", "metrics.json", "train_log.jsonl")
+
+
+def expand(patterns: str, *, base_dir: Path | None = None, dirs: bool = False) -> list[Path]:
+    """Paths matching ``os.pathsep``-separated globs, in order, without duplicates.
+
+    A plain path (no ``*?[``) is kept even when it does not exist, so that a mistyped setting shows up as a
+    "does not exist" message rather than as nothing at all.
+    """
+    base = base_dir if base_dir is not None else Path.cwd()
+    out: list[Path] = []
+    for pattern in (p.strip() for p in patterns.split(os.pathsep)):
+        if not pattern:
+            continue
+        full = pattern if Path(pattern).is_absolute() else str(base / pattern)
+        if glob.has_magic(pattern):
+            matches = [Path(m) for m in sorted(glob.glob(full))]
+            if dirs:
+                matches = [m for m in matches if m.is_dir()]
+        else:
+            matches = [Path(full)]
+        out.extend(m for m in matches if m not in out)
+    return out
+
+
+def display_path(path: Path, base_dir: Path | None = None) -> str:
+    """``path`` relative to ``base_dir`` (default: the working directory) where it lies below it."""
+    base = base_dir if base_dir is not None else Path.cwd()
+    try:
+        return str(path.resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path)
+
+
+@dataclass
+class ReportEntry:
+    """A report file and either its contents or the reason it could not be read."""
+
+    path: Path
+    label: str
+    report: dict[str, Any] | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.report is not None
+
+
+def read_reports(paths: list[Path], base_dir: Path | None = None) -> list[ReportEntry]:
+    entries = []
+    for path in paths:
+        entry = ReportEntry(path=path, label=report_label(path, base_dir))
+        try:
+            entry.report = load_report(path)
+        except DistillError as e:
+            entry.error = str(e)
+        except OSError as e:
+            entry.error = f"report {path} could not be read: {e.strerror or e}"
+        entries.append(entry)
+    return entries
+
+
+def report_label(path: Path, base_dir: Path | None = None) -> str:
+    """``runs/demo-eval`` for ``runs/demo-eval/report.json``; the file path for any other name."""
+    shown = display_path(path, base_dir)
+    return str(Path(shown).parent) if Path(shown).name == "report.json" else shown
+
+
+def live_report(entries: list[ReportEntry]) -> ReportEntry | None:
+    """The first readable report with at least two pipelines (a teacher and a student to put side by side)."""
+    return next((e for e in entries if e.ok and len(e.report["pipelines"]) >= 2), None)
+
+
+def questions_path(report_path: Path) -> Path:
+    report_path = Path(report_path)
+    folder = report_path if report_path.is_dir() else report_path.parent
+    return folder / "questions.jsonl"
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Rows of a JSON-lines file; a bad line raises :class:`DistillError` naming the file and line."""
+    if not path.exists():
+        raise DistillError(f"{path} does not exist")
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DistillError(f"{path}: line {n} is not valid JSON: {e}") from None
+            if not isinstance(row, dict):
+                raise DistillError(f"{path}: line {n} must be a JSON object, got {type(row).__name__}")
+            rows.append(row)
+    return rows
+
+
+def load_questions(report_path: Path) -> list[dict[str, Any]]:
+    """The per-question rows ``distill eval`` writes beside ``report.json`` (``questions.jsonl``)."""
+    path = questions_path(report_path)
+    if not path.exists():
+        raise DistillError(
+            f"{path} does not exist: the per-question rows are written by `distill eval --out {path.parent}`"
+        )
+    rows = read_jsonl(path)
+    for n, row in enumerate(rows, start=1):
+        if not isinstance(row.get("runs"), dict):
+            raise DistillError(f"{path}: row {n} has no 'runs' mapping: is it a `distill eval` questions file?")
+    return rows
+
+
+@dataclass
+class Student:
+    """A saved student folder: model card, resolved recipe, final metrics and training log (each optional).
+
+    ``path`` is the run folder the user picked; ``files`` is where the four files are: the folder itself, or its
+    ``student/`` sub-folder where the trainer saves the weights beside them.
+    """
+
+    path: Path
+    name: str
+    files: Path
+    card: str | None = None
+    config: dict[str, Any] | None = None
+    config_text: str | None = None
+    metrics: dict[str, Any] | None = None
+    log: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def load_student(path: Path) -> Student:
+    """Read a student folder. A missing folder raises; a missing or malformed file becomes a listed problem."""
+    path = Path(path)
+    if not path.is_dir():
+        raise DistillError(f"student folder {path} does not exist")
+    nested = path / "student"
+    files = nested if any((nested / name).exists() for name in ("README.md", "metrics.json")) else path
+    student = Student(path=path, name=path.name, files=files)
+    card = files / "README.md"
+    if card.exists():
+        student.card = card.read_text(encoding="utf-8")
+    config = files / "config.yaml"
+    if config.exists():
+        student.config_text = config.read_text(encoding="utf-8")
+        try:
+            loaded = yaml.safe_load(student.config_text)
+            student.config = loaded if isinstance(loaded, dict) else None
+        except yaml.YAMLError as e:
+            student.problems.append(f"{config} is not valid YAML: {e}")
+    metrics = files / "metrics.json"
+    if metrics.exists():
+        try:
+            loaded = json.loads(metrics.read_text(encoding="utf-8"))
+            student.metrics = loaded if isinstance(loaded, dict) else {"value": loaded}
+        except json.JSONDecodeError as e:
+            student.problems.append(f"{metrics} is not valid JSON: {e}")
+    log = files / "train_log.jsonl" if (files / "train_log.jsonl").exists() else path / "train_log.jsonl"
+    if log.exists():
+        try:
+            student.log = read_jsonl(log)
+        except DistillError as e:
+            student.problems.append(str(e))
+    missing = [name for name in STUDENT_FILES if not (files / name).exists() and not (path / name).exists()]
+    if missing:
+        student.problems.append(f"{files} has no {', '.join(missing)}")
+    return student
+
+
+def student_of(model_path: str | None, students: list[Path]) -> Path | None:
+    """The student folder that holds ``model_path`` (the folder itself or a sub-folder of it), if any."""
+    if not model_path:
+        return None
+    try:
+        target = Path(model_path).resolve()
+    except OSError:
+        return None
+    for folder in students:
+        root = folder.resolve()
+        if target == root or root in target.parents:
+            return folder
+    return None
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"dev": {"recall@10": 0.9}}`` -> ``{"dev.recall@10": 0.9}``; lists stay whole."""
+    if not isinstance(data, dict):
+        return {prefix or "value": data}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, name))
+        else:
+            out[name] = value
+    return out
