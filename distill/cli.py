@@ -83,12 +83,20 @@ def cmd_pipelines(args: argparse.Namespace) -> int:
 
 def _swap_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("pipelines", nargs="+", type=Path, help="teacher pipeline YAML files (or a folder of them)")
-    p.add_argument("--model", required=True, help="the student: a model folder, a Hugging Face id or offline source")
+    p.add_argument(
+        "--model", help="the student: a model folder, a Hugging Face id or offline source (omit to copy the teacher's)"
+    )
     p.add_argument("--out", required=True, type=Path, help="folder for the student's YAML files")
     p.add_argument("--component", action="append", help="component to swap (repeatable; default: all of its kind)")
     p.add_argument("--index", help="the student's document-store index (default: derived from the model name)")
     p.add_argument(
         "--keep-index", action="store_true", help="keep the teacher's index (a query-only student in its space)"
+    )
+    p.add_argument(
+        "--fast-retriever",
+        action="store_true",
+        help="use distill's vectorised in-memory retriever (same results as Haystack's, without its per-query "
+        "rebuild of the embedding matrix); load such YAML with allowed_modules=['distill.*']",
     )
 
 
@@ -104,8 +112,16 @@ def cmd_swap(args: argparse.Namespace) -> int:
             raise DistillError(f"pipeline file {path} does not exist")
         else:
             paths.append(path)
+    if args.model is None and not args.fast_retriever:
+        raise DistillError("give --model (the student) and/or --fast-retriever")
     written = swap_files(
-        paths, args.out, model=args.model, components=args.component, index=args.index, keep_index=args.keep_index
+        paths,
+        args.out,
+        model=args.model,
+        components=args.component,
+        index=args.index,
+        keep_index=args.keep_index,
+        fast_retriever=args.fast_retriever,
     )
     for path in written:
         print(path)

@@ -194,21 +194,29 @@ def swap_files(
     paths: list[Path],
     out_dir: Path,
     *,
-    model: str,
+    model: str | None,
     components: list[str] | None = None,
     index: str | None = None,
     keep_index: bool = False,
+    fast_retriever: bool = False,
 ) -> list[Path]:
-    """Apply the same :func:`swap` to several YAMLs (indexing and query pipelines stay consistent)."""
+    """Apply the same :func:`swap` to several YAMLs (indexing and query pipelines stay consistent).
+
+    ``model=None`` copies the pipelines unchanged (with ``fast_retriever``: the teacher's own pipelines, sped up).
+    """
+    from distill.components import use_fast_retrievers
+
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for path in paths:
         data = read_pipeline_dict(path)
         present = [c for c in components or [] if c in data["components"]]
-        if components and not present:
+        if model is None or (components and not present):
             swapped = copy.deepcopy(data)  # e.g. the indexing YAML of a query-only student stays the teacher's
         else:
             swapped = swap(data, model=model, components=present or None, index=index, keep_index=keep_index)
+        if fast_retriever:
+            swapped = use_fast_retrievers(swapped)
         target = out_dir / Path(path).name
         target.write_text(dump_pipeline_dict(swapped), encoding="utf-8")
         written.append(target)

@@ -105,6 +105,24 @@ def test_cached_indexing_writes_what_the_pipeline_writes(tiny_pipelines, tiny_sq
     assert len([p for p in (tmp_path / "teacher-cache").glob("document-embeddings-*") if p.is_dir()]) == 1
 
 
+def test_fast_retriever_pipeline_retrieves_what_haystacks_retrieves(tiny_pipelines, tiny_squad, tmp_path):
+    fast_dir = tmp_path / "fast"
+    pipelines.swap_files(
+        [tiny_pipelines / "indexing.yaml", tiny_pipelines / "retrieval.yaml"], fast_dir, model=None, fast_retriever=True
+    )
+    data = load_squad_file(tiny_squad)
+    systems = [
+        evaluation.System.parse(f"haystack={tiny_pipelines / 'retrieval.yaml'}"),
+        evaluation.System.parse(f"fast={fast_dir / 'retrieval.yaml'}"),
+    ]
+    rows = [[], []]
+    for i, loaded in enumerate(evaluation.load_systems(systems, data.documents, progress=False)):
+        for q in data.queries:
+            documents, _ = evaluation.run_query(loaded, q.text)
+            rows[i].append([(d.id, round(d.score, 5)) for d in documents])
+    assert rows[0] == rows[1] and len(rows[0][0]) == 6
+
+
 def test_timing_tracer_records_component_spans():
     from haystack import Pipeline, component
 

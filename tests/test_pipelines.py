@@ -109,3 +109,13 @@ def test_swap_files_keeps_indexing_of_a_query_only_student(tiny_pipelines, tiny_
     )
     assert [p.name for p in written] == ["indexing.yaml", "retrieval.yaml"]
     assert pipelines.read_pipeline_dict(written[0]) == pipelines.read_pipeline_dict(paths[0])
+
+
+def test_fast_retriever_copy_changes_only_the_retriever_type(tiny_pipelines, tmp_path):
+    paths = [tiny_pipelines / "indexing.yaml", tiny_pipelines / "retrieval.yaml"]
+    written = pipelines.swap_files(paths, tmp_path, model=None, fast_retriever=True)
+    assert pipelines.read_pipeline_dict(written[0]) == pipelines.read_pipeline_dict(paths[0])
+    before, after = pipelines.read_pipeline_dict(paths[1]), pipelines.read_pipeline_dict(written[1])
+    assert _diff(before, after) == ["components.retriever.type"]
+    assert after["components"]["retriever"]["type"] == "distill.components.FastInMemoryEmbeddingRetriever"
+    pipelines.load_pipeline(written[1])
