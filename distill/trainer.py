@@ -223,7 +223,7 @@ class Trainer:
                     terms = model(batch)
                     loss = sum(terms.values())
                 if not torch.isfinite(loss):
-                    values = {k: float(v) for k, v in terms.items()}
+                    values = {k: float(v.detach()) for k, v in terms.items()}
                     raise DistillError(
                         f"the loss became {float(loss)} at step {state.step} (terms {values}); lower optimizer.lr, "
                         "check the data for empty texts, or raise a loss temperature"
