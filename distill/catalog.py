@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from distill.data import iter_jsonl
 from distill.errors import DistillError
 from distill.evaluation import load_report
 
@@ -101,21 +102,7 @@ def questions_path(report_path: Path) -> Path:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Rows of a JSON-lines file; a bad line raises :class:`DistillError` naming the file and line."""
-    if not path.exists():
-        raise DistillError(f"{path} does not exist")
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DistillError(f"{path}: line {n} is not valid JSON: {e}") from None
-            if not isinstance(row, dict):
-                raise DistillError(f"{path}: line {n} must be a JSON object, got {type(row).__name__}")
-            rows.append(row)
-    return rows
+    return [row for _, row in iter_jsonl(Path(path))]
 
 
 def load_questions(report_path: Path) -> list[dict[str, Any]]:

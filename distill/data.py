@@ -13,7 +13,7 @@ import importlib.resources
 import json
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +170,8 @@ def load_squad_file(path: str | Path) -> Dataset:
     return parse_squad(_read_json(path), path=str(path), name=path.stem)
 
 
-def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-empty line; a bad line raises DistillError naming file and line."""
     if not path.exists():
         raise DistillError(f"data file {path} does not exist")
     with open(path, encoding="utf-8") as f:
@@ -190,7 +191,7 @@ def load_beir(folder: str | Path, split: str = "test") -> Dataset:
     """A BEIR folder: ``corpus.jsonl`` (_id, title, text), ``queries.jsonl`` (_id, text), ``qrels/<split>.tsv``."""
     folder = Path(folder)
     documents = []
-    for n, rec in _jsonl(folder / "corpus.jsonl"):
+    for n, rec in iter_jsonl(folder / "corpus.jsonl"):
         where = f"{folder / 'corpus.jsonl'}: line {n}"
         doc_id = str(_field(rec, "_id", (str, int), where))
         text = _field(rec, "text", str, where)
@@ -199,7 +200,7 @@ def load_beir(folder: str | Path, split: str = "test") -> Dataset:
     if not documents:
         raise DistillError(f"{folder / 'corpus.jsonl'} holds no documents: the corpus is empty")
     texts = {}
-    for n, rec in _jsonl(folder / "queries.jsonl"):
+    for n, rec in iter_jsonl(folder / "queries.jsonl"):
         where = f"{folder / 'queries.jsonl'}: line {n}"
         texts[str(_field(rec, "_id", (str, int), where))] = _field(rec, "text", str, where)
     qrels_path = folder / "qrels" / f"{split}.tsv"
@@ -229,7 +230,7 @@ def load_jsonl(path: str | Path) -> Dataset:
     """Unlabelled texts for distillation: each line has ``passage`` (or ``text``) and/or ``question`` (or ``query``)."""
     path = Path(path)
     documents, queries = [], []
-    for n, rec in _jsonl(path):
+    for n, rec in iter_jsonl(path):
         passage = rec.get("passage", rec.get("text"))
         question = rec.get("question", rec.get("query"))
         if passage is None and question is None:
@@ -266,7 +267,3 @@ def load_dataset(spec: str) -> Dataset:
             f"data {spec!r} not found: give squad-dev, squad-train, a SQuAD .json file, a BEIR folder or a .jsonl file"
         )
     raise DistillError(f"cannot tell the format of {spec!r}: expected a .json (SQuAD), .jsonl or a BEIR folder")
-
-
-def with_queries(data: Dataset, queries: list[Query]) -> Dataset:
-    return replace(data, queries=queries)

@@ -434,6 +434,20 @@ def _series(log: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], li
     return steps, values
 
 
+def _curve_layout(fig: go.Figure, y_title: str, empty_message: str) -> go.Figure:
+    """The shared look of the training-curve figures, or a placeholder when no row had the series."""
+    if not fig.data:
+        return _empty(empty_message)
+    fig.update_layout(
+        height=340,
+        margin=_MARGIN,
+        xaxis_title="step",
+        yaxis_title=y_title,
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
+    )
+    return fig
+
+
 def log_keys(log: Sequence[Mapping[str, Any]], prefix: str) -> list[str]:
     keys: list[str] = []
     for row in log:
@@ -462,16 +476,7 @@ def loss_curves(log: Sequence[Mapping[str, Any]]) -> go.Figure:
                 },
             )
         )
-    if not fig.data:
-        return _empty("no loss rows in train_log.jsonl")
-    fig.update_layout(
-        height=340,
-        margin=_MARGIN,
-        xaxis_title="step",
-        yaxis_title="loss",
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
-    )
-    return fig
+    return _curve_layout(fig, "loss", "no loss rows in train_log.jsonl")
 
 
 def dev_curves(log: Sequence[Mapping[str, Any]]) -> go.Figure:
@@ -501,16 +506,7 @@ def dev_curves(log: Sequence[Mapping[str, Any]]) -> go.Figure:
             steps, values = _series(log, key)
             if steps:
                 fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=key[4:], line={"dash": "dash"}))
-    if not fig.data:
-        return _empty("no dev rows (dev/...) in train_log.jsonl")
-    fig.update_layout(
-        height=340,
-        margin=_MARGIN,
-        xaxis_title="step",
-        yaxis_title="score",
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
-    )
-    return fig
+    return _curve_layout(fig, "score", "no dev rows (dev/...) in train_log.jsonl")
 
 
 # ---------------------------------------------------------------------------------------------------- per question

@@ -165,13 +165,6 @@ def resolve_model(spec: str | os.PathLike) -> str:
     )
 
 
-def model_dir(spec: str | os.PathLike) -> Path | None:
-    """The local folder of a resolved model, or None for a hub id that is not on disk."""
-    resolved = resolve_model(spec)
-    path = Path(resolved)
-    return path if path.is_dir() else None
-
-
 def safetensors_parameters(path: Path) -> int:
     """Count the parameters stored in a safetensors file by reading only its header."""
     with open(path, "rb") as f:

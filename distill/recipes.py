@@ -47,6 +47,9 @@ EMBEDDER_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "mixed_precision": "auto",  # bf16 autocast on a GPU, fp32 on the CPU
     "output": "runs/students/minilm-l6-squad",
+    # The teacher's indexing.yaml and retrieval.yaml to swap the student into (written to <output>/pipelines);
+    # null skips the swap.
+    "pipelines": "pipelines",
     "teacher_batch_size": 32,
 }
 

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from distill.errors import DistillError
 from distill.recipes import dump_recipe, load_recipe
 
 logger = logging.getLogger(__name__)
@@ -25,13 +26,22 @@ def train_embedder(recipe_path: str | Path | None, overrides: list[str] | None =
     print("resolved recipe:\n" + dump_recipe(recipe), flush=True)
     saved = output / "config.yaml"
     if (output / "checkpoint").exists() and saved.exists() and load_recipe(saved) != recipe:
-        from distill.errors import DistillError
-
         raise DistillError(
             f"{output} holds an interrupted run of another recipe ({saved}); resume it with the same recipe, or pick "
             "another output folder"
         )
     saved.write_text(dump_recipe(recipe), encoding="utf-8")
+
+    # Checked before training, so a wrong folder costs seconds, not a training run.
+    paths: list[Path] = []
+    if swap and recipe["pipelines"]:
+        paths = [Path(recipe["pipelines"]) / "indexing.yaml", Path(recipe["pipelines"]) / "retrieval.yaml"]
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            raise DistillError(
+                f"recipe.pipelines: {missing} do not exist; point it at the folder of the teacher's YAML pipelines, "
+                "or set it to null to skip writing the student's pipelines"
+            )
 
     task = EmbedderTask(recipe)
     trainer = Trainer(task, recipe, output)
@@ -56,17 +66,14 @@ def train_embedder(recipe_path: str | Path | None, overrides: list[str] | None =
     }
     shutil.copy(output / LOG_FILE, student / LOG_FILE)
     write_student_files(student, recipe, metrics, kind="embedder")
-    if swap:
+    if paths:
         from distill.pipelines import swap_files
 
-        repo_pipelines = Path("pipelines")
-        paths = [repo_pipelines / "indexing.yaml", repo_pipelines / "retrieval.yaml"]
-        if all(p.exists() for p in paths):
-            components = ["text_embedder"] if recipe["query_only"] else None
-            written = swap_files(
-                paths, output / "pipelines", model=str(student), components=components, keep_index=recipe["query_only"]
-            )
-            print("student pipelines: " + ", ".join(map(str, written)))
+        components = ["text_embedder"] if recipe["query_only"] else None
+        written = swap_files(
+            paths, output / "pipelines", model=str(student), components=components, keep_index=recipe["query_only"]
+        )
+        print("student pipelines: " + ", ".join(map(str, written)))
     finished(output)
     before = untrained.get(task.best_metric, float("nan"))
     print(

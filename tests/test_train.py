@@ -133,6 +133,15 @@ def test_interrupted_run_resumes_from_its_checkpoint(home, tiny_embedder, tiny_e
     assert json.loads((student / "metrics.json").read_text())["train"]["steps"] == 4
 
 
+def test_missing_teacher_pipelines_fail_before_training(home, tiny_embedder, tiny_embedder_wide, tiny_squad):
+    from distill.train import train_embedder
+
+    path = write_recipe(home, tiny_embedder_wide, tiny_embedder, tiny_squad, pipelines=str(home / "nowhere"))
+    with pytest.raises(DistillError, match="recipe.pipelines: .*nowhere/indexing.yaml"):
+        train_embedder(path)
+    assert not (home / "out" / "train_log.jsonl").exists()
+
+
 def test_nan_loss_stops_with_a_clear_error(home, tiny_embedder, tiny_embedder_wide, tiny_squad, monkeypatch):
     from distill import embedder
     from distill.train import train_embedder
