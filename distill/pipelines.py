@@ -137,7 +137,11 @@ def model_kind(model: str) -> str:
 
 
 def slug(text: str) -> str:
-    return re.sub(r"[^a-zA-Z0-9]+", "-", Path(text).name if Path(text).exists() else text).strip("-").lower()
+    """A readable index-name part for a model: a folder's parent and name (trained students are all called
+    ``student`` inside their run folder), or the spec itself."""
+    path = Path(text)
+    name = f"{path.resolve().parent.name}-{path.name}" if path.exists() else text
+    return re.sub(r"[^a-zA-Z0-9]+", "-", name).strip("-").lower()
 
 
 def _stores(params: dict[str, Any]) -> Iterable[dict[str, Any]]:

@@ -67,11 +67,16 @@ def train_embedder(recipe_path: str | Path | None, overrides: list[str] | None =
     shutil.copy(output / LOG_FILE, student / LOG_FILE)
     write_student_files(student, recipe, metrics, kind="embedder")
     if paths:
-        from distill.pipelines import swap_files
+        from distill.pipelines import slug, swap_files
 
         components = ["text_embedder"] if recipe["query_only"] else None
         written = swap_files(
-            paths, output / "pipelines", model=str(student), components=components, keep_index=recipe["query_only"]
+            paths,
+            output / "pipelines",
+            model=str(student),
+            components=components,
+            index=None if recipe["query_only"] else f"student-{slug(str(output))}",
+            keep_index=recipe["query_only"],
         )
         print("student pipelines: " + ", ".join(map(str, written)))
     finished(output)

@@ -225,8 +225,8 @@ class Trainer:
                 if not torch.isfinite(loss):
                     values = {k: float(v.detach()) for k, v in terms.items()}
                     raise DistillError(
-                        f"the loss became {float(loss.detach())} at step {state.step} (terms {values}); lower optimizer.lr, "
-                        "check the data for empty texts, or raise a loss temperature"
+                        f"the loss became {float(loss.detach())} at step {state.step} (terms {values}); lower "
+                        "optimizer.lr, check the data for empty texts, or raise a loss temperature"
                     )
                 acc.backward(loss)
                 if opt_cfg["grad_clip"]:

@@ -119,3 +119,15 @@ def test_fast_retriever_copy_changes_only_the_retriever_type(tiny_pipelines, tmp
     assert _diff(before, after) == ["components.retriever.type"]
     assert after["components"]["retriever"]["type"] == "distill.components.FastInMemoryEmbeddingRetriever"
     pipelines.load_pipeline(written[1])
+
+
+def test_default_index_tells_trained_students_apart(tmp_path, tiny_pipelines):
+    data = pipelines.read_pipeline_dict(tiny_pipelines / "retrieval.yaml")
+    indexes = set()
+    for run in ("response", "relation"):
+        folder = tmp_path / run / "student"
+        folder.mkdir(parents=True)
+        (folder / "modules.json").write_text("[]")
+        swapped = pipelines.swap(data, model=str(folder), components=["text_embedder"])
+        indexes.add(swapped["components"]["retriever"]["init_parameters"]["document_store"]["init_parameters"]["index"])
+    assert indexes == {"student-response-student", "student-relation-student"}
