@@ -43,7 +43,8 @@ def _ours(recipe: dict[str, Any], steps: int, warmup: int) -> dict[str, float]:
 
 def _peer(recipe: dict[str, Any], steps: int, warmup: int, texts_per_step: int) -> dict[str, float]:
     from datasets import Dataset as HFDataset
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments, losses
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer import losses
     from transformers import TrainerCallback
 
     from distill.embedder import EmbedderTask, load_sentence_transformer
