@@ -140,6 +140,13 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--questions", type=int, help="a seeded sample of this many questions (whole corpus kept)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--warmup", type=int, default=5, help="warm-up queries per pipeline, not timed")
+    p.add_argument(
+        "--context",
+        choices=["retrieved", "gold"],
+        default="retrieved",
+        help="retrieved: run each whole pipeline (default); gold: ask each pipeline's reader alone, with the "
+        "question's gold paragraph as its context",
+    )
     p.add_argument("--out", type=Path, default=Path("runs/eval"), help="folder for report.json and questions.jsonl")
 
 
@@ -151,7 +158,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     data = _load_data(args)
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "handler"}
     report = evaluate(
-        systems, data, warmup=args.warmup, out_dir=args.out, command=_command_line(), config=config, progress=True
+        systems,
+        data,
+        warmup=args.warmup,
+        out_dir=args.out,
+        command=_command_line(),
+        config=config,
+        progress=True,
+        context=args.context,
     )
     print(comparison_table(report))
     print(component_table(report))
@@ -166,12 +180,38 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 
 @command(
-    "train", "distil an embedder teacher into a student as a recipe says (resumes an interrupted run)", _train_args
+    "train",
+    "distil a teacher (embedder or reader) into a student as a recipe says (resumes an interrupted run)",
+    _train_args,
 )
 def cmd_train(args: argparse.Namespace) -> int:
-    from distill.train import train_embedder
+    from distill.recipes import load_recipe
+    from distill.train import train_embedder, train_reader
 
-    train_embedder(args.recipe, args.overrides, swap=not args.no_swap)
+    recipe = load_recipe(args.recipe, args.overrides)
+    if recipe["task"] == "reader":
+        train_reader(recipe, swap=not args.no_swap)
+    elif recipe["task"] == "finetune_reader":
+        raise DistillError(f"{args.recipe} fine-tunes a teacher reader: run `distill finetune-reader {args.recipe}`")
+    else:
+        train_embedder(args.recipe, args.overrides, swap=not args.no_swap)
+    return 0
+
+
+def _finetune_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recipe", type=Path, help="a recipe YAML with task: finetune_reader (see recipes/)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. data.questions=500 model=mpnet-base")
+
+
+@command(
+    "finetune-reader",
+    "fine-tune an encoder as an extractive reader on SQuAD-format data (the teacher; resumes an interrupted run)",
+    _finetune_args,
+)
+def cmd_finetune_reader(args: argparse.Namespace) -> int:
+    from distill.train import finetune_reader
+
+    finetune_reader(args.recipe, args.overrides)
     return 0
 
 

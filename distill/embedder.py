@@ -26,7 +26,7 @@ from distill import metrics
 from distill.cache import TeacherCache
 from distill.data import Dataset, load_dataset
 from distill.errors import DistillError
-from distill.losses import KIND, build_loss
+from distill.losses import KIND, LOSSES, build_loss
 from distill.models import model_fingerprint, resolve_model
 
 logger = logging.getLogger(__name__)
@@ -295,10 +295,11 @@ class EmbedderTask:
         for entry in self.recipe["losses"]:
             name = entry["name"]
             kwargs = {k: v for k, v in entry.items() if k not in ("name", "weight")}
-            if KIND[name] == "feature":
+            if LOSSES[name].needs_aligned_tokens:
                 raise DistillError(
-                    f"recipe.losses: {name} is feature-based and needs the teacher's hidden states online; the "
-                    "embedder trainer uses cached teacher embeddings only: pick a response or relation loss"
+                    f"recipe.losses: {name} ({KIND[name]}-based) compares token states and needs the teacher online; "
+                    "the embedder trainer uses cached teacher embeddings only: pick a sentence-level response or "
+                    "relation loss"
                 )
             if name == "embedding_mse":
                 kwargs.setdefault("student_dim", self.student_dim)

@@ -34,6 +34,7 @@ from distill.pipelines import fit_devices, is_reader, load_pipeline, read_pipeli
 logger = logging.getLogger(__name__)
 
 KS = (1, 5, 10)
+CONTEXTS = ("retrieved", "gold")
 QUESTION_SOCKETS = ("text", "query")
 
 
@@ -216,10 +217,36 @@ def index_corpus(data: dict[str, Any], documents: list[Document], *, progress: b
     pipeline.get_component(writers[0]).run(documents=embedded)
 
 
-def load_systems(systems: list[System], documents: list[Document], *, progress: bool = True) -> list[LoadedSystem]:
-    """Load every query pipeline and index the corpus once per distinct indexing pipeline."""
+def reader_only(data: dict[str, Any], name: str) -> tuple[dict[str, Any], str]:
+    """The pipeline's reader alone (for questions asked against their gold paragraph), and the reader's name."""
+    readers = [n for n, c in data["components"].items() if is_reader(c)]
+    if not readers:
+        raise DistillError(
+            f"pipeline {name!r} has no extractive reader: --context gold evaluates readers (use --context retrieved)"
+        )
+    only = {k: v for k, v in data.items() if k not in ("components", "connections")}
+    return {**only, "components": {readers[0]: data["components"][readers[0]]}, "connections": []}, readers[0]
+
+
+def load_systems(
+    systems: list[System], documents: list[Document], *, progress: bool = True, context: str = "retrieved"
+) -> list[LoadedSystem]:
+    """Load every query pipeline and index the corpus once per distinct indexing pipeline.
+
+    ``context="gold"`` loads only each pipeline's reader and indexes nothing: every question is then asked against its
+    own gold paragraph."""
     if len({s.name for s in systems}) != len(systems):
         raise DistillError(f"pipeline names must be unique, got {[s.name for s in systems]}")
+    if context not in CONTEXTS:
+        raise DistillError(f"context must be one of {', '.join(CONTEXTS)}, got {context!r}")
+    if context == "gold":
+        loaded = []
+        for system in systems:
+            data, reader = reader_only(read_pipeline_dict(system.query_yaml), system.name)
+            pipeline = load_pipeline(data)
+            pipeline.warm_up()
+            loaded.append(LoadedSystem(system, pipeline, [(reader, "query")], None, reader, models=_models_of(data)))
+        return loaded
     if not documents:
         raise DistillError("the corpus is empty: nothing to index")
     indexed: dict[str, float] = {}
@@ -263,10 +290,15 @@ def load_systems(systems: list[System], documents: list[Document], *, progress: 
     return loaded
 
 
-def run_query(loaded: LoadedSystem, question: str) -> tuple[list[Document], list[Any]]:
+def run_query(
+    loaded: LoadedSystem, question: str, documents: list[Document] | None = None
+) -> tuple[list[Document], list[Any]]:
+    """One question through a pipeline; ``documents`` go straight to a reader-only pipeline (gold context)."""
     data: dict[str, dict[str, Any]] = defaultdict(dict)
     for component, socket in loaded.query_inputs:
         data[component][socket] = question
+    if documents is not None:
+        data[loaded.reader]["documents"] = _copy_documents(documents)
     outputs = {c for c in (loaded.retriever, loaded.reader) if c}
     result = loaded.pipeline.run(dict(data), include_outputs_from=outputs)
     documents = result.get(loaded.retriever, {}).get("documents", []) if loaded.retriever else []
@@ -360,11 +392,24 @@ def evaluate(
     command: str = "",
     config: dict[str, Any] | None = None,
     progress: bool = True,
+    context: str = "retrieved",
 ) -> dict[str, Any]:
-    """Evaluate every system on ``data`` and return the report (written to ``out_dir`` when given)."""
+    """Evaluate every system on ``data`` and return the report (written to ``out_dir`` when given).
+
+    ``context="retrieved"`` runs each whole pipeline; ``context="gold"`` asks each pipeline's reader alone, with the
+    question's gold paragraph as its only document (reader quality without retrieval errors)."""
     if not data.queries:
         raise DistillError(f"data set {data.name} has no questions to evaluate")
-    loaded = load_systems(systems, data.documents, progress=progress)
+    loaded = load_systems(systems, data.documents, progress=progress, context=context)
+    gold = context == "gold"
+    if gold:
+        missing = [q.id for q in data.queries if not q.gold_doc_ids]
+        if missing:
+            raise DistillError(f"--context gold needs every question's paragraph; {missing[:3]} have none")
+
+    def gold_docs(q: Query) -> list[Document] | None:
+        return [data.document(q.gold_doc_ids[0])] if gold else None
+
     per_question: list[dict[str, Any]] = [
         {"id": q.id, "question": q.text, "gold_doc_ids": list(q.gold_doc_ids), "answers": list(q.answers), "runs": {}}
         for q in data.queries
@@ -377,12 +422,12 @@ def evaluate(
     with timing_tracer() as tracer:
         for q in data.queries[:warmup]:
             for s in loaded:
-                run_query(s, q.text)
+                run_query(s, q.text, gold_docs(q))
         tracer.pop()
         for i, q in enumerate(tqdm(data.queries, desc="questions", unit="q", disable=not progress)):
             for s in loaded:
                 start = time.perf_counter()
-                documents, answers = run_query(s, q.text)
+                documents, answers = run_query(s, q.text, gold_docs(q))
                 elapsed = (time.perf_counter() - start) * 1000
                 per_component = tracer.pop()
                 query_ms[s.system.name].append(elapsed)
@@ -396,6 +441,7 @@ def evaluate(
     report: dict[str, Any] = {
         "command": command,
         "config": config or {},
+        "context": context,
         "dataset": data.summary(),
         "warmup_queries": warmup,
         "machine": machine_info(),

@@ -744,7 +744,7 @@ class AttentionRelationLoss(DistillationLoss):
 
     requires = ("qkv", "attention_mask")
     needs_aligned_tokens = True
-    kind = "feature"
+    kind = "relation"
 
     def __init__(
         self,
@@ -809,7 +809,7 @@ class TokenSimilarityLoss(DistillationLoss):
 
     requires = ("hidden_states", "attention_mask")
     needs_aligned_tokens = True
-    kind = "feature"
+    kind = "relation"
 
     def __init__(self, layer_student: int = -1, layer_teacher: int = -1) -> None:
         super().__init__()

@@ -21,6 +21,11 @@ REFERENCES = {
     "embedding_mse": "Reimers & Gurevych, Making Monolingual Sentence Embeddings Multilingual using Knowledge "
     "Distillation, 2020",
     "cosine": "cosine-distance matching of teacher embeddings",
+    "start_end_kl": "Hinton et al., 2015; T=1.5, alpha=0.75 as in deepset's tinyroberta-squad2",
+    "start_end_ce": "Devlin et al., BERT, 2019 (SQuAD fine-tuning objective)",
+    "attention_relation": "Wang et al., MiniLMv2, Findings of ACL 2021",
+    "token_similarity": "Tung & Mori, Similarity-Preserving Knowledge Distillation, ICCV 2019",
+    "hidden_state_mse": "Jiao et al., TinyBERT, 2020; Romero et al., FitNets, 2015",
 }
 
 
@@ -100,6 +105,118 @@ def model_card(recipe: dict[str, Any], metrics: dict[str, Any], *, kind: str) ->
         "Swap it into the teacher's Haystack pipelines with `distill swap pipelines/ --model <this folder> --out <dir>`"
         + (" --component text_embedder --keep-index" if recipe.get("query_only") else "")
         + " and compare with `distill eval`.",
+        "",
+        "## Versions",
+        "",
+        *[f"- {k} {v}" for k, v in library_versions().items()],
+        "",
+        "## Recipe",
+        "",
+        "```yaml",
+        dump_recipe(recipe).rstrip(),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_reader_files(folder: Path, recipe: dict[str, Any], metrics: dict[str, Any]) -> None:
+    folder = Path(folder)
+    (folder / "config.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    (folder / "README.md").write_text(reader_card(recipe, metrics), encoding="utf-8")
+
+
+def reader_card(recipe: dict[str, Any], metrics: dict[str, Any]) -> str:
+    """The model card of a fine-tuned teacher reader or a distilled student reader."""
+    data = recipe["data"]
+    finetune = recipe["task"] == "finetune_reader"
+    if finetune:
+        title = f"# Extractive reader: {Path(recipe['output']).name}"
+        layers = f" (encoder layers {recipe['layers']})" if recipe.get("layers") else ""
+        intro = f"**{recipe['model']}**{layers} fine-tuned for extractive question answering on gold answers."
+    else:
+        student = recipe["student"]
+        if isinstance(student, dict) and "from_teacher" in student:
+            text = f"the teacher with encoder layers {student['from_teacher']['layers']} kept"
+        elif isinstance(student, dict):
+            text = f"{student['model']} with encoder layers {student['layers']} kept"
+        else:
+            text = str(student)
+        title = f"# Distilled reader: {Path(recipe['output']).name}"
+        intro = f"A student reader distilled from **{recipe['teacher']}** into **{text}**."
+        if metrics.get("cross_tokenizer"):
+            intro += (
+                " Teacher and student tokenize differently: the teacher's start/end probabilities were mapped onto "
+                "the student's tokens through character offsets."
+            )
+    lines = [
+        "---",
+        "library_name: transformers",
+        "pipeline_tag: question-answering",
+        "tags: [extractive-qa, distillation, haystack]",
+        "license: apache-2.0",
+        "---",
+        title,
+        "",
+        intro,
+        "",
+        "## Data",
+        f"- training: `{data['train']}`, the first {data.get('questions') or 'all'} questions of a seeded permutation "
+        f"(seed {data['seed']}), gold paragraph as context",
+    ]
+    if not finetune and data.get("unlabelled"):
+        lines.append(
+            f"- unlabelled (teacher soft labels only): `{data['unlabelled']}`, "
+            f"{data.get('unlabelled_questions') or 'all'} questions"
+        )
+    windows = metrics.get("train_windows")
+    if windows:
+        lines.append(f"- windows: {windows['labelled']} labelled, {windows['unlabelled']} unlabelled")
+    if metrics.get("skipped"):
+        lines.append(f"- skipped or corrected: {metrics['skipped']}")
+    lines += [
+        f"- windows of {recipe['max_length']} tokens, stride {recipe['stride']}, questions cut at "
+        f"{recipe['max_query_length']} tokens (as `TransformersExtractiveReader` at inference)",
+        f"- dev slice for checkpoint selection: `{data['dev']}`, {data.get('dev_questions')} questions, gold "
+        "paragraph as context",
+        "- SQuAD v1.1 (Rajpurkar et al., 2016) is licensed CC BY-SA 4.0.",
+        "",
+    ]
+    if not finetune:
+        lines += ["## Losses", "| loss | kind | weight | settings | reference |", "|---|---|---|---|---|"]
+        for entry in recipe["losses"]:
+            settings = ", ".join(f"{k}={v}" for k, v in entry.items() if k not in ("name", "weight")) or "-"
+            lines.append(
+                f"| {entry['name']} | {KIND[entry['name']]} | {entry['weight']} | {settings} | "
+                f"{REFERENCES.get(entry['name'], '-')} |"
+            )
+        lines.append("")
+    dev, teacher, untrained = metrics.get("dev", {}), metrics.get("teacher_dev", {}), metrics.get("untrained_dev", {})
+    lines += ["## Metrics (dev slice, measured during training; SQuAD v1.1 EM / F1)", ""]
+    if finetune:
+        lines += ["| metric | before fine-tuning | fine-tuned |", "|---|---|---|"]
+        lines += [f"| {k} | {_fmt(untrained.get(k, '-'))} | {_fmt(v)} |" for k, v in dev.items()]
+    else:
+        lines += ["| metric | teacher | student before training | student |", "|---|---|---|---|"]
+        lines += [
+            f"| {k} | {_fmt(teacher.get(k, '-'))} | {_fmt(untrained.get(k, '-'))} | {_fmt(v)} |" for k, v in dev.items()
+        ]
+    train = metrics.get("train", {})
+    if train:
+        lines += [
+            "",
+            f"Training: {train.get('steps')} steps, {train.get('examples')} windows in {train.get('seconds', 0):.0f} s "
+            f"of training steps ({train.get('examples_per_s', 0):.1f} windows/s) on {machine_info()['cpu']}; best "
+            f"checkpoint at step {metrics.get('best_step')}.",
+        ]
+    lines += [
+        "",
+        "## Use",
+        "",
+        "`TransformersExtractiveReader(model=<this folder>)`, or swap it into the teacher's pipeline with "
+        "`distill swap pipelines/extractive_qa.yaml --model <this folder> --out <dir>` and compare with "
+        "`distill eval ... --context gold`.",
         "",
         "## Versions",
         "",

@@ -43,6 +43,10 @@ EMBEDDER_SUFFIXES = ("TextEmbedder", "DocumentEmbedder")
 READER_SUFFIXES = ("ExtractiveReader",)
 
 
+class NothingToSwap(DistillError):
+    """The pipeline holds no component of the student's kind."""
+
+
 def _type_name(component: dict[str, Any]) -> str:
     return component.get("type", "").rsplit(".", 1)[-1]
 
@@ -174,6 +178,8 @@ def swap(
         kind = model_kind(model)
         check = is_embedder if kind == "embedder" else is_reader
         targets = [name for name, c in all_components.items() if check(c)]
+        if not targets:
+            raise NothingToSwap(f"the pipeline has no {kind} component")
     swapped_embedder = False
     for name in targets:
         params = all_components[name].setdefault("init_parameters", {})
@@ -211,14 +217,26 @@ def swap_files(
     from distill.components import use_fast_retrievers
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, outputs, changed = [], [], False
     for path in paths:
         data = read_pipeline_dict(path)
         present = [c for c in components or [] if c in data["components"]]
         if model is None or (components and not present):
             swapped = copy.deepcopy(data)  # e.g. the indexing YAML of a query-only student stays the teacher's
         else:
-            swapped = swap(data, model=model, components=present or None, index=index, keep_index=keep_index)
+            try:
+                swapped = swap(data, model=model, components=present or None, index=index, keep_index=keep_index)
+                changed = True
+            except NothingToSwap:
+                swapped = copy.deepcopy(data)  # e.g. the indexing YAML beside a reader's extractive QA pipeline
+        outputs.append((path, swapped))
+    if model is not None and not changed:
+        kind = "component" if components else f"{model_kind(model)} component"
+        raise DistillError(
+            f"no {kind} to swap {model} into in {[str(p) for p in paths]}: a reader goes into an extractive QA "
+            "pipeline, an embedder into indexing/retrieval pipelines"
+        )
+    for path, swapped in outputs:
         if fast_retriever:
             swapped = use_fast_retrievers(swapped)
         target = out_dir / Path(path).name

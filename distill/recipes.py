@@ -53,6 +53,71 @@ EMBEDDER_DEFAULTS: dict[str, Any] = {
     "teacher_batch_size": 32,
 }
 
+# Shared by reader fine-tuning and reader distillation: SQuAD-style windows, as Haystack's
+# TransformersExtractiveReader makes them at inference (pipelines/extractive_qa.yaml: max_seq_length 384, stride 128).
+_READER_COMMON: dict[str, Any] = {
+    "optimizer": {"lr": 5.0e-5, "weight_decay": 0.01, "warmup_ratio": 0.1, "grad_clip": 1.0},
+    "batch_size": 16,
+    "max_length": 384,  # tokens per window (question + context)
+    "stride": 128,  # tokens shared by consecutive windows of a long context
+    "max_query_length": 64,  # longer questions are cut so that every window keeps some context
+    "max_answer_length": 30,  # tokens, when decoding spans
+    "epochs": 1,
+    "max_steps": None,
+    "eval_every": 100,
+    "log_every": 10,
+    "save_every": 100,
+    "seed": 0,
+    "mixed_precision": "auto",
+}
+
+_READER_DATA: dict[str, Any] = {
+    "train": "squad-train",
+    "questions": 4000,  # a seeded permutation of the labelled questions; the first N train. null = all
+    "seed": 0,
+    "dev": "squad-dev",
+    "dev_questions": 300,  # gold paragraph as context, for checkpoint selection
+    # An answer whose text is not at its stated offset: false = look for it in the context, else skip and count it;
+    # true = stop with the question id.
+    "strict_answers": False,
+}
+
+# `distill finetune-reader RECIPE`: an encoder fine-tuned as an extractive reader (the teacher) on gold answers.
+FINETUNE_READER_DEFAULTS: dict[str, Any] = {
+    "task": "finetune_reader",
+    # Any encoder: a folder, a Hugging Face id, or the offline sources mpnet-base / minilm-l6. Its QA head starts
+    # random. Optional layers keep only those encoder layers.
+    "model": "minilm-l6",
+    "layers": None,
+    "data": dict(_READER_DATA),
+    **copy.deepcopy(_READER_COMMON),
+    "output": "runs/reader-teacher",
+}
+
+# `distill train RECIPE` with task: reader: a fine-tuned reader distilled into a student.
+READER_DEFAULTS: dict[str, Any] = {
+    "task": "reader",
+    "teacher": "runs/reader-teacher",  # a fine-tuned extractive reader (`distill finetune-reader`)
+    # A model spec, {from_teacher: {layers: [...]}} or {model: SPEC, layers: [...]}.
+    "student": {"from_teacher": {"layers": [0, 5]}},
+    "data": {
+        **_READER_DATA,
+        # Questions without gold answers (teacher soft labels only): squad-train takes the questions that follow the
+        # labelled ones in the same permutation (never the same question twice); a SQuAD .json or .jsonl of
+        # (question, passage) lines gives its own. null = none.
+        "unlabelled": None,
+        "unlabelled_questions": None,
+    },
+    "losses": [{"name": "start_end_kl", "weight": 1.0, "temperature": 1.5, "alpha": 0.75}],
+    **copy.deepcopy(_READER_COMMON),
+    "teacher_batch_size": 32,
+    "output": "runs/students/reader-minilm-2l",
+    # The teacher's extractive_qa.yaml to swap the student into (written to <output>/pipelines); null skips it.
+    "pipelines": "pipelines/extractive_qa.yaml",
+}
+
+DEFAULTS = {"embedder": EMBEDDER_DEFAULTS, "reader": READER_DEFAULTS, "finetune_reader": FINETUNE_READER_DEFAULTS}
+
 
 def _merge(base: dict[str, Any], update: dict[str, Any], where: str) -> dict[str, Any]:
     out = copy.deepcopy(base)
@@ -123,7 +188,7 @@ def validate(recipe: dict[str, Any]) -> dict[str, Any]:
     from distill.losses import KIND, LOSSES
 
     if recipe["task"] != "embedder":
-        raise DistillError(f"recipe.task must be 'embedder' for `distill train`, got {recipe['task']!r}")
+        return _validate_reader(recipe)
     for key in ("batch_size", "epochs", "eval_every", "log_every", "save_every", "teacher_batch_size"):
         _positive(recipe, key)
     _positive(recipe, "max_steps", allow_none=True)
@@ -177,7 +242,7 @@ def validate(recipe: dict[str, Any]) -> dict[str, Any]:
     names = [e["name"] for e in normalised]
     if recipe["query_only"]:
         for name in names:
-            if KIND[name] == "feature" or name in ("rkd_distance", "rkd_angle", "similarity_matrix"):
+            if KIND[name] == "relation" or LOSSES[name].needs_aligned_tokens:
                 raise DistillError(
                     f"recipe.losses: {name} cannot train a query-only student (its passages are the teacher's own "
                     "embeddings); use listwise_kl, margin_mse, cosine or embedding_mse"
@@ -189,6 +254,97 @@ def validate(recipe: dict[str, Any]) -> dict[str, Any]:
     if recipe["batch_size"] < 2 and ("listwise_kl" in names or "similarity_matrix" in names):
         raise DistillError("recipe.batch_size must be >= 2 for in-batch losses (listwise_kl, similarity_matrix)")
     return {**recipe, "losses": normalised}
+
+
+def _check_student(student: Any, field: str) -> None:
+    if isinstance(student, str):
+        return
+    if not isinstance(student, dict) or not (set(student) == {"from_teacher"} or set(student) == {"model", "layers"}):
+        raise DistillError(
+            f"recipe.{field} must be a model spec, {{from_teacher: {{layers: [...]}}}} or {{model: SPEC, layers: "
+            f"[...]}}, got {student!r}"
+        )
+    layers = student["from_teacher"].get("layers") if "from_teacher" in student else student["layers"]
+    where = f"recipe.{field}." + ("from_teacher.layers" if "from_teacher" in student else "layers")
+    _check_layers(layers, where)
+
+
+def _check_layers(layers: Any, where: str) -> None:
+    if not isinstance(layers, list) or not layers or not all(isinstance(x, int) and x >= 0 for x in layers):
+        raise DistillError(f"{where} must be a non-empty list of layer indices, got {layers}")
+    if sorted(set(layers)) != layers:
+        raise DistillError(f"{where} must be increasing and unique, got {layers}")
+
+
+def _validate_reader(recipe: dict[str, Any]) -> dict[str, Any]:
+    """Reader fine-tuning and distillation recipes."""
+    from distill.losses import LOSSES
+
+    for key in ("batch_size", "epochs", "eval_every", "log_every", "save_every", "max_length", "stride"):
+        _positive(recipe, key)
+    for key in ("max_query_length", "max_answer_length"):
+        _positive(recipe, key)
+    _positive(recipe, "max_steps", allow_none=True)
+    _positive(recipe, "optimizer.lr", float)
+    _positive(recipe, "data.questions", allow_none=True)
+    _positive(recipe, "data.dev_questions", allow_none=True)
+    opt = recipe["optimizer"]
+    if not 0 <= opt["warmup_ratio"] < 1:
+        raise DistillError(f"recipe.optimizer.warmup_ratio must be in [0, 1), got {opt['warmup_ratio']!r}")
+    if opt["grad_clip"] is not None and opt["grad_clip"] <= 0:
+        raise DistillError(f"recipe.optimizer.grad_clip must be > 0 or null, got {opt['grad_clip']!r}")
+    if recipe["mixed_precision"] not in ("auto", "no", "bf16", "fp16"):
+        raise DistillError(f"recipe.mixed_precision must be auto, no, bf16 or fp16, got {recipe['mixed_precision']!r}")
+    if recipe["stride"] >= recipe["max_length"] - recipe["max_query_length"] - 3:
+        raise DistillError(
+            f"recipe.stride ({recipe['stride']}) must be smaller than the context room of a window (max_length "
+            f"{recipe['max_length']} - max_query_length {recipe['max_query_length']} - 3 special tokens)"
+        )
+    if recipe["task"] == "finetune_reader":
+        if not isinstance(recipe["model"], str):
+            raise DistillError(
+                f"recipe.model must be a model spec (folder, hub id, offline source), got {recipe['model']!r}"
+            )
+        if recipe["layers"] is not None:
+            _check_layers(recipe["layers"], "recipe.layers")
+        return recipe
+    _check_student(recipe["student"], "student")
+    if not isinstance(recipe["teacher"], str):
+        raise DistillError(
+            f"recipe.teacher must be a fine-tuned reader (a folder or hub id), got {recipe['teacher']!r}"
+        )
+    _positive(recipe, "teacher_batch_size")
+    _positive(recipe, "data.unlabelled_questions", allow_none=True)
+    losses = recipe["losses"]
+    if not isinstance(losses, list) or not losses:
+        raise DistillError("recipe.losses must be a non-empty list of {name, weight, ...}")
+    normalised = []
+    for i, entry in enumerate(losses):
+        if not isinstance(entry, dict) or "name" not in entry:
+            raise DistillError(f"recipe.losses[{i}] must be a mapping with a 'name', got {entry!r}")
+        name = entry["name"]
+        if name not in LOSSES:
+            raise DistillError(f"recipe.losses[{i}].name: unknown loss {name!r}; known: {', '.join(LOSSES)}")
+        if name not in READER_LOSSES:
+            raise DistillError(
+                f"recipe.losses[{i}]: {name} is an embedder loss; a reader recipe takes {', '.join(READER_LOSSES)}"
+            )
+        weight = entry.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+            raise DistillError(f"recipe.losses[{i}].weight must be >= 0, got {weight!r}")
+        normalised.append({**entry, "weight": float(weight)})
+    if not any(e["weight"] > 0 for e in normalised):
+        raise DistillError("recipe.losses: at least one loss needs a weight > 0")
+    names = {e["name"] for e in normalised if e["weight"] > 0}
+    if recipe["data"]["unlabelled"] is not None and names <= {"start_end_ce"}:
+        raise DistillError(
+            "recipe.data.unlabelled: questions without answers only teach through the teacher; add start_end_kl "
+            "(or another teacher loss) or set data.unlabelled: null"
+        )
+    return {**recipe, "losses": normalised}
+
+
+READER_LOSSES = ("start_end_kl", "start_end_ce", "attention_relation", "token_similarity", "hidden_state_mse")
 
 
 def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> dict[str, Any]:
@@ -203,7 +359,10 @@ def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> 
             raise DistillError(f"recipe {path} is not valid YAML: {e}") from None
         if not isinstance(raw, dict):
             raise DistillError(f"recipe {path} must be a mapping of settings")
-    recipe = _merge(EMBEDDER_DEFAULTS, raw, "")
+    task = raw.get("task", "embedder")
+    if task not in DEFAULTS:
+        raise DistillError(f"recipe.task must be one of {', '.join(DEFAULTS)}, got {task!r}")
+    recipe = _merge(DEFAULTS[task], raw, "")
     if "losses" in raw:
         recipe["losses"] = raw["losses"]
     return validate(apply_overrides(recipe, overrides or []))

@@ -86,3 +86,113 @@ def train_embedder(recipe_path: str | Path | None, overrides: list[str] | None =
         f"{task.teacher_dev[task.best_metric]:.4f}, before distillation {before:.4f})"
     )
     return student
+
+
+def _start(recipe: dict[str, Any], output: Path) -> None:
+    output.mkdir(parents=True, exist_ok=True)
+    print("resolved recipe:\n" + dump_recipe(recipe), flush=True)
+    saved = output / "config.yaml"
+    if (output / "checkpoint").exists() and saved.exists() and load_recipe(saved) != recipe:
+        raise DistillError(
+            f"{output} holds an interrupted run of another recipe ({saved}); resume it with the same recipe, or pick "
+            "another output folder"
+        )
+    saved.write_text(dump_recipe(recipe), encoding="utf-8")
+
+
+def _run_metrics(task: Any, state: Any, output: Path) -> dict[str, Any]:
+    untrained_path = output / "untrained_metrics.json"
+    untrained = json.loads(untrained_path.read_text()) if untrained_path.exists() else {}
+    return {
+        "dev": {k: v for k, v in state.best_metrics.items() if not k.startswith(("teacher_", "untrained_"))},
+        "teacher_dev": getattr(task, "teacher_dev", {}),
+        "untrained_dev": untrained,
+        "best_step": state.best_step,
+        "train": {
+            "steps": state.step,
+            "examples": state.examples,
+            "seconds": round(state.train_seconds, 1),
+            "examples_per_s": round(state.examples / max(state.train_seconds, 1e-9), 2),
+        },
+    }
+
+
+def train_reader(recipe_path: str | Path | None, overrides: list[str] | None = None, *, swap: bool = True) -> Path:
+    """Distil a fine-tuned reader into a student (``task: reader``); return ``<output>/student``."""
+    from distill.model_card import write_reader_files
+    from distill.reader import ReaderTask
+    from distill.trainer import LOG_FILE, Trainer, finished
+
+    recipe = recipe_path if isinstance(recipe_path, dict) else load_recipe(recipe_path, overrides)
+    if recipe["task"] != "reader":
+        raise DistillError(f"train_reader needs a recipe with task: reader, got {recipe['task']!r}")
+    output = Path(recipe["output"])
+    pipeline = Path(recipe["pipelines"]) if swap and recipe["pipelines"] else None
+    if pipeline is not None and not pipeline.exists():
+        raise DistillError(
+            f"recipe.pipelines: {pipeline} does not exist; point it at the teacher's extractive QA YAML, or set it to "
+            "null to skip writing the student's pipeline"
+        )
+    _start(recipe, output)
+    task = ReaderTask(recipe)
+    trainer = Trainer(task, recipe, output)
+    state = trainer.fit()
+    student = output / "student"
+    if not trainer.is_main:
+        return student
+    metrics = _run_metrics(task, state, output)
+    metrics["skipped"] = dict(task.counts)
+    metrics["cross_tokenizer"] = task.cross_tokenizer
+    metrics["train_windows"] = {"labelled": len(task.labelled_rows), "unlabelled": len(task.unlabelled_rows)}
+    shutil.copy(output / LOG_FILE, student / LOG_FILE)
+    write_reader_files(student, recipe, metrics)
+    if pipeline is not None:
+        from distill.pipelines import swap_files
+
+        written = swap_files([pipeline], output / "pipelines", model=str(student))
+        indexing = pipeline.with_name("indexing.yaml")
+        if indexing.exists():  # the retrieval half is the teacher's: same indexing pipeline, same index
+            shutil.copy(indexing, output / "pipelines" / "indexing.yaml")
+        print("student pipeline: " + ", ".join(map(str, written)))
+    finished(output)
+    print(
+        f"student saved to {student}; dev F1 {state.best:.1f} (teacher {task.teacher_dev.get('f1', float('nan')):.1f}, "
+        f"before training {metrics['untrained_dev'].get('f1', float('nan')):.1f})"
+    )
+    return student
+
+
+def finetune_reader(recipe_path: str | Path | None, overrides: list[str] | None = None) -> Path:
+    """Fine-tune an encoder as an extractive reader on gold answers (``task: finetune_reader``); the model folder is
+    ``<output>`` itself, ready for ``TransformersExtractiveReader(model=<output>)``. Resumes an interrupted run."""
+    from distill.model_card import write_reader_files
+    from distill.reader import ReaderTask
+    from distill.trainer import LOG_FILE, Trainer, finished
+
+    recipe = load_recipe(recipe_path, overrides)
+    if recipe["task"] != "finetune_reader":
+        raise DistillError(
+            f"`distill finetune-reader` needs a recipe with task: finetune_reader, got {recipe['task']!r} (distil "
+            "with `distill train`)"
+        )
+    output = Path(recipe["output"])
+    work = output / "training"
+    _start(recipe, work)
+    task = ReaderTask(recipe)
+    trainer = Trainer(task, recipe, work)
+    state = trainer.fit()
+    if not trainer.is_main:
+        return output
+    metrics = _run_metrics(task, state, work)
+    metrics["skipped"] = dict(task.counts)
+    for item in (work / "student").iterdir():
+        target = output / item.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        shutil.copy2(item, target) if item.is_file() else shutil.copytree(item, target)
+    shutil.copy(work / LOG_FILE, output / LOG_FILE)
+    write_reader_files(output, recipe, metrics)
+    finished(work)
+    shutil.rmtree(work / "student")
+    print(f"reader saved to {output}; dev EM {metrics['dev'].get('exact_match', 0):.1f} F1 {state.best:.1f}")
+    return output

@@ -453,8 +453,8 @@ def test_registry_names_and_kinds() -> None:
         "rkd_angle": "relation",
         "similarity_matrix": "relation",
         "hidden_state_mse": "feature",
-        "attention_relation": "feature",
-        "token_similarity": "feature",
+        "attention_relation": "relation",
+        "token_similarity": "relation",
         "start_end_kl": "response",
         "start_end_ce": "response",
     }

@@ -1,0 +1,431 @@
+"""Reader windows, answer checks, span decoding, the cross-tokenizer mapping, and tiny end-to-end runs of
+`distill finetune-reader` and reader distillation (tiny models built in the session; no real model)."""
+
+from __future__ import annotations
+
+import json
+import string
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import build_tokenizer, tiny_bert_config
+
+from distill import reader
+from distill.errors import DistillError
+from distill.reader import NO_TOKEN, ReaderExample, Windows
+
+LONG = (
+    "The Nile is the longest river in Africa. It flows north through Egypt into the Mediterranean Sea. "
+    "Mozart was born in Salzburg in 1756. The piano was invented in Italy by Bartolomeo Cristofori."
+)
+
+
+def char_tokenizer():
+    """A WordPiece tokenizer that splits every word into characters: another tokenization of the same text."""
+    from transformers import BertTokenizerFast
+
+    chars = string.ascii_lowercase + string.digits + string.punctuation
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *[f"##{c}" for c in chars]]
+    return BertTokenizerFast(vocab={t: i for i, t in enumerate(tokens)}, do_lower_case=True)
+
+
+@pytest.fixture(scope="session")
+def char_reader(tmp_path_factory) -> Path:
+    from transformers import BertForQuestionAnswering
+
+    torch.manual_seed(3)
+    folder = tmp_path_factory.mktemp("models") / "tiny-qa-chars"
+    tokenizer = char_tokenizer()
+    config = tiny_bert_config(len(tokenizer))
+    config.max_position_embeddings = 512
+    BertForQuestionAnswering(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+# --- answers and examples -------------------------------------------------------------------------------------------
+
+
+def test_check_answer_keeps_a_correct_offset_and_corrects_or_skips_a_wrong_one():
+    counts: Counter = Counter()
+    context = "Mozart was born in Salzburg. Salzburg is in Austria."
+    assert reader.check_answer(context, "Salzburg", 19, "q1", strict=False, counts=counts) == 19
+    assert not counts
+    # Stated offset wrong: the nearest occurrence is used and counted.
+    assert reader.check_answer(context, "Salzburg", 27, "q2", strict=False, counts=counts) == 29
+    assert counts["answer offset corrected"] == 1
+    assert reader.check_answer(context, "Vienna", 3, "q3", strict=False, counts=counts) is None
+    assert counts["answer not in context"] == 1
+    with pytest.raises(DistillError, match="question q4: answer 'Vienna' is not at its stated offset 3"):
+        reader.check_answer(context, "Vienna", 3, "q4", strict=True, counts=counts)
+    with pytest.raises(DistillError, match="q5.*occurs at \\[19, 29\\]"):
+        reader.check_answer(context, "Salzburg", 0, "q5", strict=True, counts=counts)
+
+
+def test_reader_examples_skip_and_count_empty_contexts(tiny_squad):
+    from haystack import Document
+
+    from distill.data import Query, load_squad_file
+
+    data = load_squad_file(tiny_squad)
+    data.documents.append(Document(id="empty", content="   "))
+    queries = [*data.queries[:2], Query("qe", "Anything?", ("empty",), ("x",), (0,))]
+    counts: Counter = Counter()
+    examples = reader.reader_examples(data, queries, labelled=True, counts=counts)
+    assert [e.id for e in examples] == [q.id for q in data.queries[:2]]
+    assert counts == {"empty context": 1}
+    with pytest.raises(DistillError, match="question qe: its context is empty"):
+        reader.reader_examples(data, queries, labelled=True, strict=True)
+
+
+# --- windows ----------------------------------------------------------------------------------------------------------
+
+
+def _example(answer: str, question: str = "Where was Mozart born?") -> ReaderExample:
+    start = LONG.index(answer)
+    return ReaderExample("q", question, LONG, (answer,), start, answer)
+
+
+def test_long_context_becomes_overlapping_windows_and_labels_point_at_the_answer():
+    tokenizer = build_tokenizer()
+    ex = _example("Salzburg")
+    windows = reader.make_windows(tokenizer, [ex], max_length=24, stride=8, max_query_length=8)
+    assert len(windows) > 2  # a context longer than the model is cut into windows
+    spans = [windows.context_span(w) for w in range(len(windows))]
+    for (_, b0), (a1, _) in zip(spans, spans[1:]):
+        assert a1 < b0  # consecutive windows overlap (stride)
+    labelled = [w for w in range(len(windows)) if windows.start[w] > 0]
+    assert labelled
+    for w in labelled:
+        a = windows.offsets[w][windows.start[w]][0]
+        b = windows.offsets[w][windows.end[w]][1]
+        assert LONG[a:b] == "Salzburg"
+    # Windows that do not hold the whole answer point at position 0.
+    for w in set(range(len(windows))) - set(labelled):
+        assert windows.start[w] == windows.end[w] == 0
+        a, b = windows.context_span(w)
+        assert not (a <= ex.answer_start and ex.answer_start + len("Salzburg") <= b)
+
+
+def test_an_answer_cut_by_the_window_edge_is_labelled_no_answer():
+    offsets = [NO_TOKEN, (0, 3), (4, 9), (10, 15)]
+    assert reader.answer_positions(offsets, 4, 9) == (2, 2)
+    assert reader.answer_positions(offsets, 10, 20) == (0, 0)  # runs past the window's last token
+    assert reader.answer_positions(offsets, 0, 9) == (1, 2)
+
+
+def test_questions_are_cut_so_every_window_keeps_context():
+    tokenizer = build_tokenizer()
+    question = " ".join(["which river flows north"] * 10)
+    ex = ReaderExample("q", question, LONG, ("north",), LONG.index("north"), "north")
+    windows = reader.make_windows(tokenizer, [ex], max_length=32, stride=8, max_query_length=6)
+    assert all(any(o != NO_TOKEN for o in offsets) for offsets in windows.offsets)
+    assert all(w.count(tokenizer.sep_token_id) == 2 for w in windows.input_ids)
+
+
+def test_empty_context_gives_no_answer_instead_of_failing():
+    tokenizer = build_tokenizer()
+    examples = [ReaderExample("q", "Where?", "", ("x",))]
+    windows = reader.make_windows(tokenizer, examples, max_length=32, stride=8, max_query_length=8)
+    logits = [np.zeros((2, len(ids))) for ids in windows.input_ids]
+    assert reader.decode_answers(examples, windows, logits, 30) == [""]
+
+
+# --- decoding ---------------------------------------------------------------------------------------------------------
+
+
+def test_best_span_respects_order_and_maximum_length():
+    offsets = [NO_TOKEN, NO_TOKEN, (0, 3), (4, 7), (8, 11), NO_TOKEN]
+    start = np.array([9.0, 9.0, 1.0, 0.0, 5.0, 9.0])
+    end = np.array([9.0, 9.0, 4.0, 2.0, 0.0, 9.0])
+    # The best start (token 4) comes after the best end (token 2): spans must run forwards.
+    score, a, b = reader.best_span(start, end, offsets, max_answer_length=30)
+    assert (a, b) == (0, 3) and score == 5.0
+    score, a, b = reader.best_span(start, end, offsets, max_answer_length=1)
+    assert (a, b) == (0, 3)
+    assert reader.best_span(start, end, [NO_TOKEN] * 6, 30) is None
+
+
+def test_decode_takes_the_best_window_of_each_example():
+    examples = [ReaderExample("a", "?", "red green blue", ("blue",))]
+    windows = Windows(
+        example=[0, 0],
+        input_ids=[[1, 2, 3], [1, 2, 3]],
+        offsets=[[NO_TOKEN, (0, 3), (4, 9)], [NO_TOKEN, (4, 9), (10, 14)]],
+        start=[0, 0],
+        end=[0, 0],
+    )
+    logits = [np.array([[0, 1.0, 0.0], [0, 1.0, 0.0]]), np.array([[0, 0.0, 3.0], [0, 0.0, 3.0]])]
+    assert reader.decode_answers(examples, windows, logits, 30) == ["blue"]
+    assert reader.qa_scores(examples, ["blue"]) == {"exact_match": 100.0, "f1": 100.0}
+
+
+# --- across tokenizers ------------------------------------------------------------------------------------------------
+
+
+def test_map_span_logits_collects_the_teacher_tokens_inside_each_student_token():
+    # context "playing ball": teacher "play" "##ing" "ball"; student "playing" "ba" "##ll"
+    teacher_offsets = [NO_TOKEN, (0, 4), (4, 7), (8, 12)]
+    student_offsets = [NO_TOKEN, (0, 7), (8, 10), (10, 12)]
+    start = np.log(np.array([0.1, 0.5, 0.2, 0.2]))
+    mapped = reader.map_span_logits(start, teacher_offsets, student_offsets, "start")
+    probs = np.exp(mapped)
+    # "playing" spans two teacher tokens: it collects both starts (0.5 + 0.2); "ba" gets "ball"'s; "##ll" none.
+    np.testing.assert_allclose(probs, [0.1, 0.7, 0.2, 0.0], atol=1e-12)
+    end = np.log(np.array([0.1, 0.3, 0.4, 0.2]))
+    np.testing.assert_allclose(
+        np.exp(reader.map_span_logits(end, teacher_offsets, student_offsets, "end")), [0.1, 0.7, 0.0, 0.2]
+    )
+    # The other way round: one teacher token over two student tokens lands on the one holding its first (last) char.
+    back = reader.map_span_logits(
+        np.log(np.array([0.1, 0.7, 0.2, 0.0]) + 1e-300), student_offsets, teacher_offsets, "start"
+    )
+    np.testing.assert_allclose(np.exp(back)[[0, 1, 3]], [0.1, 0.7, 0.2], atol=1e-12)
+    assert np.exp(back)[2] == 0.0
+    with pytest.raises(ValueError, match="side"):
+        reader.map_span_logits(start, teacher_offsets, student_offsets, "middle")
+
+
+def test_map_teacher_probs_uses_the_overlapping_teacher_window_and_sums_to_one():
+    ex = _example("Salzburg")
+    word, chars = build_tokenizer(), char_tokenizer()
+    teacher = reader.make_windows(word, [ex], max_length=64, stride=16, max_query_length=8)
+    student = reader.make_windows(chars, [ex], max_length=96, stride=32, max_query_length=16)
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(len(teacher), 2, 64)).astype(np.float32)
+    mapped = reader.map_teacher_probs(teacher, logits, student)
+    assert len(mapped) == len(student)
+    for w, probs in enumerate(mapped):
+        assert probs.shape == (2, len(student.input_ids[w]))
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+        outside = [i for i, o in enumerate(student.offsets[w]) if o == NO_TOKEN and i != 0]
+        assert np.all(probs[:, outside] == 0)
+
+
+# --- end to end on tiny models ------------------------------------------------------------------------------------
+
+
+def _recipe(tmp_path, tiny_squad, task: str, **extra):
+    from distill.recipes import apply_overrides
+
+    overrides = [
+        f"data.train={tiny_squad}",
+        f"data.dev={tiny_squad}",
+        "data.questions=null",
+        "data.dev_questions=null",
+        "batch_size=4",
+        "max_length=64",
+        "stride=16",
+        "max_query_length=16",
+        "eval_every=2",
+        "save_every=2",
+        "log_every=1",
+        "epochs=2",
+        "optimizer.lr=1e-3",
+        f"output={tmp_path / 'out'}",
+    ]
+    return overrides + [f"{k}={v}" for k, v in extra.items()], apply_overrides
+
+
+@pytest.fixture(scope="module")
+def tiny_teacher(tmp_path_factory, tiny_squad, tiny_reader) -> Path:
+    from distill.train import finetune_reader
+
+    tmp = tmp_path_factory.mktemp("teacher")
+    overrides, _ = _recipe(tmp, tiny_squad, "finetune_reader", model=str(tiny_reader))
+    return finetune_reader(Path("recipes/reader-teacher-minilm.yaml"), overrides)
+
+
+def test_finetune_reader_saves_a_haystack_ready_reader_with_card(tiny_teacher):
+    from haystack import Document
+    from haystack_integrations.components.readers.transformers import TransformersExtractiveReader
+
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "README.md", "metrics.json", "config.yaml"):
+        assert (tiny_teacher / name).exists(), name
+    assert not (tiny_teacher / "training" / "checkpoint").exists()
+    metrics = json.loads((tiny_teacher / "metrics.json").read_text())
+    assert set(metrics["dev"]) == {"exact_match", "f1"}
+    assert "fine-tuned for extractive question answering" in (tiny_teacher / "README.md").read_text()
+    r = TransformersExtractiveReader(model=str(tiny_teacher), top_k=1)
+    r.warm_up()
+    answers = r.run(query="Where was Mozart born?", documents=[Document(content=LONG)])["answers"]
+    assert answers and answers[0].data
+
+
+def test_finetune_reader_resumes_after_an_interruption(tmp_path, tiny_squad, tiny_reader, monkeypatch, capsys):
+    from distill.reader import ReaderTask
+    from distill.train import finetune_reader
+
+    overrides, _ = _recipe(tmp_path, tiny_squad, "finetune_reader", model=str(tiny_reader), max_steps=4)
+    calls = {"n": 0}
+    original = ReaderTask.collate
+
+    def flaky(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    monkeypatch.setattr(ReaderTask, "collate", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        finetune_reader(Path("recipes/reader-teacher-minilm.yaml"), overrides)
+    assert (tmp_path / "out" / "training" / "checkpoint").exists()
+    monkeypatch.setattr(ReaderTask, "collate", original)
+    finetune_reader(Path("recipes/reader-teacher-minilm.yaml"), overrides)
+    assert "resuming from" in capsys.readouterr().out
+    steps = [json.loads(x)["step"] for x in (tmp_path / "out" / "train_log.jsonl").read_text().splitlines()]
+    assert max(steps) == 4
+
+
+def _distill(tmp_path, tiny_squad, teacher, **extra):
+    from distill.recipes import load_recipe
+    from distill.train import train_reader
+
+    extra.setdefault("student", "{from_teacher: {layers: [1]}}")
+    overrides, _ = _recipe(tmp_path, tiny_squad, "reader", teacher=str(teacher), pipelines="null", **extra)
+    recipe = load_recipe(Path("recipes/reader-distill-minilm-2l.yaml"), overrides)
+    return train_reader(recipe), recipe
+
+
+def test_distil_with_response_relation_and_feature_losses(tmp_path, tiny_squad, tiny_teacher, tiny_embedder_wide):
+    losses = (
+        "[{name: start_end_kl, weight: 1.0}, {name: attention_relation, weight: 0.5, num_relation_heads: 2},"
+        " {name: token_similarity, weight: 0.5}, {name: hidden_state_mse, weight: 0.5, layer_map: [[-1, -1]]}]"
+    )
+    student, recipe = _distill(
+        tmp_path, tiny_squad, tiny_teacher, student=f"{{model: {tiny_embedder_wide}, layers: [0, 2]}}", losses=losses
+    )
+    log = [json.loads(x) for x in (student / "train_log.jsonl").read_text().splitlines()]
+    terms = {k for row in log for k in row if k.startswith("loss/")}
+    assert terms == {
+        f"loss/{n}" for n in ("start_end_kl", "attention_relation", "token_similarity", "hidden_state_mse")
+    }
+    # 48-d student vs 32-d teacher: the hidden-state projection is trained and saved beside the student.
+    from safetensors.torch import load_file
+
+    saved = load_file(str(student / "distillation_losses.safetensors"))
+    assert [tuple(v.shape) for v in saved.values()] == [(32, 48)]
+    config = json.loads((student / "config.json").read_text())
+    assert config["num_hidden_layers"] == 2
+    metrics = json.loads((student / "metrics.json").read_text())
+    assert metrics["cross_tokenizer"] is False and set(metrics["teacher_dev"]) == {"exact_match", "f1"}
+
+
+def test_distil_across_tokenizers_maps_teacher_probabilities(tmp_path, tiny_squad, tiny_teacher, char_reader):
+    student, _ = _distill(tmp_path, tiny_squad, tiny_teacher, student=str(char_reader), max_length=160)
+    metrics = json.loads((student / "metrics.json").read_text())
+    assert metrics["cross_tokenizer"] is True
+    assert "mapped onto the student's tokens through character offsets" in (student / "README.md").read_text()
+    with pytest.raises(DistillError, match="attention_relation compare token positions.*tokenize differently"):
+        _distill(
+            tmp_path,
+            tiny_squad,
+            tiny_teacher,
+            student=str(char_reader),
+            max_length=160,
+            losses="[{name: start_end_kl}, {name: attention_relation, num_relation_heads: 2}]",
+        )
+
+
+def test_unlabelled_questions_train_on_teacher_soft_labels_only(tmp_path, tiny_squad, tiny_teacher):
+    from distill.reader import ReaderTask
+    from distill.recipes import load_recipe
+
+    overrides, _ = _recipe(
+        tmp_path,
+        tiny_squad,
+        "reader",
+        teacher=str(tiny_teacher),
+        pipelines="null",
+        student="{from_teacher: {layers: [1]}}",
+        **{"data.questions": 4, "data.unlabelled": str(tiny_squad), "data.unlabelled_questions": 3},
+    )
+    recipe = load_recipe(Path("recipes/reader-distill-minilm-2l.yaml"), overrides)
+    recipe["data"]["unlabelled"] = recipe["data"]["train"]
+    task = ReaderTask(recipe, progress=False)
+    assert len(task.labelled_rows) == 4 and len(task.unlabelled_rows) == 3
+    labelled_ids = {task.examples[task.windows.example[w]].id for w in task.labelled_rows}
+    unlabelled_ids = {task.examples[task.windows.example[w]].id for w in task.unlabelled_rows}
+    assert not labelled_ids & unlabelled_ids  # the questions after the labelled ones, never the same
+    batches = task.batches(0)
+    assert sorted(w for b in batches for w in b) == sorted(task.labelled_rows + task.unlabelled_rows)
+    for b in batches:
+        collated = task.collate(b)
+        assert ("start_positions" in collated) == all(w in task.labelled_rows for w in b)
+        loss = task.model()(collated)["start_end_kl"]
+        assert torch.isfinite(loss)
+
+
+def test_teacher_logits_are_cached_across_runs(tmp_path, tiny_squad, tiny_teacher, monkeypatch):
+    from distill.reader import TeacherReader
+
+    monkeypatch.setenv("DISTILL_HOME", str(tmp_path / "home"))
+    tokenizer = build_tokenizer()
+    windows = reader.make_windows(tokenizer, [_example("Salzburg")], max_length=64, stride=16, max_query_length=8)
+    first = TeacherReader(str(tiny_teacher), max_length=64).logits(windows, progress=False)
+    again = TeacherReader(str(tiny_teacher), max_length=64)
+    again._model = "not loaded: every window comes from the cache"  # any model call would fail
+    np.testing.assert_array_equal(again.logits(windows, progress=False), first)
+
+
+def test_teacher_and_student_tasks_must_match(tmp_path, tiny_squad, tiny_embedder):
+    with pytest.raises(DistillError, match="is not an extractive reader.*finetune-reader"):
+        _distill(tmp_path, tiny_squad, tiny_embedder)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("losses=[{name: listwise_kl}]", "listwise_kl is an embedder loss"),
+        ("stride=400", "stride .* must be smaller"),
+        ("student={from_teacher: {layers: [2, 1]}}", "increasing"),
+        ("data.unlabelled=squad-train", "only teach through the teacher"),
+        ("bogus=1", "unknown key"),
+    ],
+)
+def test_bad_reader_recipes_name_the_field(override, message):
+    from distill.recipes import load_recipe
+
+    extra = ["losses=[{name: start_end_ce}]"] if "unlabelled" in override else []
+    with pytest.raises(DistillError, match=message):
+        load_recipe(Path("recipes/reader-distill-minilm-2l.yaml"), [*extra, override])
+
+
+def test_swap_puts_a_reader_into_the_qa_pipeline_only(tmp_path, tiny_pipelines, tiny_teacher):
+    from distill.pipelines import read_pipeline_dict, swap_files
+
+    written = swap_files(
+        [tiny_pipelines / "indexing.yaml", tiny_pipelines / "extractive_qa.yaml"], tmp_path, model=str(tiny_teacher)
+    )
+    qa = read_pipeline_dict(written[1])
+    assert qa["components"]["reader"]["init_parameters"]["model"] == str(tiny_teacher)
+    assert read_pipeline_dict(written[0]) == read_pipeline_dict(tiny_pipelines / "indexing.yaml")
+    with pytest.raises(DistillError, match="no reader component to swap"):
+        swap_files([tiny_pipelines / "retrieval.yaml"], tmp_path / "x", model=str(tiny_teacher))
+
+
+def test_eval_with_gold_context_runs_only_the_reader(tmp_path, tiny_squad, tiny_pipelines, tiny_teacher):
+    from distill.data import load_squad_file
+    from distill.evaluation import System, evaluate
+    from distill.pipelines import swap_files
+
+    swap_files([tiny_pipelines / "extractive_qa.yaml"], tmp_path / "student", model=str(tiny_teacher))
+    systems = [
+        System.parse(f"teacher={tiny_pipelines / 'extractive_qa.yaml'}"),
+        System.parse(f"student={tmp_path / 'student' / 'extractive_qa.yaml'}"),
+    ]
+    report = evaluate(systems, load_squad_file(tiny_squad), warmup=1, progress=False, context="gold")
+    assert report["context"] == "gold"
+    for p in report["pipelines"].values():
+        assert set(p["quality"]) == {"exact_match", "f1"}
+        assert set(p["latency"]["components"]) == {"reader"}
+    with pytest.raises(DistillError, match="has no extractive reader"):
+        evaluate(
+            [System.parse(f"r={tiny_pipelines / 'retrieval.yaml'}")],
+            load_squad_file(tiny_squad),
+            progress=False,
+            context="gold",
+        )
