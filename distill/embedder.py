@@ -26,7 +26,7 @@ from distill import metrics
 from distill.cache import TeacherCache
 from distill.data import Dataset, load_dataset
 from distill.errors import DistillError
-from distill.losses import KIND, LOSSES, build_loss
+from distill.losses import KIND, LOSSES, build_loss, save_loss_parameters
 from distill.models import model_fingerprint, resolve_model
 
 logger = logging.getLogger(__name__)
@@ -190,27 +190,69 @@ def length_grouped_batches(lengths: list[int], positive: list[int], batch_size: 
     return batches
 
 
-class EmbedderDistillation(nn.Module):
-    """The student and its weighted losses; ``forward(batch)`` returns the loss terms."""
+def token_states(model, features: dict[str, Tensor]) -> tuple[Tensor, list[Tensor]]:
+    """A sentence-transformers model's sentence embeddings and every layer's hidden states (index 0: embeddings),
+    in one pass: the transformer with ``output_hidden_states``, then the model's other modules (pooling, dense,
+    normalize) as its own forward would run them."""
+    auto = model[0].auto_model
+    names = ("input_ids", "attention_mask", "token_type_ids")
+    out = auto(**{k: v for k, v in features.items() if k in names}, output_hidden_states=True, return_dict=True)
+    feats = dict(features)
+    feats["token_embeddings"] = out.last_hidden_state
+    for module in list(model)[1:]:
+        feats = module(feats)
+    return feats["sentence_embedding"], list(out.hidden_states)
 
-    def __init__(self, student, losses: list[tuple[str, float, nn.Module]], query_only: bool):
+
+class EmbedderDistillation(nn.Module):
+    """The student and its weighted losses; ``forward(batch)`` returns the loss terms.
+
+    Losses that compare token states (hidden-state MSE, attention relations, token similarities) need the teacher
+    online: it runs on the same tokenized passages (the student shares its tokenizer) and is kept outside the
+    module's parameters, so it is neither trained nor saved."""
+
+    def __init__(self, student, losses: list[tuple[str, float, nn.Module]], query_only: bool, teacher=None):
         super().__init__()
         self.student = student
         self.names = [name for name, _, _ in losses]
         self.weights = [weight for _, weight, _ in losses]
         self.losses = nn.ModuleList([loss for _, _, loss in losses])
         self.query_only = query_only
+        object.__setattr__(self, "_teacher", teacher)
+        self._qkv = None
+        if teacher is not None:
+            from distill.reader import _QKVRecorder
+
+            needs = {key for _, _, loss in losses for key in getattr(loss, "requires", ())}
+            if "qkv" in needs:
+                self._qkv = (_QKVRecorder(student[0].auto_model), _QKVRecorder(teacher[0].auto_model))
 
     def embed(self, features: dict[str, Tensor]) -> Tensor:
         return self.student(dict(features))["sentence_embedding"]
 
+    def _token_outputs(self, features: dict[str, Tensor], student: dict[str, Any], teacher: dict[str, Any]) -> Tensor:
+        embedding, hidden = token_states(self.student, features)
+        student["hidden_states"], student["attention_mask"] = hidden, features["attention_mask"]
+        t_model = self._teacher
+        device = features["input_ids"].device
+        if next(t_model.parameters()).device != device:
+            t_model.to(device)
+        with torch.no_grad():
+            _, t_hidden = token_states(t_model, features)
+        teacher["hidden_states"] = t_hidden
+        if self._qkv is not None:
+            student["qkv"], teacher["qkv"] = self._qkv[0].take(), self._qkv[1].take()
+        return embedding
+
     def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
-        teacher = batch["teacher"]
+        teacher = dict(batch["teacher"])
         student = {"query": self.embed(batch["query"])}
         if self.query_only:
             student["passage"] = teacher["passage"]
             if "negative" in teacher:
                 student["negative"] = teacher["negative"]
+        elif self._teacher is not None:
+            student["passage"] = self._token_outputs(batch["passage"], student, teacher)
         else:
             student["passage"] = self.embed(batch["passage"])
             if "negative" in batch:
@@ -272,7 +314,11 @@ class EmbedderTask:
 
         self.student = self._build_student()
         self.tokenizer = self.student[0].tokenizer
-        self._module = EmbedderDistillation(self.student, self._build_losses(), recipe["query_only"])
+        losses = self._build_losses()
+        online = any(LOSSES[name].needs_aligned_tokens for name, weight, _ in losses if weight > 0)
+        self._module = EmbedderDistillation(
+            self.student, losses, recipe["query_only"], teacher=self.teacher.model if online else None
+        )
 
     def _build_student(self):
         recipe = self.recipe
@@ -295,12 +341,15 @@ class EmbedderTask:
         for entry in self.recipe["losses"]:
             name = entry["name"]
             kwargs = {k: v for k, v in entry.items() if k not in ("name", "weight")}
-            if LOSSES[name].needs_aligned_tokens:
+            if LOSSES[name].needs_aligned_tokens and not same_tokenizer(self.teacher.model, self.student):
                 raise DistillError(
-                    f"recipe.losses: {name} ({KIND[name]}-based) compares token states and needs the teacher online; "
-                    "the embedder trainer uses cached teacher embeddings only: pick a sentence-level response or "
-                    "relation loss"
+                    f"recipe.losses: {name} ({KIND[name]}-based) compares token states, so the student must share "
+                    "the teacher's tokenizer (e.g. student: {from_teacher: {layers: [...]}}); this student tokenizes "
+                    "differently: pick a sentence-level response or relation loss"
                 )
+            if name == "hidden_state_mse":
+                kwargs.setdefault("student_dim", int(self.student[0].auto_model.config.hidden_size))
+                kwargs.setdefault("teacher_dim", int(self.teacher.model[0].auto_model.config.hidden_size))
             if name == "embedding_mse":
                 kwargs.setdefault("student_dim", self.student_dim)
                 kwargs.setdefault("teacher_dim", self.teacher.dim)
@@ -360,3 +409,4 @@ class EmbedderTask:
         student = module.student
         student.max_seq_length = self.recipe["max_length"]["passage"]
         student.save(str(folder), safe_serialization=True)
+        save_loss_parameters(module.names, module.losses, folder / "distillation_losses.safetensors")

@@ -986,6 +986,21 @@ LOSSES: dict[str, type[DistillationLoss]] = {
 KIND: dict[str, str] = {name: cls.kind for name, cls in LOSSES.items()}
 
 
+def save_loss_parameters(names: Sequence[str], losses: Sequence[nn.Module], path: Any) -> bool:
+    """Save the losses' trained parameters (e.g. hidden-state projections) to a safetensors file; False if none."""
+    tensors = {
+        f"{name}.{key}": value.detach().cpu().contiguous()
+        for name, loss in zip(names, losses)
+        for key, value in loss.state_dict().items()
+    }
+    if not tensors:
+        return False
+    from safetensors.torch import save_file
+
+    save_file(tensors, str(path))
+    return True
+
+
 def build_loss(name: str, **kwargs: Any) -> DistillationLoss:
     """Make the loss registered as ``name`` with constructor arguments ``kwargs`` (e.g. from a recipe entry)."""
     if name not in LOSSES:

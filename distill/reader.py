@@ -30,7 +30,7 @@ from distill import metrics
 from distill.cache import TeacherCache
 from distill.data import Dataset, Query, load_dataset
 from distill.errors import DistillError
-from distill.losses import LOSSES, build_loss
+from distill.losses import LOSSES, build_loss, save_loss_parameters
 from distill.models import model_fingerprint, resolve_model
 
 logger = logging.getLogger(__name__)
@@ -798,12 +798,5 @@ class ReaderTask:
         folder.mkdir(parents=True, exist_ok=True)
         module.student.save_pretrained(folder, safe_serialization=True)
         self.tokenizer.save_pretrained(folder)
-        trained = {
-            f"{name}.{key}": value.detach().cpu().contiguous()
-            for name, loss in zip(module.names, module.losses)
-            for key, value in loss.state_dict().items()
-        }
-        if trained:  # e.g. hidden-state projections: trained with the student, kept beside it
-            from safetensors.torch import save_file
-
-            save_file(trained, str(folder / "distillation_losses.safetensors"))
+        # e.g. hidden-state projections: trained with the student, kept beside it
+        save_loss_parameters(module.names, module.losses, folder / "distillation_losses.safetensors")

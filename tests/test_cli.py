@@ -63,3 +63,12 @@ def test_console_entry_point_runs_as_a_process():
     result = run("models", "definitely-not-a-source")
     assert result.returncode == 2
     assert "unknown offline source" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_reader_recipes_go_to_the_right_command(capsys):
+    assert cli.main(["train", "recipes/reader-teacher-minilm.yaml"]) == 2
+    assert "run `distill finetune-reader recipes/reader-teacher-minilm.yaml`" in capsys.readouterr().err
+    assert cli.main(["finetune-reader", "recipes/embedder-squad.yaml"]) == 2
+    assert "needs a recipe with task: finetune_reader" in capsys.readouterr().err
+    assert cli.main(["finetune-reader", "recipes/reader-teacher-minilm.yaml", "stride=1000"]) == 2
+    assert "recipe.stride" in capsys.readouterr().err

@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import subprocess
 import sys
@@ -221,3 +222,41 @@ def test_data_parallel_on_two_cpu_processes(home, tiny_embedder, tiny_embedder_w
     assert metrics["train"]["steps"] == len(batches) // 2
     assert metrics["train"]["examples"] == 2 * sum(len(b) for b in batches[: 2 * (len(batches) // 2) : 2])
     assert "resolved recipe" in result.stdout
+
+
+def test_feature_losses_train_a_student_that_shares_the_teachers_tokenizer(
+    home, tiny_embedder, tiny_embedder_wide, tiny_squad
+):
+    from safetensors.torch import load_file
+
+    from distill.train import train_embedder
+
+    losses = [
+        {"name": "listwise_kl", "weight": 1.0, "temperature": 0.1},
+        {"name": "hidden_state_mse", "weight": 1.0, "layer_map": [[1, 1], [2, 3]]},
+        {"name": "attention_relation", "weight": 1.0, "num_relation_heads": 2},
+        {"name": "token_similarity", "weight": 1.0},
+    ]
+    path = write_recipe(home, tiny_embedder_wide, {"from_teacher": {"layers": [0, 2]}}, tiny_squad, losses=losses)
+    student = train_embedder(path)
+    rows = [json.loads(line) for line in (student / "train_log.jsonl").read_text().splitlines()]
+    terms = {k for r in rows for k in r if k.startswith("loss/")}
+    assert terms == {f"loss/{e['name']}" for e in losses}
+    assert all(math.isfinite(r[k]) for r in rows for k in r if k.startswith("loss/"))
+    # Same width: no projection to save. Another width (the 32-d tiny model as student of the 48-d one) needs one.
+    assert not (student / "distillation_losses.safetensors").exists()
+
+    path = write_recipe(home, tiny_embedder_wide, tiny_embedder, tiny_squad, losses=losses[:2], output=str(home / "w"))
+    projections = load_file(str(train_embedder(path) / "distillation_losses.safetensors"))
+    assert sorted(tuple(v.shape) for v in projections.values()) == [(48, 32), (48, 32)]
+
+
+@pytest.mark.slow
+def test_feature_losses_refuse_a_student_with_another_tokenizer(home, tiny_embedder_wide, tiny_squad):
+    from distill.models import resolve_model
+    from distill.train import train_embedder
+
+    losses = [{"name": "token_similarity", "weight": 1.0}]
+    path = write_recipe(home, tiny_embedder_wide, resolve_model("minilm-l6"), tiny_squad, losses=losses)
+    with pytest.raises(DistillError, match="token_similarity .* must share the teacher's tokenizer"):
+        train_embedder(path)
