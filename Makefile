@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: setup demo test test-fast lint bench baseline bench-ablation bench-reader reader-teacher ui browser clean
+.PHONY: setup demo test test-fast lint bench baseline bench-ablation bench-reader bench-reader-cross reader-teacher ui browser clean
 
 setup: $(STAMP)
 
@@ -81,15 +81,27 @@ bench-ablation: setup
 # evaluate all three on 1,000 seeded SQuAD dev questions with the gold paragraph as context and end to end.
 READER := runs/students/reader-minilm-2l
 READER_EVAL := --data squad-dev --questions 1000 --seed 0
+READER_SYSTEMS := teacher=pipelines/extractive_qa.yaml hard-label=$(READER)-hard/pipelines/extractive_qa.yaml \
+  distilled=$(READER)/pipelines/extractive_qa.yaml distilled+unlabelled=$(READER)-unlabelled/pipelines/extractive_qa.yaml
 reader-teacher: setup
 	test -f runs/reader-teacher/model.safetensors || $(BIN)/distill finetune-reader recipes/reader-teacher-minilm.yaml
 
 bench-reader: reader-teacher
 	$(BIN)/distill train recipes/reader-distill-minilm-2l.yaml
 	$(BIN)/distill train recipes/reader-distill-minilm-2l.yaml output=$(READER)-hard 'losses=[{name: start_end_ce}]'
-	$(BIN)/distill eval teacher=pipelines/extractive_qa.yaml hard-label=$(READER)-hard/pipelines/extractive_qa.yaml \
-	  distilled=$(READER)/pipelines/extractive_qa.yaml $(READER_EVAL) --context gold --out runs/reader-eval-gold
+	$(BIN)/distill train recipes/reader-distill-minilm-2l.yaml output=$(READER)-unlabelled \
+	  data.unlabelled=squad-train data.unlabelled_questions=6000
+	$(BIN)/distill eval $(READER_SYSTEMS) $(READER_EVAL) --context gold --out runs/reader-eval-gold
 	cp runs/reader-eval-gold/report.json benchmarks/results/squad-dev-reader-gold.json
-	$(BIN)/distill eval teacher=pipelines/extractive_qa.yaml hard-label=$(READER)-hard/pipelines/extractive_qa.yaml \
-	  distilled=$(READER)/pipelines/extractive_qa.yaml $(READER_EVAL) --out runs/reader-eval-e2e
+	$(BIN)/distill eval $(READER_SYSTEMS) $(READER_EVAL) --out runs/reader-eval-e2e
 	cp runs/reader-eval-e2e/report.json benchmarks/results/squad-dev-reader-e2e.json
+
+# The cross-tokenizer path at small scale (MiniLM-L6 teacher reader, WordPiece -> 2-layer MPNet student, MPNet
+# tokenizer): distilled vs gold spans only, 1,000 questions each, evaluated with the gold paragraph as context.
+CROSS := runs/students/reader-cross-tokenizer-small
+bench-reader-cross: reader-teacher
+	$(BIN)/distill train recipes/reader-cross-tokenizer-small.yaml
+	$(BIN)/distill train recipes/reader-cross-tokenizer-small.yaml output=$(CROSS)-hard 'losses=[{name: start_end_ce}]'
+	$(BIN)/distill eval teacher=pipelines/extractive_qa.yaml hard-label=$(CROSS)-hard/pipelines/extractive_qa.yaml \
+	  distilled=$(CROSS)/pipelines/extractive_qa.yaml $(READER_EVAL) --context gold --out runs/reader-cross-eval-gold
+	cp runs/reader-cross-eval-gold/report.json benchmarks/results/squad-dev-reader-cross-tokenizer-gold.json

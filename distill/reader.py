@@ -505,6 +505,8 @@ class TeacherReader:
         if self._model is None:
             self._model, _, _ = load_reader(self.path, require_head=True)
             self._model.eval()
+            if torch.cuda.is_available():  # the teacher pass is inference only: put it on the GPU when there is one
+                self._model.to("cuda")
         return self._model
 
     def logits(self, windows: Windows, *, desc: str = "teacher", progress: bool = True) -> np.ndarray:

@@ -412,3 +412,36 @@ def test_use_fast_retrievers_converts_only_in_memory_embedding_retrievers() -> N
 def test_use_fast_retrievers_rejects_a_non_pipeline() -> None:
     with pytest.raises(DistillError, match="'components' mapping"):
         use_fast_retrievers({"connections": []})
+
+
+def test_fast_pipeline_copies_return_exactly_what_haystacks_copier_returns():
+    from haystack import Document
+    from haystack.core.pipeline import base, pipeline
+    from haystack.core.pipeline.utils import _deepcopy_with_exceptions as original
+
+    from distill.components import _copy_atoms_fast, fast_pipeline_copies
+
+    fast = _copy_atoms_fast(original)
+    embedding = [0.1 * i for i in range(384)]
+    cases = [
+        embedding,
+        [1, "a", None, True, 2.5],
+        {"text": "q", "top_k": 3},
+        {"documents": [Document(content="x", meta={"a": [1, 2]})], "query": "q"},
+        [[1.0, 2.0], [3.0]],
+        (1.0, 2.0),
+        "plain",
+        7,
+        [],
+    ]
+    for value in cases:
+        ours, theirs = fast(value), original(value)
+        assert ours == theirs and type(ours) is type(theirs)
+        if isinstance(value, (list, dict)):
+            assert ours is not value  # still a copy: a component editing its input cannot reach the caller's
+    copied = fast(embedding)
+    assert all(a is b for a, b in zip(copied, embedding))  # atoms are shared, as deepcopy shares them
+    assert fast_pipeline_copies()
+    assert base._deepcopy_with_exceptions.distill_fast_copy and pipeline._deepcopy_with_exceptions.distill_fast_copy
+    assert fast_pipeline_copies()  # idempotent: never wraps twice
+    assert pipeline._deepcopy_with_exceptions.__wrapped__ is original
