@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: setup demo test test-fast lint bench baseline bench-ablation bench-reader bench-reader-cross reader-teacher ui browser clean
+.PHONY: setup demo test test-fast lint bench baseline bench-ablation bench-reader bench-reader-cross bench-students reader-teacher ui browser clean
 
 setup: $(STAMP)
 
@@ -105,3 +105,23 @@ bench-reader-cross: reader-teacher
 	$(BIN)/distill eval teacher=pipelines/extractive_qa.yaml hard-label=$(CROSS)-hard/pipelines/extractive_qa.yaml \
 	  distilled=$(CROSS)/pipelines/extractive_qa.yaml $(READER_EVAL) --context gold --out runs/reader-cross-eval-gold
 	cp runs/reader-cross-eval-gold/report.json benchmarks/results/squad-dev-reader-cross-tokenizer-gold.json
+
+# Embedder students of every kind on the full SQuAD dev retrieval benchmark, all with the vectorised retriever:
+# the teacher, the off-the-shelf MiniLM-L6, the listwise-KL MiniLM-L6 (4k questions), a query-only MiniLM-L6 (the
+# teacher's index kept) and a 4-layer cut of the teacher.
+SWAP := $(BIN)/distill swap pipelines/indexing.yaml pipelines/retrieval.yaml --fast-retriever
+bench-students: setup
+	test -d runs/students/minilm-l6-squad-kl-4k/student || $(BIN)/distill train recipes/embedder-squad-kl-4k.yaml
+	$(BIN)/distill train recipes/embedder-squad-query-only.yaml
+	$(BIN)/distill train recipes/embedder-squad-layers-4.yaml
+	$(SWAP) --out runs/teacher-fast/pipelines
+	$(SWAP) --model minilm-l6 --out runs/minilm-l6-fast/pipelines
+	$(SWAP) --model runs/students/minilm-l6-squad-kl-4k/student --index student-kl-4k --out runs/kl-4k-fast/pipelines
+	$(SWAP) --model runs/students/minilm-l6-query-only/student --component text_embedder --keep-index \
+	  --out runs/query-only-fast/pipelines
+	$(SWAP) --model runs/students/mpnet-layers-4/student --index student-layers-4 --out runs/layers-4-fast/pipelines
+	$(BIN)/distill eval teacher=runs/teacher-fast/pipelines/retrieval.yaml \
+	  minilm-l6=runs/minilm-l6-fast/pipelines/retrieval.yaml distilled-kl-4k=runs/kl-4k-fast/pipelines/retrieval.yaml \
+	  query-only=runs/query-only-fast/pipelines/retrieval.yaml layers-4=runs/layers-4-fast/pipelines/retrieval.yaml \
+	  --data squad-dev --questions 2000 --seed 0 --out runs/students-eval
+	cp runs/students-eval/report.json benchmarks/results/squad-dev-retrieval-students.json

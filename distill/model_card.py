@@ -143,8 +143,18 @@ def reader_card(recipe: dict[str, Any], metrics: dict[str, Any]) -> str:
             text = f"{student['model']} with encoder layers {student['layers']} kept"
         else:
             text = str(student)
-        title = f"# Distilled reader: {Path(recipe['output']).name}"
-        intro = f"A student reader distilled from **{recipe['teacher']}** into **{text}**."
+        from distill.losses import LOSSES
+
+        distilled = any(LOSSES[e["name"]].needs_teacher for e in recipe["losses"] if e["weight"] > 0)
+        if distilled:
+            title = f"# Distilled reader: {Path(recipe['output']).name}"
+            intro = f"A student reader distilled from **{recipe['teacher']}** into **{text}**."
+        else:
+            title = f"# Reader trained on gold spans only: {Path(recipe['output']).name}"
+            intro = (
+                f"**{text}** (teacher: {recipe['teacher']}) trained on gold answer spans only, without teacher "
+                "outputs: the undistilled baseline at a distillation recipe's budget."
+            )
         if metrics.get("cross_tokenizer"):
             intro += (
                 " Teacher and student tokenize differently: the teacher's start/end probabilities were mapped onto "

@@ -155,9 +155,10 @@ def train_reader(recipe_path: str | Path | None, overrides: list[str] | None = N
             shutil.copy(indexing, output / "pipelines" / "indexing.yaml")
         print("student pipeline: " + ", ".join(map(str, written)))
     finished(output)
+    teacher = f"teacher {task.teacher_dev['f1']:.1f}, " if task.teacher_dev else ""
     print(
-        f"student saved to {student}; dev F1 {state.best:.1f} (teacher {task.teacher_dev.get('f1', float('nan')):.1f}, "
-        f"before training {metrics['untrained_dev'].get('f1', float('nan')):.1f})"
+        f"student saved to {student}; dev F1 {state.best:.1f} ({teacher}before training "
+        f"{metrics['untrained_dev'].get('f1', float('nan')):.1f})"
     )
     return student
 

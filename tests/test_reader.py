@@ -429,3 +429,10 @@ def test_eval_with_gold_context_runs_only_the_reader(tmp_path, tiny_squad, tiny_
             progress=False,
             context="gold",
         )
+
+
+def test_a_hard_label_student_says_so_in_its_card(tmp_path, tiny_squad, tiny_teacher):
+    student, _ = _distill(tmp_path, tiny_squad, tiny_teacher, losses="[{name: start_end_ce}]", epochs=1)
+    card = (student / "README.md").read_text()
+    assert "trained on gold answer spans only" in card and "distilled from" not in card
+    assert json.loads((student / "metrics.json").read_text())["teacher_dev"] == {}
