@@ -429,6 +429,7 @@ def test_fast_pipeline_copies_return_exactly_what_haystacks_copier_returns():
         {"text": "q", "top_k": 3},
         {"documents": [Document(content="x", meta={"a": [1, 2]})], "query": "q"},
         [[1.0, 2.0], [3.0]],
+        {"query_embedding": embedding, "filters": {"a": [1, 2]}, "top_k": None},
         (1.0, 2.0),
         "plain",
         7,
