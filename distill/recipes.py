@@ -173,6 +173,18 @@ def apply_overrides(recipe: dict[str, Any], overrides: list[str]) -> dict[str, A
     return recipe
 
 
+def _check_optimizer(recipe: dict[str, Any]) -> None:
+    """The optimiser and precision settings every recipe shares."""
+    _positive(recipe, "optimizer.lr", float)
+    opt = recipe["optimizer"]
+    if not 0 <= opt["warmup_ratio"] < 1:
+        raise DistillError(f"recipe.optimizer.warmup_ratio must be in [0, 1), got {opt['warmup_ratio']!r}")
+    if opt["grad_clip"] is not None and opt["grad_clip"] <= 0:
+        raise DistillError(f"recipe.optimizer.grad_clip must be > 0 or null, got {opt['grad_clip']!r}")
+    if recipe["mixed_precision"] not in ("auto", "no", "bf16", "fp16"):
+        raise DistillError(f"recipe.mixed_precision must be auto, no, bf16 or fp16, got {recipe['mixed_precision']!r}")
+
+
 def _positive(recipe: dict[str, Any], key: str, kind: type = int, allow_none: bool = False) -> None:
     node: Any = recipe
     for part in key.split("."):
@@ -198,13 +210,7 @@ def validate(recipe: dict[str, Any]) -> dict[str, Any]:
     _positive(recipe, "data.questions", allow_none=True)
     _positive(recipe, "data.dev_questions", allow_none=True)
     _positive(recipe, "data.dev_articles", allow_none=True)
-    opt = recipe["optimizer"]
-    if not 0 <= opt["warmup_ratio"] < 1:
-        raise DistillError(f"recipe.optimizer.warmup_ratio must be in [0, 1), got {opt['warmup_ratio']!r}")
-    if opt["grad_clip"] is not None and opt["grad_clip"] <= 0:
-        raise DistillError(f"recipe.optimizer.grad_clip must be > 0 or null, got {opt['grad_clip']!r}")
-    if recipe["mixed_precision"] not in ("auto", "no", "bf16", "fp16"):
-        raise DistillError(f"recipe.mixed_precision must be auto, no, bf16 or fp16, got {recipe['mixed_precision']!r}")
+    _check_optimizer(recipe)
     student = recipe["student"]
     if isinstance(student, dict):
         if set(student) != {"from_teacher"} or not isinstance(student["from_teacher"], dict):
@@ -288,13 +294,7 @@ def _validate_reader(recipe: dict[str, Any]) -> dict[str, Any]:
     _positive(recipe, "optimizer.lr", float)
     _positive(recipe, "data.questions", allow_none=True)
     _positive(recipe, "data.dev_questions", allow_none=True)
-    opt = recipe["optimizer"]
-    if not 0 <= opt["warmup_ratio"] < 1:
-        raise DistillError(f"recipe.optimizer.warmup_ratio must be in [0, 1), got {opt['warmup_ratio']!r}")
-    if opt["grad_clip"] is not None and opt["grad_clip"] <= 0:
-        raise DistillError(f"recipe.optimizer.grad_clip must be > 0 or null, got {opt['grad_clip']!r}")
-    if recipe["mixed_precision"] not in ("auto", "no", "bf16", "fp16"):
-        raise DistillError(f"recipe.mixed_precision must be auto, no, bf16 or fp16, got {recipe['mixed_precision']!r}")
+    _check_optimizer(recipe)
     if recipe["stride"] >= recipe["max_length"] - recipe["max_query_length"] - 3:
         raise DistillError(
             f"recipe.stride ({recipe['stride']}) must be smaller than the context room of a window (max_length "

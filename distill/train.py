@@ -22,15 +22,7 @@ def train_embedder(recipe_path: str | Path | None, overrides: list[str] | None =
 
     recipe = load_recipe(recipe_path, overrides)
     output = Path(recipe["output"])
-    output.mkdir(parents=True, exist_ok=True)
-    print("resolved recipe:\n" + dump_recipe(recipe), flush=True)
-    saved = output / "config.yaml"
-    if (output / "checkpoint").exists() and saved.exists() and load_recipe(saved) != recipe:
-        raise DistillError(
-            f"{output} holds an interrupted run of another recipe ({saved}); resume it with the same recipe, or pick "
-            "another output folder"
-        )
-    saved.write_text(dump_recipe(recipe), encoding="utf-8")
+    _start(recipe, output)
 
     # Checked before training, so a wrong folder costs seconds, not a training run.
     paths: list[Path] = []
