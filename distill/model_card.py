@@ -33,6 +33,23 @@ def _fmt(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+def _card_tail(recipe: dict[str, Any]) -> list[str]:
+    """The versions and the resolved recipe, closing every card."""
+    return [
+        "",
+        "## Versions",
+        "",
+        *[f"- {k} {v}" for k, v in library_versions().items()],
+        "",
+        "## Recipe",
+        "",
+        "```yaml",
+        dump_recipe(recipe).rstrip(),
+        "```",
+        "",
+    ]
+
+
 def write_student_files(folder: Path, recipe: dict[str, Any], metrics: dict[str, Any], *, kind: str) -> None:
     """config.yaml (the resolved recipe), metrics.json and README.md beside the student's weights."""
     folder = Path(folder)
@@ -105,19 +122,8 @@ def model_card(recipe: dict[str, Any], metrics: dict[str, Any], *, kind: str) ->
         "Swap it into the teacher's Haystack pipelines with `distill swap pipelines/ --model <this folder> --out <dir>`"
         + (" --component text_embedder --keep-index" if recipe.get("query_only") else "")
         + " and compare with `distill eval`.",
-        "",
-        "## Versions",
-        "",
-        *[f"- {k} {v}" for k, v in library_versions().items()],
-        "",
-        "## Recipe",
-        "",
-        "```yaml",
-        dump_recipe(recipe).rstrip(),
-        "```",
-        "",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines + _card_tail(recipe))
 
 
 def write_reader_files(folder: Path, recipe: dict[str, Any], metrics: dict[str, Any]) -> None:
@@ -227,16 +233,5 @@ def reader_card(recipe: dict[str, Any], metrics: dict[str, Any]) -> str:
         "`TransformersExtractiveReader(model=<this folder>)`, or swap it into the teacher's pipeline with "
         "`distill swap pipelines/extractive_qa.yaml --model <this folder> --out <dir>` and compare with "
         "`distill eval ... --context gold`.",
-        "",
-        "## Versions",
-        "",
-        *[f"- {k} {v}" for k, v in library_versions().items()],
-        "",
-        "## Recipe",
-        "",
-        "```yaml",
-        dump_recipe(recipe).rstrip(),
-        "```",
-        "",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines + _card_tail(recipe))

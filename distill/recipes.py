@@ -173,6 +173,31 @@ def apply_overrides(recipe: dict[str, Any], overrides: list[str]) -> dict[str, A
     return recipe
 
 
+def _normalise_losses(losses: Any, allowed: list[str]) -> list[dict[str, Any]]:
+    """Check a recipe's loss list; return it as {name, weight (float), **settings} entries."""
+    from distill.losses import LOSSES
+
+    if not isinstance(losses, list) or not losses:
+        raise DistillError("recipe.losses must be a non-empty list of {name, weight, ...}")
+    normalised = []
+    for i, entry in enumerate(losses):
+        if not isinstance(entry, dict) or "name" not in entry:
+            raise DistillError(f"recipe.losses[{i}] must be a mapping with a 'name', got {entry!r}")
+        name = entry["name"]
+        if name not in LOSSES:
+            raise DistillError(f"recipe.losses[{i}].name: unknown loss {name!r}; known: {', '.join(LOSSES)}")
+        if name not in allowed:
+            kind = "a reader" if name in READER_LOSSES else "an embedder"
+            raise DistillError(f"recipe.losses[{i}]: {name} is {kind} loss; this recipe takes {', '.join(allowed)}")
+        weight = entry.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+            raise DistillError(f"recipe.losses[{i}].weight must be >= 0, got {weight!r}")
+        normalised.append({**entry, "weight": float(weight)})
+    if not any(e["weight"] > 0 for e in normalised):
+        raise DistillError("recipe.losses: at least one loss needs a weight > 0")
+    return normalised
+
+
 def _check_optimizer(recipe: dict[str, Any]) -> None:
     """The optimiser and precision settings every recipe shares."""
     _positive(recipe, "optimizer.lr", float)
@@ -226,25 +251,7 @@ def validate(recipe: dict[str, Any]) -> dict[str, Any]:
             raise DistillError(f"recipe.student.from_teacher.layers must be increasing and unique, got {layers}")
     elif not isinstance(student, str):
         raise DistillError(f"recipe.student must be a model spec (string) or a mapping, got {student!r}")
-    losses = recipe["losses"]
-    if not isinstance(losses, list) or not losses:
-        raise DistillError("recipe.losses must be a non-empty list of {name, weight, ...}")
-    normalised = []
-    for i, entry in enumerate(losses):
-        if not isinstance(entry, dict) or "name" not in entry:
-            raise DistillError(f"recipe.losses[{i}] must be a mapping with a 'name', got {entry!r}")
-        if entry["name"] not in LOSSES:
-            raise DistillError(f"recipe.losses[{i}].name: unknown loss {entry['name']!r}; known: {', '.join(LOSSES)}")
-        weight = entry.get("weight", 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-            raise DistillError(f"recipe.losses[{i}].weight must be >= 0, got {weight!r}")
-        if KIND[entry["name"]] == "response" and entry["name"].startswith("start_end"):
-            raise DistillError(
-                f"recipe.losses[{i}]: {entry['name']} is a reader loss; an embedder recipe cannot use it"
-            )
-        normalised.append({**entry, "weight": float(weight)})
-    if not any(e["weight"] > 0 for e in normalised):
-        raise DistillError("recipe.losses: at least one loss needs a weight > 0")
+    normalised = _normalise_losses(recipe["losses"], allowed=[n for n in LOSSES if n not in READER_LOSSES[:2]])
     names = [e["name"] for e in normalised]
     if recipe["query_only"]:
         for name in names:
@@ -284,7 +291,6 @@ def _check_layers(layers: Any, where: str) -> None:
 
 def _validate_reader(recipe: dict[str, Any]) -> dict[str, Any]:
     """Reader fine-tuning and distillation recipes."""
-    from distill.losses import LOSSES
 
     for key in ("batch_size", "epochs", "eval_every", "log_every", "save_every", "max_length", "stride"):
         _positive(recipe, key)
@@ -315,26 +321,7 @@ def _validate_reader(recipe: dict[str, Any]) -> dict[str, Any]:
         )
     _positive(recipe, "teacher_batch_size")
     _positive(recipe, "data.unlabelled_questions", allow_none=True)
-    losses = recipe["losses"]
-    if not isinstance(losses, list) or not losses:
-        raise DistillError("recipe.losses must be a non-empty list of {name, weight, ...}")
-    normalised = []
-    for i, entry in enumerate(losses):
-        if not isinstance(entry, dict) or "name" not in entry:
-            raise DistillError(f"recipe.losses[{i}] must be a mapping with a 'name', got {entry!r}")
-        name = entry["name"]
-        if name not in LOSSES:
-            raise DistillError(f"recipe.losses[{i}].name: unknown loss {name!r}; known: {', '.join(LOSSES)}")
-        if name not in READER_LOSSES:
-            raise DistillError(
-                f"recipe.losses[{i}]: {name} is an embedder loss; a reader recipe takes {', '.join(READER_LOSSES)}"
-            )
-        weight = entry.get("weight", 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-            raise DistillError(f"recipe.losses[{i}].weight must be >= 0, got {weight!r}")
-        normalised.append({**entry, "weight": float(weight)})
-    if not any(e["weight"] > 0 for e in normalised):
-        raise DistillError("recipe.losses: at least one loss needs a weight > 0")
+    normalised = _normalise_losses(recipe["losses"], allowed=list(READER_LOSSES))
     names = {e["name"] for e in normalised if e["weight"] > 0}
     if recipe["data"]["unlabelled"] is not None and names <= {"start_end_ce"}:
         raise DistillError(

@@ -41,21 +41,8 @@ def train_embedder(recipe_path: str | Path | None, overrides: list[str] | None =
     if not trainer.is_main:
         return output / "student"
     student = output / "student"
-    untrained_path = output / "untrained_metrics.json"
-    untrained = json.loads(untrained_path.read_text()) if untrained_path.exists() else {}
-    dev = {k: v for k, v in state.best_metrics.items() if not k.startswith(("teacher_", "untrained_"))}
-    metrics: dict[str, Any] = {
-        "dev": dev,
-        "teacher_dev": task.teacher_dev,
-        "untrained_dev": {k: v for k, v in untrained.items() if not k.startswith("teacher_")},
-        "best_step": state.best_step,
-        "train": {
-            "steps": state.step,
-            "examples": state.examples,
-            "seconds": round(state.train_seconds, 1),
-            "examples_per_s": round(state.examples / max(state.train_seconds, 1e-9), 2),
-        },
-    }
+    metrics = _run_metrics(task, state, output)
+    untrained = metrics["untrained_dev"]
     shutil.copy(output / LOG_FILE, student / LOG_FILE)
     write_student_files(student, recipe, metrics, kind="embedder")
     if paths:
@@ -93,12 +80,12 @@ def _start(recipe: dict[str, Any], output: Path) -> None:
 
 
 def _run_metrics(task: Any, state: Any, output: Path) -> dict[str, Any]:
-    untrained_path = output / "untrained_metrics.json"
-    untrained = json.loads(untrained_path.read_text()) if untrained_path.exists() else {}
+    path = output / "untrained_metrics.json"
+    untrained = json.loads(path.read_text()) if path.exists() else {}
     return {
         "dev": {k: v for k, v in state.best_metrics.items() if not k.startswith(("teacher_", "untrained_"))},
         "teacher_dev": getattr(task, "teacher_dev", {}),
-        "untrained_dev": untrained,
+        "untrained_dev": {k: v for k, v in untrained.items() if not k.startswith("teacher_")},
         "best_step": state.best_step,
         "train": {
             "steps": state.step,
