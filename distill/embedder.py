@@ -4,7 +4,7 @@ Three kinds of student:
 - another pretrained model (e.g. all-MiniLM-L6-v2: another tokenizer and width),
 - a copy of the teacher with layers dropped (``{from_teacher: {layers: [0, 4, 8, 11]}}``: same tokenizer and width),
 - a query-only student (``query_only: true``): only the query encoder is trained, into the teacher's space, so the
-  documents keep the teacher's embeddings and index; a linear head (initialised by least squares on the training
+  documents keep the teacher's embeddings and index; a linear head (initialised by ridge regression on the training
   queries) maps a narrower student into the teacher's width.
 """
 
@@ -63,11 +63,26 @@ def drop_layers(teacher, layers: list[int]):
     return student
 
 
-def add_projection(student, teacher_dim: int, queries: Tensor, targets: Tensor) -> None:
-    """Append Dense(student_dim -> teacher_dim) + Normalize, initialised by least squares on (queries, targets)."""
+def ridge_projection(queries: Tensor, targets: Tensor, ridge: float = 0.1) -> Tensor:
+    """The (teacher_dim, student_dim) weight ``W`` minimising ``||X W^T - Y||^2 + lam ||W||^2``.
+
+    ``lam = ridge * trace(X^T X) / student_dim`` (the mean eigenvalue): sentence embeddings are anisotropic, and
+    all-MiniLM-L6-v2's queries span fewer than 384 directions, so plain least squares puts weights of order 1e7 on
+    directions with no variance. Such a head turns the first optimiser step into noise (the query-only student
+    collapsed from nDCG@10 0.66 to 0.05 within five steps); with the ridge term its spectral norm is ~1.5 and the
+    fit to held-out queries is better, not worse (measured in the README)."""
+    x, y = queries.double(), targets.double()
+    gram = x.T @ x
+    lam = ridge * float(gram.diagonal().sum()) / x.shape[1]
+    eye = torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
+    return torch.linalg.solve(gram + lam * eye, x.T @ y).T.float()
+
+
+def add_projection(student, teacher_dim: int, queries: Tensor, targets: Tensor, ridge: float = 0.1) -> None:
+    """Append Dense(student_dim -> teacher_dim) + Normalize, initialised by ridge regression on (queries, targets)."""
     from sentence_transformers.sentence_transformer.modules import Dense, Normalize
 
-    weight = torch.linalg.lstsq(queries.double(), targets.double()).solution.T.float()
+    weight = ridge_projection(queries, targets, ridge)
     dense = Dense(queries.shape[1], teacher_dim, bias=False, activation_function=nn.Identity())
     with torch.no_grad():
         dense.linear.weight.copy_(weight)

@@ -260,3 +260,29 @@ def test_feature_losses_refuse_a_student_with_another_tokenizer(home, tiny_embed
     path = write_recipe(home, tiny_embedder_wide, resolve_model("minilm-l6"), tiny_squad, losses=losses)
     with pytest.raises(DistillError, match="token_similarity .* must share the teacher's tokenizer"):
         train_embedder(path)
+
+
+def test_query_only_head_stays_small_on_rank_deficient_queries():
+    """The query-only collapse: student queries spanning fewer directions than their width made plain least squares
+    put huge weights on directions with (almost) no variance, so one optimiser step turned the head into noise."""
+    import torch
+
+    from distill.embedder import ridge_projection
+
+    gen = torch.Generator().manual_seed(0)
+    basis = torch.randn(5, 8, generator=gen)
+    queries = torch.randn(200, 5, generator=gen) @ basis + 1e-6 * torch.randn(200, 8, generator=gen)  # ~rank 5
+    true = torch.randn(12, 8, generator=gen)
+    targets = queries @ true.T + 1e-3 * torch.randn(200, 12, generator=gen)
+    plain = torch.linalg.lstsq(queries.double(), targets.double()).solution.T.float()
+    assert torch.linalg.matrix_norm(plain, 2) > 20 * torch.linalg.matrix_norm(true, 2)  # what went wrong before
+
+    weight = ridge_projection(queries, targets, ridge=1e-4)
+    assert weight.shape == (12, 8)
+    assert torch.linalg.matrix_norm(weight, 2) <= 1.01 * torch.linalg.matrix_norm(true, 2)
+    fit = torch.nn.functional.cosine_similarity(queries @ weight.T, targets).mean()
+    assert fit > 0.999  # and still fits
+    nudged = queries[:1] + 1e-3 * torch.randn(1, 8, generator=gen)  # a small step off the queries' span
+    assert float(((nudged - queries[:1]) @ weight.T).norm()) < 0.1
+    stronger = ridge_projection(queries, targets, ridge=1.0)
+    assert torch.linalg.matrix_norm(stronger, 2) < torch.linalg.matrix_norm(weight, 2)
