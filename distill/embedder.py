@@ -104,7 +104,9 @@ class Pairs:
     negative: list[int] | None = None
 
 
-def training_pairs(data: Dataset, questions: int | None, seed: int) -> Pairs:
+def training_pairs(data: Dataset, questions: int | None, seed: int, siblings: bool = False) -> Pairs:
+    """A seeded sample of ``questions`` (question, gold passage) pairs; with ``siblings``, also every other question
+    whose gold passage is one of the sample's (more questions, no more passages for the teacher to embed)."""
     labelled = [q for q in data.queries if q.gold_doc_ids]
     if not labelled:
         raise DistillError(
@@ -112,7 +114,11 @@ def training_pairs(data: Dataset, questions: int | None, seed: int) -> Pairs:
             "passage) pairs (SQuAD, BEIR, or JSONL lines with both 'question' and 'passage')"
         )
     if questions is not None and questions < len(labelled):
-        labelled = [labelled[i] for i in sorted(random.Random(seed).sample(range(len(labelled)), questions))]
+        chosen = sorted(random.Random(seed).sample(range(len(labelled)), questions))
+        if siblings:
+            passages = {labelled[i].gold_doc_ids[0] for i in chosen}
+            chosen = [i for i, q in enumerate(labelled) if q.gold_doc_ids[0] in passages]
+        labelled = [labelled[i] for i in chosen]
     index: dict[str, int] = {}
     passages: list[str] = []
     positive = []
@@ -305,7 +311,9 @@ class EmbedderTask:
         self.teacher = TeacherEmbeddings(recipe["teacher"], batch_size=recipe["teacher_batch_size"])
 
         train = load_dataset(data_cfg["train"])
-        self.pairs = training_pairs(train, data_cfg["questions"], data_cfg["seed"])
+        self.pairs = training_pairs(
+            train, data_cfg["questions"], data_cfg["seed"], siblings=data_cfg["sibling_questions"]
+        )
         logger.info("%d training pairs over %d passages", len(self.pairs.queries), len(self.pairs.passages))
         self.t_query = self.teacher.encode(self.pairs.queries, max_q, "teacher: training questions")
         self.t_passage = self.teacher.encode(self.pairs.passages, max_p, "teacher: training passages")

@@ -71,6 +71,7 @@ def test_recipe_defaults_and_overrides():
         (["losses=[{name: cosine, weight: -1}]"], r"losses\[0\].weight must be >= 0, got -1"),
         (["losses=[{name: cosine, weight: 0}]"], "at least one loss needs a weight > 0"),
         (["batch_size=0"], "batch_size must be a positive int"),
+        (["data.sibling_questions=yes please"], "sibling_questions must be true or false"),
         (["losses=[{name: margin_mse}]"], "margin_mse needs negatives"),
         (["query_only=true", "losses=[{name: rkd_angle}]"], "cannot train a query-only student"),
         (["student={from_teacher: {layers: [3, 1]}}"], "increasing and unique"),
@@ -286,3 +287,22 @@ def test_query_only_head_stays_small_on_rank_deficient_queries():
     assert float(((nudged - queries[:1]) @ weight.T).norm()) < 0.1
     stronger = ridge_projection(queries, targets, ridge=1.0)
     assert torch.linalg.matrix_norm(stronger, 2) < torch.linalg.matrix_norm(weight, 2)
+
+
+def test_sibling_questions_add_every_question_of_the_sampled_passages(tiny_squad):
+    from collections import Counter
+
+    from distill.data import load_squad_file
+    from distill.embedder import training_pairs
+
+    data = load_squad_file(tiny_squad)
+    full = training_pairs(data, None, 0)
+    per_passage = Counter(full.passages[p] for p in full.positive)
+    assert max(per_passage.values()) > 1  # the fixture has passages with several questions
+    sample = training_pairs(data, 3, 0)
+    grown = training_pairs(data, 3, 0, siblings=True)
+    assert sorted(grown.passages) == sorted(sample.passages)  # no new passage for the teacher
+    assert set(sample.queries) < set(grown.queries)
+    assert len(grown.queries) == sum(per_passage[p] for p in sample.passages)
+    for question, positive in zip(grown.queries, grown.positive):  # each question still points at its passage
+        assert full.passages[full.positive[full.queries.index(question)]] == grown.passages[positive]
