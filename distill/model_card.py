@@ -81,6 +81,7 @@ def model_card(recipe: dict[str, Any], metrics: dict[str, Any], *, kind: str) ->
         "",
         "## Data",
         f"- training: `{data['train']}`, {data.get('questions') or 'all'} questions (seed {data['seed']})"
+        + (" and every other question about their passages" if data.get("sibling_questions") else "")
         + (", with teacher-mined hard negatives" if data.get("hard_negatives") else ""),
         f"- dev slice for checkpoint selection: `{data['dev']}`, {data.get('dev_articles')} articles, "
         f"{data.get('dev_questions')} questions",

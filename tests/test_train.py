@@ -306,3 +306,15 @@ def test_sibling_questions_add_every_question_of_the_sampled_passages(tiny_squad
     assert len(grown.queries) == sum(per_passage[p] for p in sample.passages)
     for question, positive in zip(grown.queries, grown.positive):  # each question still points at its passage
         assert full.passages[full.positive[full.queries.index(question)]] == grown.passages[positive]
+
+
+def test_card_says_how_the_training_questions_were_chosen():
+    from distill.model_card import model_card
+
+    recipe = recipes.load_recipe(None, ["data.sibling_questions=true", "data.hard_negatives=true"])
+    card = model_card(recipe, {}, kind="embedder")
+    assert (
+        "2000 questions (seed 0) and every other question about their passages, with teacher-mined hard negatives"
+        in card
+    )
+    assert "every other question" not in model_card(recipes.load_recipe(None), {}, kind="embedder")
