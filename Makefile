@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: setup demo test test-fast lint bench baseline bench-ablation bench-reader bench-reader-cross bench-students reader-teacher ui browser clean
+.PHONY: setup demo test test-fast lint bench baseline bench-ablation bench-reader bench-reader-1l bench-reader-cross bench-students reader-teacher ui browser clean
 
 setup: $(STAMP)
 
@@ -96,6 +96,24 @@ bench-reader: reader-teacher
 	$(BIN)/distill eval $(READER_SYSTEMS) $(READER_EVAL) --out runs/reader-eval-e2e
 	cp runs/reader-eval-e2e/report.json benchmarks/results/squad-dev-reader-e2e.json
 
+# The latency end: 1-layer students of the same teacher reader (recipes/reader-distill-minilm-1l.yaml), gold spans
+# only and distilled on the labelled questions (same 758 steps), and distilled with 6,000 unlabelled questions too.
+READER1 := runs/students/reader-minilm-1l
+READER1_SYSTEMS := teacher=pipelines/extractive_qa.yaml hard-label-1l=$(READER1)-hard/pipelines/extractive_qa.yaml \
+  distilled-1l=$(READER1)-labelled/pipelines/extractive_qa.yaml \
+  distilled+unlabelled-1l=$(READER1)/pipelines/extractive_qa.yaml
+bench-reader-1l: reader-teacher
+	test -f $(READER1)/student/metrics.json || $(BIN)/distill train recipes/reader-distill-minilm-1l.yaml
+	test -f $(READER1)-labelled/student/metrics.json || $(BIN)/distill train recipes/reader-distill-minilm-1l.yaml \
+	  output=$(READER1)-labelled data.unlabelled=null
+	test -f $(READER1)-hard/student/metrics.json || $(BIN)/distill train recipes/reader-distill-minilm-1l.yaml \
+	  output=$(READER1)-hard data.unlabelled=null 'losses=[{name: start_end_ce}]'
+	$(BIN)/distill eval $(READER1_SYSTEMS) $(READER_EVAL) --context gold --out runs/reader-1l-eval-gold
+	cp runs/reader-1l-eval-gold/report.json benchmarks/results/squad-dev-reader-1l-gold.json
+	$(BIN)/distill eval teacher=pipelines/extractive_qa.yaml \
+	  distilled+unlabelled-1l=$(READER1)/pipelines/extractive_qa.yaml $(READER_EVAL) --out runs/reader-1l-eval-e2e
+	cp runs/reader-1l-eval-e2e/report.json benchmarks/results/squad-dev-reader-1l-e2e.json
+
 # The cross-tokenizer path at small scale (MiniLM-L6 teacher reader, WordPiece -> 2-layer MPNet student, MPNet
 # tokenizer): distilled vs gold spans only, 1,000 questions each, evaluated with the gold paragraph as context.
 CROSS := runs/students/reader-cross-tokenizer-small
@@ -107,21 +125,27 @@ bench-reader-cross: reader-teacher
 	cp runs/reader-cross-eval-gold/report.json benchmarks/results/squad-dev-reader-cross-tokenizer-gold.json
 
 # Embedder students of every kind on the full SQuAD dev retrieval benchmark, all with the vectorised retriever:
-# the teacher, the off-the-shelf MiniLM-L6, the listwise-KL MiniLM-L6 (4k questions), a query-only MiniLM-L6 (the
-# teacher's index kept) and a 4-layer cut of the teacher.
+# the teacher, the off-the-shelf MiniLM-L6, the listwise-KL MiniLM-L6 (4k questions; and with hard negatives), a
+# query-only MiniLM-L6 (the teacher's index kept) and a 4-layer cut of the teacher. A student already trained is
+# reused (a finished run has student/metrics.json; delete the folder to retrain it).
 SWAP := $(BIN)/distill swap pipelines/indexing.yaml pipelines/retrieval.yaml --fast-retriever
+STUDENTS := runs/students
 bench-students: setup
-	test -d runs/students/minilm-l6-squad-kl-4k/student || $(BIN)/distill train recipes/embedder-squad-kl-4k.yaml
-	$(BIN)/distill train recipes/embedder-squad-query-only.yaml
-	$(BIN)/distill train recipes/embedder-squad-layers-4.yaml
+	test -f $(STUDENTS)/minilm-l6-squad-kl-4k/student/metrics.json || $(BIN)/distill train recipes/embedder-squad-kl-4k.yaml
+	test -f $(STUDENTS)/minilm-l6-squad-kl-4k-hn/student/metrics.json || $(BIN)/distill train recipes/embedder-squad-kl-4k-hn.yaml
+	test -f $(STUDENTS)/minilm-l6-query-only/student/metrics.json || $(BIN)/distill train recipes/embedder-squad-query-only.yaml
+	test -f $(STUDENTS)/mpnet-layers-4/student/metrics.json || $(BIN)/distill train recipes/embedder-squad-layers-4.yaml
 	$(SWAP) --out runs/teacher-fast/pipelines
 	$(SWAP) --model minilm-l6 --out runs/minilm-l6-fast/pipelines
-	$(SWAP) --model runs/students/minilm-l6-squad-kl-4k/student --index student-kl-4k --out runs/kl-4k-fast/pipelines
-	$(SWAP) --model runs/students/minilm-l6-query-only/student --component text_embedder --keep-index \
+	$(SWAP) --model $(STUDENTS)/minilm-l6-squad-kl-4k/student --index student-kl-4k --out runs/kl-4k-fast/pipelines
+	$(SWAP) --model $(STUDENTS)/minilm-l6-squad-kl-4k-hn/student --index student-kl-4k-hn \
+	  --out runs/kl-4k-hn-fast/pipelines
+	$(SWAP) --model $(STUDENTS)/minilm-l6-query-only/student --component text_embedder --keep-index \
 	  --out runs/query-only-fast/pipelines
-	$(SWAP) --model runs/students/mpnet-layers-4/student --index student-layers-4 --out runs/layers-4-fast/pipelines
+	$(SWAP) --model $(STUDENTS)/mpnet-layers-4/student --index student-layers-4 --out runs/layers-4-fast/pipelines
 	$(BIN)/distill eval teacher=runs/teacher-fast/pipelines/retrieval.yaml \
 	  minilm-l6=runs/minilm-l6-fast/pipelines/retrieval.yaml distilled-kl-4k=runs/kl-4k-fast/pipelines/retrieval.yaml \
+	  distilled-kl-4k-hn=runs/kl-4k-hn-fast/pipelines/retrieval.yaml \
 	  query-only=runs/query-only-fast/pipelines/retrieval.yaml layers-4=runs/layers-4-fast/pipelines/retrieval.yaml \
 	  --data squad-dev --questions 2000 --seed 0 --out runs/students-eval
 	cp runs/students-eval/report.json benchmarks/results/squad-dev-retrieval-students.json
