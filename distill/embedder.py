@@ -80,10 +80,14 @@ def ridge_projection(queries: Tensor, targets: Tensor, ridge: float = 0.1) -> Te
 
 def add_projection(student, teacher_dim: int, queries: Tensor, targets: Tensor, ridge: float = 0.1) -> None:
     """Append Dense(student_dim -> teacher_dim) + Normalize, initialised by ridge regression on (queries, targets)."""
+    append_head(student, ridge_projection(queries, targets, ridge))
+
+
+def append_head(student, weight: Tensor) -> None:
+    """Append Dense with this (out, in) weight and no bias, then Normalize."""
     from sentence_transformers.sentence_transformer.modules import Dense, Normalize
 
-    weight = ridge_projection(queries, targets, ridge)
-    dense = Dense(queries.shape[1], teacher_dim, bias=False, activation_function=nn.Identity())
+    dense = Dense(weight.shape[1], weight.shape[0], bias=False, activation_function=nn.Identity())
     with torch.no_grad():
         dense.linear.weight.copy_(weight)
     student.append(dense)

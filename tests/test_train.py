@@ -318,3 +318,26 @@ def test_card_says_how_the_training_questions_were_chosen():
         in card
     )
     assert "every other question" not in model_card(recipes.load_recipe(None), {}, kind="embedder")
+
+
+def test_query_head_benchmark_runs_on_tiny_models(home, tiny_embedder, tiny_embedder_wide, tiny_squad):
+    from distill import bench_query_head
+
+    path = write_recipe(
+        home,
+        tiny_embedder_wide,
+        tiny_embedder,
+        tiny_squad,
+        query_only=True,
+        losses=[{"name": "cosine", "weight": 1.0, "keys": "query"}],
+    )
+    out = home / "head.json"
+    bench_query_head.main([str(path), "--out", str(out)])
+    report = json.loads(out.read_text())
+    heads = {row["head"]: row for row in report["heads"]}
+    assert set(heads) == {"least squares", "ridge 0.001", "ridge 0.01", "ridge 0.1", "ridge 1.0"}
+    norms = [heads[f"ridge {r}"]["spectral_norm"] for r in (0.001, 0.01, 0.1, 1.0)]
+    assert norms == sorted(norms, reverse=True)  # more ridge, a smaller head
+    for row in heads.values():
+        assert -1 <= row["dev_cosine"] <= 1 and row["cosine_distance_after_one_step"] >= 0
+    assert report["command"].startswith("python -m distill.bench_query_head")
