@@ -74,9 +74,15 @@ def run(recipe_path: str, overrides: list[str]) -> dict[str, Any]:
             [pairs.queries[i] for i in first], padding=True, truncation=True, max_length=max_q, return_tensors="pt"
         )
     )
-    heads = {"least squares": torch.linalg.lstsq(x, y).solution.T.float()}
+    # Float32 rounding-sized noise on the inputs: a well-posed fit barely moves, an ill-posed one jumps.
+    noisy = x + 1e-7 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0), dtype=x.dtype)
+    heads = {
+        "least squares": torch.linalg.lstsq(x, y).solution.T.float(),
+        "least squares, inputs + 1e-7 noise": torch.linalg.lstsq(noisy, y).solution.T.float(),
+    }
     for ridge in (0.001, 0.01, 0.1, 1.0):
         heads[f"ridge {ridge}"] = ridge_projection(x, y, ridge)
+    heads["ridge 0.1, inputs + 1e-7 noise"] = ridge_projection(noisy, y, 0.1)
     rows = []
     for name, head in heads.items():
 

@@ -335,7 +335,15 @@ def test_query_head_benchmark_runs_on_tiny_models(home, tiny_embedder, tiny_embe
     bench_query_head.main([str(path), "--out", str(out)])
     report = json.loads(out.read_text())
     heads = {row["head"]: row for row in report["heads"]}
-    assert set(heads) == {"least squares", "ridge 0.001", "ridge 0.01", "ridge 0.1", "ridge 1.0"}
+    assert set(heads) == {
+        "least squares",
+        "least squares, inputs + 1e-7 noise",
+        "ridge 0.001",
+        "ridge 0.01",
+        "ridge 0.1",
+        "ridge 1.0",
+        "ridge 0.1, inputs + 1e-7 noise",
+    }
     norms = [heads[f"ridge {r}"]["spectral_norm"] for r in (0.001, 0.01, 0.1, 1.0)]
     assert norms == sorted(norms, reverse=True)  # more ridge, a smaller head
     for row in heads.values():
