@@ -12,16 +12,14 @@ learning rate) does to the cosine distance on that batch.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from distill.evaluation import library_versions, machine_info
+from distill.evaluation import library_versions, machine_info, recipe_bench_main
 
 
 def _one_step(student, head: torch.Tensor, batch: dict[str, Any], target: torch.Tensor, lr: float) -> dict[str, float]:
@@ -113,20 +111,7 @@ def run(recipe_path: str, overrides: list[str]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("recipe")
-    parser.add_argument("overrides", nargs="*")
-    parser.add_argument("--out", type=Path)
-    args = parser.parse_args(argv)
-    report = run(args.recipe, args.overrides)
-    report["command"] = "python -m distill.bench_query_head " + " ".join(
-        [args.recipe, *args.overrides] + (["--out", str(args.out)] if args.out else [])
-    )
-    text = json.dumps(report, indent=2)
-    print(json.dumps(report["student_query_singular_values"]))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n", encoding="utf-8")
+    recipe_bench_main("distill.bench_query_head", __doc__, run, "student_query_singular_values", argv)
 
 
 if __name__ == "__main__":

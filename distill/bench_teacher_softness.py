@@ -11,9 +11,6 @@ positive carries little more than the gold label. Teacher embeddings come from t
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -80,19 +77,9 @@ def run(recipe_path: str, overrides: list[str]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("recipe")
-    parser.add_argument("overrides", nargs="*")
-    parser.add_argument("--out", type=Path)
-    args = parser.parse_args(argv)
-    report = run(args.recipe, args.overrides)
-    report["command"] = "python -m distill.bench_teacher_softness " + " ".join(
-        [args.recipe, *args.overrides] + (["--out", str(args.out)] if args.out else [])
-    )
-    print(json.dumps(report["by_temperature"], indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    from distill.evaluation import recipe_bench_main
+
+    recipe_bench_main("distill.bench_teacher_softness", __doc__, run, "by_temperature", argv)
 
 
 if __name__ == "__main__":
