@@ -68,6 +68,10 @@ def train_embedder(recipe_path: str | Path | None, overrides: list[str] | None =
 
 
 def _start(recipe: dict[str, Any], output: Path) -> None:
+    from accelerate.utils import set_seed
+
+    # Seeded here, before the task builds its models: a reader's fresh QA head and a loss's projections are random.
+    set_seed(recipe["seed"])
     output.mkdir(parents=True, exist_ok=True)
     print("resolved recipe:\n" + dump_recipe(recipe), flush=True)
     saved = output / "config.yaml"

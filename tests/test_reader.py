@@ -280,6 +280,24 @@ def test_finetune_reader_resumes_after_an_interruption(tmp_path, tiny_squad, tin
     assert max(steps) == 4
 
 
+def test_finetune_reader_is_reproducible_from_its_seed(tmp_path, tiny_squad, tiny_embedder):
+    """The encoder's fresh QA head is random: it must come from the recipe's seed, not from whatever ran before."""
+    from safetensors.torch import load_file
+
+    from distill.train import finetune_reader
+
+    weights = []
+    for run in ("a", "b"):
+        torch.manual_seed(len(weights) + 123)  # a different global RNG state before each run
+        overrides, _ = _recipe(tmp_path / run, tiny_squad, "finetune_reader", model=str(tiny_embedder), max_steps=2)
+        weights.append(
+            load_file(finetune_reader(Path("recipes/reader-teacher-minilm.yaml"), overrides) / "model.safetensors")
+        )
+    assert weights[0].keys() == weights[1].keys()
+    for name in weights[0]:
+        assert torch.equal(weights[0][name], weights[1][name]), name
+
+
 def _distill(tmp_path, tiny_squad, teacher, **extra):
     from distill.recipes import load_recipe
     from distill.train import train_reader
