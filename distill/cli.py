@@ -152,7 +152,7 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
 
 @command("eval", "run pipelines on the same questions; report quality and latency side by side", _eval_args)
 def cmd_eval(args: argparse.Namespace) -> int:
-    from distill.evaluation import System, comparison_table, component_table, evaluate
+    from distill.evaluation import System, comparison_table, component_table, evaluate, relative_lines
 
     systems = [System.parse(spec) for spec in args.pipelines]
     data = _load_data(args)
@@ -169,6 +169,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )
     print(comparison_table(report))
     print(component_table(report))
+    if report["relative"]:
+        print(relative_lines(report["relative"]))
     print(f"wrote {args.out / 'report.json'} and {args.out / 'questions.jsonl'}")
     return 0
 
@@ -220,11 +222,22 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
 
 
-@command("report", "print the comparison table of an evaluation report", _report_args)
+@command(
+    "report",
+    "print the comparison table of an evaluation report, and (from its questions.jsonl) what share of the first "
+    "pipeline's nDCG@10 / F1 each other pipeline keeps, with a paired bootstrap interval (95 percent)",
+    _report_args,
+)
 def cmd_report(args: argparse.Namespace) -> int:
-    from distill.evaluation import comparison_table, load_report
+    from distill.evaluation import comparison_table, load_questions, load_report, relative_lines, relative_quality
 
-    print(comparison_table(load_report(args.report), markdown=args.markdown))
+    report = load_report(args.report)
+    print(comparison_table(report, markdown=args.markdown))
+    relative = report.get("relative")
+    if relative is None and (questions := load_questions(args.report)) is not None:
+        relative = relative_quality(report, questions)  # a report written before the bootstrap was added
+    if relative:
+        print(relative_lines(relative))
     return 0
 
 

@@ -498,9 +498,61 @@ def evaluate(
             "models": s.models,
             "index_seconds": round(s.index_seconds, 2),
         }
+    report["relative"] = relative_quality(report, per_question)
     if out_dir is not None:
         write_report(report, per_question, out_dir)
     return report
+
+
+# Per-question scores that a paired bootstrap compares, by the report's quality key.
+_PER_QUESTION: dict[str, Callable[[dict[str, Any], dict[str, Any]], float]] = {
+    "ndcg@10": lambda question, run: metrics.ndcg_at_k(run.get("retrieved", []), question["gold_doc_ids"], 10),
+    "f1": lambda question, run: run.get("f1", 0.0),
+}
+
+
+def relative_quality(
+    report: dict[str, Any], per_question: list[dict[str, Any]], *, resamples: int = 2000, seed: int = 0
+) -> dict[str, dict[str, Any]]:
+    """What share of the first pipeline's nDCG@10 and F1 each other pipeline keeps, with a 95% paired bootstrap
+    interval over the questions (:func:`distill.metrics.paired_bootstrap_ratio`): is a student's gap to its teacher
+    larger than the noise of this question sample?"""
+    names = list(report["pipelines"])
+    if len(names) < 2:
+        return {}
+    reference = names[0]
+    out: dict[str, dict[str, Any]] = {}
+    for name in names[1:]:
+        entry: dict[str, Any] = {"reference": reference}
+        for key, score in _PER_QUESTION.items():
+            if key not in report["pipelines"][reference]["quality"] or key not in report["pipelines"][name]["quality"]:
+                continue
+            runs = [(q, q["runs"].get(reference), q["runs"].get(name)) for q in per_question]
+            if any(a is None or b is None for _, a, b in runs):
+                raise DistillError(f"per-question results lack a run of {reference!r} or {name!r}")
+            ref_scores = [score(q, a) for q, a, _ in runs]
+            if sum(ref_scores) <= 0:
+                continue
+            entry[key] = metrics.paired_bootstrap_ratio(
+                ref_scores, [score(q, b) for q, _, b in runs], resamples=resamples, seed=seed
+            )
+        if len(entry) > 1:
+            out[name] = entry
+    return out
+
+
+def relative_lines(relative: dict[str, dict[str, Any]]) -> str:
+    labels = {"ndcg@10": "nDCG@10", "f1": "F1"}
+    lines = []
+    for name, entry in relative.items():
+        parts = [
+            f"{labels[key]} {100 * r['ratio']:.1f}% (95% CI {100 * r['low']:.1f}-{100 * r['high']:.1f}%)"
+            for key, r in entry.items()
+            if key in labels
+        ]
+        n = next(r["questions"] for key, r in entry.items() if key in labels)
+        lines.append(f"{name} / {entry['reference']}: " + ", ".join(parts) + f"; paired bootstrap over {n} questions")
+    return "\n".join(lines)
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -513,6 +565,18 @@ def write_report(report: dict[str, Any], per_question: list[dict[str, Any]], out
     out_dir.mkdir(parents=True, exist_ok=True)
     _atomic_write(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
     _atomic_write(out_dir / "questions.jsonl", "".join(json.dumps(row) + "\n" for row in per_question))
+
+
+def load_questions(report_path: str | Path) -> list[dict[str, Any]] | None:
+    """The per-question results written beside a report (``questions.jsonl``), or None when there are none."""
+    path = Path(report_path)
+    path = (path if path.is_dir() else path.parent) / "questions.jsonl"
+    if not path.exists():
+        return None
+    try:
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except json.JSONDecodeError as e:
+        raise DistillError(f"{path} is not valid JSON lines: {e}") from None
 
 
 def load_report(path: str | Path) -> dict[str, Any]:

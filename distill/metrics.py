@@ -108,3 +108,54 @@ def latency_summary(values_ms: Sequence[float]) -> dict[str, float]:
         "mean_ms": sum(values_ms) / len(values_ms) if values_ms else float("nan"),
         "n": len(values_ms),
     }
+
+
+def paired_bootstrap_ratio(
+    reference: Sequence[float],
+    other: Sequence[float],
+    *,
+    resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, float]:
+    """How much of ``reference``'s mean score ``other`` keeps, with a paired bootstrap confidence interval.
+
+    ``reference`` and ``other`` are per-question scores of two systems on the same questions (e.g. nDCG@10 or F1).
+    The ratio is ``sum(other) / sum(reference)``; the interval resamples the *questions* with replacement (both
+    systems keep their pairing) ``resamples`` times and takes the central ``confidence`` share of the ratios
+    (percentile bootstrap; Efron and Tibshirani, An Introduction to the Bootstrap, 1993). Resamples whose reference
+    sums to zero are dropped.
+    """
+    import numpy as np
+
+    ref = np.asarray(reference, dtype=np.float64)
+    oth = np.asarray(other, dtype=np.float64)
+    if ref.ndim != 1 or ref.shape != oth.shape:
+        raise ValueError(f"need two equally long score lists, got {ref.shape} and {oth.shape}")
+    if len(ref) == 0:
+        raise ValueError("need at least one question")
+    if ref.sum() <= 0:
+        raise ValueError("the reference's scores sum to zero: a ratio against it is undefined")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+    if resamples < 1:
+        raise ValueError(f"resamples must be at least 1, got {resamples}")
+    rng = np.random.default_rng(seed)
+    ratios = np.empty(resamples)
+    chunk = max(1, 2_000_000 // len(ref))  # bound the (chunk, n) index matrix to ~16 MB
+    for start in range(0, resamples, chunk):
+        idx = rng.integers(0, len(ref), size=(min(chunk, resamples - start), len(ref)))
+        ref_sums = ref[idx].sum(axis=1)
+        ratios[start : start + len(idx)] = np.divide(
+            oth[idx].sum(axis=1), ref_sums, out=np.full(len(idx), np.nan), where=ref_sums > 0
+        )
+    ratios = ratios[~np.isnan(ratios)]
+    tail = (1 - confidence) / 2 * 100
+    return {
+        "ratio": float(oth.sum() / ref.sum()),
+        "low": float(np.percentile(ratios, tail)),
+        "high": float(np.percentile(ratios, 100 - tail)),
+        "confidence": confidence,
+        "resamples": resamples,
+        "questions": len(ref),
+    }

@@ -55,8 +55,14 @@ def test_swap_then_data_then_eval_then_report(tiny_pipelines, tiny_embedder_wide
     assert "nDCG@10" in printed and "student" in printed
     report = json.loads((report_dir / "report.json").read_text())
     assert report["command"].startswith("distill") and report["config"]["warmup"] == 1
+    assert "student / teacher: nDCG@10 " in printed and "paired bootstrap over" in printed
     assert cli.main(["report", str(report_dir), "--markdown"]) == 0
     assert capsys.readouterr().out.startswith("| pipeline |")
+    # A report written before the bootstrap existed: `distill report` computes it from questions.jsonl.
+    del report["relative"]
+    (report_dir / "report.json").write_text(json.dumps(report))
+    assert cli.main(["report", str(report_dir)]) == 0
+    assert "student / teacher: nDCG@10 " in capsys.readouterr().out
 
 
 def test_console_entry_point_runs_as_a_process():

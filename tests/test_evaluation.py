@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 
@@ -196,3 +197,44 @@ def test_real_minilm_through_the_yaml_retrieval_pipeline(tmp_path):
     chance = 10 / len(data.documents)
     assert len(data.documents) > 100 and chance < 0.1
     assert quality["recall@10"] > 0.7 and quality["mrr@10"] > 0.4
+
+
+def test_relative_quality_against_the_first_pipeline(report):
+    rep, out, _ = report
+    rows = evaluation.load_questions(out)
+    relative = rep["relative"]
+    assert set(relative) == {"student", "student-retrieval"}
+    student = relative["student"]
+    assert student["reference"] == "teacher" and {"ndcg@10", "f1"} <= set(student)
+    teacher, other = rep["pipelines"]["teacher"]["quality"], rep["pipelines"]["student"]["quality"]
+    assert student["ndcg@10"]["ratio"] == pytest.approx(other["ndcg@10"] / teacher["ndcg@10"])
+    assert student["ndcg@10"]["questions"] == len(rows)
+    assert "f1" not in relative["student-retrieval"]  # a retrieval pipeline has no answers to compare
+    assert evaluation.relative_quality(rep, rows) == json.loads(json.dumps(relative))
+
+
+def test_relative_quality_by_hand():
+    def run(retrieved: list[str], f1: float) -> dict:
+        return {"retrieved": retrieved, "f1": f1}
+
+    rep = {
+        "pipelines": {
+            "teacher": {"quality": {"ndcg@10": 1.0, "f1": 1.0}},
+            "student": {"quality": {"ndcg@10": 0.8, "f1": 0.5}},
+        }
+    }
+    questions = [
+        {"gold_doc_ids": ["g"], "runs": {"teacher": run(["g", "x"], 1.0), "student": run(["x", "g"], 0.5)}},
+        {"gold_doc_ids": ["g"], "runs": {"teacher": run(["g", "x"], 1.0), "student": run(["g", "x"], 0.5)}},
+    ]
+    relative = evaluation.relative_quality(rep, questions, resamples=200)["student"]
+    # The student ranks the gold paragraph 2nd on one question (nDCG 1/log2(3)) and 1st on the other.
+    expected = (1 / math.log2(3) + 1) / 2
+    assert relative["ndcg@10"]["ratio"] == pytest.approx(expected)
+    assert relative["ndcg@10"]["low"] == pytest.approx(1 / math.log2(3)) and relative["ndcg@10"]["high"] == 1.0
+    assert relative["f1"]["ratio"] == relative["f1"]["low"] == relative["f1"]["high"] == pytest.approx(0.5)
+    text = evaluation.relative_lines({"student": relative})
+    assert text.startswith("student / teacher: nDCG@10 ") and "F1 50.0% (95% CI 50.0-50.0%)" in text
+    del questions[1]["runs"]["student"]
+    with pytest.raises(DistillError, match="lack a run"):
+        evaluation.relative_quality(rep, questions)

@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 from haystack import Document
 from haystack.components.evaluators import DocumentMRREvaluator, DocumentNDCGEvaluator, DocumentRecallEvaluator
@@ -65,3 +66,44 @@ def test_percentiles_match_numpy():
     assert metrics.percentile(values, 95) == pytest.approx(np.percentile(values, 95))
     summary = metrics.latency_summary(values)
     assert summary["n"] == 6 and summary["mean_ms"] == pytest.approx(27 / 6)
+
+
+def test_paired_bootstrap_ratio_by_hand():
+    # Every resample of two questions where the other system scores exactly half: the ratio is 0.5 in all of them.
+    r = metrics.paired_bootstrap_ratio([0.8, 0.4], [0.4, 0.2], resamples=50)
+    assert r["ratio"] == pytest.approx(0.5) and r["low"] == pytest.approx(0.5) and r["high"] == pytest.approx(0.5)
+    assert r["questions"] == 2 and r["resamples"] == 50 and r["confidence"] == 0.95
+    # Identical systems keep 100% with no spread.
+    same = metrics.paired_bootstrap_ratio([1.0, 0.0, 0.5], [1.0, 0.0, 0.5])
+    assert (same["ratio"], same["low"], same["high"]) == (1.0, 1.0, 1.0)
+
+
+def test_paired_bootstrap_interval_covers_the_ratio_and_narrows_with_more_questions():
+    rng = np.random.default_rng(1)
+    ref = rng.uniform(size=400)
+    other = ref * rng.uniform(0.8, 1.1, size=400)
+    small = metrics.paired_bootstrap_ratio(ref[:40], other[:40], seed=3)
+    large = metrics.paired_bootstrap_ratio(ref, other, seed=3)
+    for r in (small, large):
+        assert r["low"] < r["ratio"] < r["high"]
+    assert large["high"] - large["low"] < small["high"] - small["low"]
+    # Seeded: the same call gives the same interval.
+    assert metrics.paired_bootstrap_ratio(ref[:40], other[:40], seed=3) == small
+    # Pairing matters: shuffling one side's questions (same means) widens the interval.
+    unpaired = metrics.paired_bootstrap_ratio(ref, rng.permutation(other), seed=3)
+    assert unpaired["high"] - unpaired["low"] > large["high"] - large["low"]
+
+
+@pytest.mark.parametrize(
+    ("reference", "other", "kwargs", "message"),
+    [
+        ([1.0, 1.0], [1.0], {}, "equally long"),
+        ([], [], {}, "at least one question"),
+        ([0.0, 0.0], [1.0, 1.0], {}, "sum to zero"),
+        ([1.0], [1.0], {"confidence": 1.5}, "confidence"),
+        ([1.0], [1.0], {"resamples": 0}, "resamples"),
+    ],
+)
+def test_paired_bootstrap_rejects_bad_input(reference, other, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        metrics.paired_bootstrap_ratio(reference, other, **kwargs)

@@ -180,6 +180,9 @@ def test_compare_page(env):
         "distilled · distilled student",
     ]
     at.segmented_control(key="student:reports/retrieval").set_value("distilled").run()
+    assert "distilled / teacher: nDCG@10 " in text(at.caption) and "paired bootstrap over 8 questions" in text(
+        at.caption
+    )
     scope = "reports/retrieval:teacher:distilled"
     assert at.selectbox(key=f"rule:{scope}").options == ["gold passage ranked first", "gold passage in the top 10"]
     at.pills(key=f"outcomes:{scope}").set_value(["reference only", "other only", "both right", "both wrong"]).run()

@@ -29,7 +29,7 @@ import streamlit as st
 import distill  # noqa: F401  (telemetry off, hub offline: before anything imports haystack)
 from distill import catalog, figures
 from distill.errors import DistillError
-from distill.evaluation import load_report
+from distill.evaluation import load_report, relative_lines, relative_quality
 from distill.live import LiveEngine, LiveResult, SystemResult, short_error
 
 logger = logging.getLogger("distill.ui")
@@ -457,6 +457,11 @@ def report_detail(entry: catalog.ReportEntry, students: list[Path]) -> None:
         st.plotly_chart(figures.component_latency_bars(figures.component_p50(report)), key="components")
 
     if other and rows is not None:
+        with guard("Paired bootstrap interval"):
+            pair = {"pipelines": {n: report["pipelines"][n] for n in (reference, other)}}
+            relative = relative_quality(pair, rows)
+            if relative:
+                st.caption(relative_lines(relative))
         question_table(rows, reference, other, entry.label)
     provenance(report, students)
 
