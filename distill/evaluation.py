@@ -546,7 +546,8 @@ def relative_lines(relative: dict[str, dict[str, Any]]) -> str:
     lines = []
     for name, entry in relative.items():
         parts = [
-            f"{labels[key]} {100 * r['ratio']:.1f}% (95% CI {100 * r['low']:.1f}-{100 * r['high']:.1f}%)"
+            f"{labels[key]} {100 * r['ratio']:.1f}% ({100 * r['confidence']:.0f}% CI "
+            f"{100 * r['low']:.1f}-{100 * r['high']:.1f}%)"
             for key, r in entry.items()
             if key in labels
         ]
