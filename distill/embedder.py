@@ -108,9 +108,18 @@ class Pairs:
     negative: list[int] | None = None
 
 
-def training_pairs(data: Dataset, questions: int | None, seed: int, siblings: bool = False) -> Pairs:
+def training_pairs(
+    data: Dataset,
+    questions: int | None,
+    seed: int,
+    siblings: bool = False,
+    exclude: frozenset[str] | set[str] = frozenset(),
+) -> Pairs:
     """A seeded sample of ``questions`` (question, gold passage) pairs; with ``siblings``, also every other question
-    whose gold passage is one of the sample's (more questions, no more passages for the teacher to embed)."""
+    whose gold passage is one of the sample's (more questions, no more passages for the teacher to embed).
+
+    Questions whose gold passage is in ``exclude`` (a held-out dev slice) are dropped *after* sampling, so that the
+    rest of the sample, and the teacher cache it hits, is the same as without the hold-out."""
     labelled = [q for q in data.queries if q.gold_doc_ids]
     if not labelled:
         raise DistillError(
@@ -123,6 +132,10 @@ def training_pairs(data: Dataset, questions: int | None, seed: int, siblings: bo
             passages = {labelled[i].gold_doc_ids[0] for i in chosen}
             chosen = [i for i, q in enumerate(labelled) if q.gold_doc_ids[0] in passages]
         labelled = [labelled[i] for i in chosen]
+    if exclude:
+        labelled = [q for q in labelled if q.gold_doc_ids[0] not in exclude]
+        if not labelled:
+            raise DistillError(f"holding out the dev slice leaves no training question in {data.name}")
     index: dict[str, int] = {}
     passages: list[str] = []
     positive = []
@@ -303,6 +316,21 @@ def retrieval_scores(query_emb: np.ndarray, passage_emb: np.ndarray, gold: list[
     }
 
 
+def held_out_dev(train: Dataset, data_cfg: dict[str, Any]) -> Dataset:
+    """The dev slice that picks the best checkpoint: ``dev_articles`` whole articles of ``data.dev``, then a sample of
+    ``dev_questions`` of their questions (over all their paragraphs).
+
+    When ``data.dev`` is the training set itself (``squad-train``), those articles are held out of training (see
+    :func:`training_pairs`), so that checkpoints are chosen on questions and paragraphs the student never trained on
+    and the benchmark's own dev set stays unseen until the final evaluation."""
+    dev = train if data_cfg["dev"] == data_cfg["train"] else load_dataset(data_cfg["dev"])
+    if data_cfg["dev_articles"]:
+        dev = dev.subset(articles=data_cfg["dev_articles"], seed=data_cfg["seed"])
+    if data_cfg["dev_questions"] and data_cfg["dev_questions"] < len(dev.queries):
+        dev = dev.subset(questions=data_cfg["dev_questions"], seed=data_cfg["seed"])
+    return dev
+
+
 class EmbedderTask:
     """Everything the shared :class:`~distill.trainer.Trainer` needs to distil an embedder."""
 
@@ -315,20 +343,19 @@ class EmbedderTask:
         self.teacher = TeacherEmbeddings(recipe["teacher"], batch_size=recipe["teacher_batch_size"])
 
         train = load_dataset(data_cfg["train"])
+        dev = held_out_dev(train, data_cfg)
+        exclude = {d.id for d in dev.documents} if data_cfg["dev"] == data_cfg["train"] else set()
         self.pairs = training_pairs(
-            train, data_cfg["questions"], data_cfg["seed"], siblings=data_cfg["sibling_questions"]
+            train, data_cfg["questions"], data_cfg["seed"], siblings=data_cfg["sibling_questions"], exclude=exclude
         )
+        if exclude:
+            logger.info("held out %d paragraphs of %s for the dev slice", len(exclude), data_cfg["train"])
         logger.info("%d training pairs over %d passages", len(self.pairs.queries), len(self.pairs.passages))
         self.t_query = self.teacher.encode(self.pairs.queries, max_q, "teacher: training questions")
         self.t_passage = self.teacher.encode(self.pairs.passages, max_p, "teacher: training passages")
         if data_cfg["hard_negatives"]:
             self.pairs.negative = mine_hard_negatives(self.t_query, self.t_passage, self.pairs.positive)
 
-        dev = load_dataset(data_cfg["dev"])
-        if data_cfg["dev_articles"]:
-            dev = dev.subset(articles=data_cfg["dev_articles"], seed=data_cfg["seed"])
-        if data_cfg["dev_questions"] and data_cfg["dev_questions"] < len(dev.queries):
-            dev = dev.subset(questions=data_cfg["dev_questions"], seed=data_cfg["seed"])
         self.dev = dev
         self.dev_passages = [d.content or "" for d in dev.documents]
         position = {d.id: i for i, d in enumerate(dev.documents)}

@@ -84,7 +84,7 @@ def model_card(recipe: dict[str, Any], metrics: dict[str, Any], *, kind: str) ->
         + (" and every other question about their passages" if data.get("sibling_questions") else "")
         + (", with teacher-mined hard negatives" if data.get("hard_negatives") else ""),
         f"- dev slice for checkpoint selection: `{data['dev']}`, {data.get('dev_articles')} articles, "
-        f"{data.get('dev_questions')} questions",
+        f"{data.get('dev_questions')} questions" + (" (held out of training)" if data["dev"] == data["train"] else ""),
         "- SQuAD v1.1 (Rajpurkar et al., 2016) is licensed CC BY-SA 4.0.",
         "",
         "## Losses",

@@ -32,6 +32,8 @@ EMBEDDER_DEFAULTS: dict[str, Any] = {
         # (4.4/s on 2 cores against 55 questions/s), so this multiplies the questions (~4.7 per SQuAD paragraph)
         # at a fraction of the teacher time.
         "sibling_questions": False,
+        # The dev slice that picks the best checkpoint. Set dev to the training set (squad-train) to hold its
+        # dev_articles out of training, so that the benchmark's own dev set is not used to choose the student.
         "dev": "squad-dev",
         "dev_articles": 4,  # a dev slice small enough to evaluate every eval_every steps on 2 cores
         "dev_questions": 200,
@@ -40,7 +42,9 @@ EMBEDDER_DEFAULTS: dict[str, Any] = {
         {"name": "listwise_kl", "weight": 1.0, "temperature": 0.05},
         {"name": "similarity_matrix", "weight": 1.0},
     ],
-    "optimizer": {"lr": 2.0e-5, "weight_decay": 0.01, "warmup_ratio": 0.1, "grad_clip": 1.0},
+    # ema: decay of an exponential moving average of the weights (e.g. 0.98); the dev slice then scores, and the
+    # student saves, the averaged weights (the raw ones are logged as dev_raw/...). null trains without one.
+    "optimizer": {"lr": 2.0e-5, "weight_decay": 0.01, "warmup_ratio": 0.1, "grad_clip": 1.0, "ema": None},
     "batch_size": 32,
     "max_length": {"query": 64, "passage": 256},
     "epochs": 1,
@@ -60,7 +64,7 @@ EMBEDDER_DEFAULTS: dict[str, Any] = {
 # Shared by reader fine-tuning and reader distillation: SQuAD-style windows, as Haystack's
 # TransformersExtractiveReader makes them at inference (pipelines/extractive_qa.yaml: max_seq_length 384, stride 128).
 _READER_COMMON: dict[str, Any] = {
-    "optimizer": {"lr": 5.0e-5, "weight_decay": 0.01, "warmup_ratio": 0.1, "grad_clip": 1.0},
+    "optimizer": {"lr": 5.0e-5, "weight_decay": 0.01, "warmup_ratio": 0.1, "grad_clip": 1.0, "ema": None},
     "batch_size": 16,
     "max_length": 384,  # tokens per window (question + context)
     "stride": 128,  # tokens shared by consecutive windows of a long context
@@ -210,6 +214,9 @@ def _check_optimizer(recipe: dict[str, Any]) -> None:
         raise DistillError(f"recipe.optimizer.warmup_ratio must be in [0, 1), got {opt['warmup_ratio']!r}")
     if opt["grad_clip"] is not None and opt["grad_clip"] <= 0:
         raise DistillError(f"recipe.optimizer.grad_clip must be > 0 or null, got {opt['grad_clip']!r}")
+    ema = opt["ema"]
+    if ema is not None and (isinstance(ema, bool) or not isinstance(ema, (int, float)) or not 0 < ema < 1):
+        raise DistillError(f"recipe.optimizer.ema must be a decay in (0, 1) or null, got {ema!r}")
     if recipe["mixed_precision"] not in ("auto", "no", "bf16", "fp16"):
         raise DistillError(f"recipe.mixed_precision must be auto, no, bf16 or fp16, got {recipe['mixed_precision']!r}")
 
@@ -239,6 +246,11 @@ def validate(recipe: dict[str, Any]) -> dict[str, Any]:
     _positive(recipe, "data.questions", allow_none=True)
     _positive(recipe, "data.dev_questions", allow_none=True)
     _positive(recipe, "data.dev_articles", allow_none=True)
+    if recipe["data"]["dev"] == recipe["data"]["train"] and not recipe["data"]["dev_articles"]:
+        raise DistillError(
+            f"recipe.data.dev_articles must be set when recipe.data.dev is the training set "
+            f"({recipe['data']['train']}): that many whole articles are held out of training for the dev slice"
+        )
     _check_optimizer(recipe)
     for key in ("hard_negatives", "sibling_questions"):
         if not isinstance(recipe["data"][key], bool):

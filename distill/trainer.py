@@ -4,7 +4,8 @@ The same code runs on the CPU, on one GPU (bf16 autocast) and data-parallel unde
 (the embedder or reader specifics) supplies the model, the batches, the loss terms and the dev evaluation; this
 module owns what must be right once: AdamW with warm-up and linear decay, gradient clipping, one seed, a progress bar
 with each loss term and examples/s, periodic evaluation that keeps the best student, atomic checkpoints that a
-killed run resumes from, and a clear stop on a NaN or infinite loss.
+killed run resumes from, a clear stop on a NaN or infinite loss, and optionally an exponential moving average of the
+weights that the dev slice scores and the saved student keeps.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import math
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint"
 LOG_FILE = "train_log.jsonl"
+EMA_FILE = "ema.safetensors"
 
 
 class Task(Protocol):
@@ -85,6 +88,59 @@ def recover_dir(final: Path) -> None:
         old.rename(final)
 
 
+class WeightAverage:
+    """An exponential moving average of a model's trainable parameters (Polyak averaging; as in Izmailov et al.,
+    "Averaging Weights Leads to Wider Optima and Better Generalization", 2018, but exponential).
+
+    After update t: ``avg <- d_t * avg + (1 - d_t) * w`` with ``d_t = min(decay, (1 + t) / (10 + t))``, the usual
+    warm-up, so that the first updates are not pinned to the starting weights. :meth:`swapped` puts the averaged
+    weights into the model for evaluation or saving and the trained ones back afterwards.
+    """
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.shadow = [p.detach().clone() for p in self.params]
+        self.updates = 0
+
+    def rate(self) -> float:
+        return min(self.decay, (1 + self.updates) / (10 + self.updates))
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.updates += 1
+        weight = 1 - self.rate()
+        for avg, param in zip(self.shadow, self.params):
+            avg.lerp_(param.detach().to(avg.dtype), weight)
+
+    @contextmanager
+    def swapped(self) -> Iterator[None]:
+        saved = [p.detach().clone() for p in self.params]
+        with torch.no_grad():
+            for param, avg in zip(self.params, self.shadow):
+                param.copy_(avg)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for param, value in zip(self.params, saved):
+                    param.copy_(value)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        state = {f"shadow.{i}": t.detach().contiguous().cpu() for i, t in enumerate(self.shadow)}
+        return state | {"updates": torch.tensor(self.updates)}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if len(state) - 1 != len(self.shadow):
+            raise DistillError(
+                f"the checkpoint's weight average has {len(state) - 1} tensors, the model {len(self.shadow)}: it "
+                "belongs to another student; delete the checkpoint folder to start again"
+            )
+        for i, avg in enumerate(self.shadow):
+            avg.copy_(state[f"shadow.{i}"])
+        self.updates = int(state["updates"])
+
+
 def _linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
     def factor(step: int) -> float:
         if step < warmup:
@@ -111,6 +167,7 @@ class Trainer:
         # data-parallel over gloo (DistributedType.MULTI_CPU) instead of each running alone.
         self.accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mp, kwargs_handlers=[ddp])
         set_seed(recipe["seed"])
+        self.ema: WeightAverage | None = None
 
     @property
     def is_main(self) -> bool:
@@ -130,6 +187,10 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         self.accelerator.save_state(str(tmp), safe_serialization=True)
         if self.is_main:
+            if self.ema is not None:
+                from safetensors.torch import save_file
+
+                save_file(self.ema.state_dict(), str(tmp / EMA_FILE))
             (tmp / "trainer_state.json").write_text(json.dumps(state.to_json()), encoding="utf-8")
             _atomic_replace_dir(tmp, self.output / CHECKPOINT)
         self.accelerator.wait_for_everyone()
@@ -143,19 +204,38 @@ class Trainer:
         self.task.save(self.accelerator.unwrap_model(model), tmp)
         _atomic_replace_dir(tmp, self.output / "student")
 
+    def _score(self, model: nn.Module) -> dict[str, float]:
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            metrics = self.task.evaluate(self.accelerator.unwrap_model(model))
+        model.train(was_training)
+        return metrics
+
+    @contextmanager
+    def _averaged(self) -> Iterator[None]:
+        """The weights the dev slice scores and the student keeps: the moving average when there is one."""
+        if self.ema is None:
+            yield
+        else:
+            with self.ema.swapped():
+                yield
+
     def _evaluate(self, model: nn.Module, state: TrainState) -> dict[str, float]:
         metrics: dict[str, float] = {}
         if self.is_main:
-            was_training = model.training
-            model.eval()
-            with torch.no_grad():
-                metrics = self.task.evaluate(self.accelerator.unwrap_model(model))
-            model.train(was_training)
-            score = metrics[self.task.best_metric]
-            self._log({"step": state.step, **{f"dev/{k}": v for k, v in metrics.items()}})
-            if score > state.best:
-                state.best, state.best_step, state.best_metrics = score, state.step, dict(metrics)
-                self._save_best(model)
+            raw = self._score(model) if self.ema is not None else {}
+            with self._averaged():
+                metrics = self._score(model)
+                score = metrics[self.task.best_metric]
+                self._log(
+                    {"step": state.step}
+                    | {f"dev/{k}": v for k, v in metrics.items()}
+                    | {f"dev_raw/{k}": v for k, v in raw.items() if not k.startswith("teacher_")}
+                )
+                if score > state.best:
+                    state.best, state.best_step, state.best_metrics = score, state.step, dict(metrics)
+                    self._save_best(model)
         return metrics
 
     def fit(self) -> TrainState:
@@ -188,12 +268,22 @@ class Trainer:
         epochs = math.ceil(total / per_process)
         scheduler = _linear_schedule(optimizer, int(total * opt_cfg["warmup_ratio"]), total)
         model, optimizer, scheduler = acc.prepare(model, optimizer, scheduler)
+        if opt_cfg.get("ema"):
+            self.ema = WeightAverage(model, opt_cfg["ema"])
 
         state = TrainState()
         checkpoint = self.output / CHECKPOINT
         if checkpoint.exists():
             acc.load_state(str(checkpoint))
             state = TrainState(**json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8")))
+            if self.ema is not None:
+                if not (checkpoint / EMA_FILE).exists():
+                    raise DistillError(
+                        f"{checkpoint} was written without optimizer.ema: resume with the recipe it was started with"
+                    )
+                from safetensors.torch import load_file
+
+                self.ema.load_state_dict(load_file(str(checkpoint / EMA_FILE)))
             if acc.is_main_process:
                 logger.info("resuming from %s at step %d", checkpoint, state.step)
                 print(f"resuming from {checkpoint} at step {state.step}/{total}", flush=True)
@@ -234,6 +324,8 @@ class Trainer:
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
+                if self.ema is not None:
+                    self.ema.update()
                 n = task.batch_examples(batch) * acc.num_processes
                 state.step += 1
                 state.batch_in_epoch += 1
@@ -273,7 +365,8 @@ class Trainer:
         bar.close()
         acc.wait_for_everyone()
         if self.is_main and not (self.output / "student").exists():
-            self._save_best(model)
+            with self._averaged():
+                self._save_best(model)
         return state
 
     def _loader(self, epoch: int, skip: int) -> Iterator[dict[str, Any]]:

@@ -15,13 +15,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def write_recipe(folder: Path, teacher: Path, student, squad: Path, **extra) -> Path:
+    # The same questions under another name: a dev set that *is* the training set would be held out of it.
+    dev = folder / "dev-copy.json"
+    dev.write_bytes(squad.read_bytes())
     recipe = {
         "teacher": str(teacher),
         "student": student if isinstance(student, dict) else str(student),
         "data": {
             "train": str(squad),
             "questions": None,
-            "dev": str(squad),
+            "dev": str(dev),
             "dev_articles": None,
             "dev_questions": None,
         },
@@ -308,6 +311,40 @@ def test_sibling_questions_add_every_question_of_the_sampled_passages(tiny_squad
         assert full.passages[full.positive[full.queries.index(question)]] == grown.passages[positive]
 
 
+def test_dev_slice_drawn_from_the_training_set_is_held_out_of_training(tiny_squad):
+    from distill.data import load_squad_file
+    from distill.embedder import held_out_dev, training_pairs
+
+    data = load_squad_file(tiny_squad)
+    cfg = {"train": str(tiny_squad), "dev": str(tiny_squad), "dev_articles": 1, "dev_questions": None, "seed": 0}
+    dev = held_out_dev(data, cfg)
+    held = {d.id for d in dev.documents}
+    assert len({d.meta["title"] for d in dev.documents}) == 1 and 0 < len(held) < len(data.documents)
+    everything = training_pairs(data, None, 0)
+    kept = training_pairs(data, None, 0, exclude=held)
+    held_texts = {d.content for d in dev.documents}
+    assert not held_texts & set(kept.passages)  # no held-out paragraph is trained on
+    assert set(kept.queries) == set(everything.queries) - {q.text for q in dev.queries}
+    # The hold-out only drops questions from the same seeded sample: the rest of the sample is unchanged.
+    sample, sample_kept = training_pairs(data, 5, 0), training_pairs(data, 5, 0, exclude=held)
+    assert set(sample_kept.queries) == set(sample.queries) - {q.text for q in dev.queries}
+    with pytest.raises(DistillError, match="leaves no training question"):
+        training_pairs(data, None, 0, exclude={d.id for d in data.documents})
+
+
+def test_a_held_out_dev_slice_trains_and_says_so_in_the_card(home, tiny_embedder, tiny_embedder_wide, tiny_squad):
+    from distill.train import train_embedder
+
+    path = write_recipe(
+        home, tiny_embedder_wide, tiny_embedder, tiny_squad, data={"dev": str(tiny_squad), "dev_articles": 1}
+    )
+    student = train_embedder(path)
+    card = (student / "README.md").read_text()
+    assert "1 articles, None questions (held out of training)" in card
+    with pytest.raises(DistillError, match="dev_articles must be set when recipe.data.dev is the training set"):
+        recipes.load_recipe(None, ["data.dev=squad-train", "data.dev_articles=null"])
+
+
 def test_card_says_how_the_training_questions_were_chosen():
     from distill.model_card import model_card
 
@@ -364,3 +401,76 @@ def test_teacher_softness_on_hand_made_embeddings():
     assert out["with_hard_negatives"]["p_positive_mean"] == pytest.approx(e / (2 * e + 2))
     h = -(e / (e + 1)) * math.log(e / (e + 1)) - (1 / (e + 1)) * math.log(1 / (e + 1))
     assert out["in_batch"]["entropy_mean_nats"] == pytest.approx(h, rel=1e-5)
+
+
+def test_weight_average_by_hand():
+    import torch
+
+    from distill.trainer import WeightAverage
+
+    layer = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+    ema = WeightAverage(layer, decay=0.5)
+    with torch.no_grad():
+        layer.weight.fill_(12.0)
+    ema.update()  # d_1 = min(0.5, 2/11): avg = 2/11 * 1 + 9/11 * 12 = 10
+    assert ema.shadow[0].item() == pytest.approx(10.0)
+    with torch.no_grad():
+        layer.weight.fill_(0.0)
+    for _ in range(20):  # d_t reaches the decay: avg halves with each update towards 0
+        ema.update()
+    assert ema.rate() == 0.5
+    assert 0 < ema.shadow[0].item() < 10.0 * 0.5**19
+    with ema.swapped():
+        assert layer.weight.item() == ema.shadow[0].item()
+    assert layer.weight.item() == 0.0  # the trained weights come back
+    copy = WeightAverage(layer, decay=0.5)
+    copy.load_state_dict(ema.state_dict())
+    assert copy.updates == 21 and torch.equal(copy.shadow[0], ema.shadow[0])
+    with pytest.raises(DistillError, match="another student"):
+        WeightAverage(torch.nn.Linear(2, 2), 0.5).load_state_dict(ema.state_dict())
+
+
+def test_a_run_with_a_weight_average_saves_the_average_and_resumes_it(
+    home, tiny_embedder, tiny_embedder_wide, tiny_squad, monkeypatch
+):
+    from safetensors.torch import load_file
+    from sentence_transformers import SentenceTransformer
+
+    from distill import trainer
+    from distill.embedder import retrieval_scores
+    from distill.train import train_embedder
+
+    path = write_recipe(
+        home, tiny_embedder_wide, tiny_embedder, tiny_squad, optimizer={"ema": 0.9, "lr": 1e-2}, epochs=3
+    )
+    original = trainer.Trainer._save_checkpoint
+
+    def save_then_die(self, state):
+        original(self, state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer.Trainer, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_embedder(path)
+    saved = load_file(str(home / "out" / "checkpoint" / trainer.EMA_FILE))
+    assert int(saved["updates"]) == 2
+    monkeypatch.setattr(trainer.Trainer, "_save_checkpoint", original)
+    student = train_embedder(path)
+    rows = [json.loads(line) for line in (student / "train_log.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if "dev_raw/ndcg@10" in r]
+    assert [r["step"] for r in evals] == [2, 4, 6]
+    metrics = json.loads((student / "metrics.json").read_text())
+    best = next(r for r in evals if r["step"] == metrics["best_step"])
+    # The saved student is the averaged one: scoring it again gives the logged dev/ (not dev_raw/) figures.
+    from distill.data import load_squad_file
+
+    data = load_squad_file(tiny_squad)
+    model = SentenceTransformer(str(student), device="cpu")
+    docs = [d.content for d in data.documents]
+    gold = [docs.index(data.document(q.gold_doc_ids[0]).content) for q in data.queries]
+    again = retrieval_scores(model.encode([q.text for q in data.queries]), model.encode(docs), gold)
+    assert again["mrr@10"] == pytest.approx(best["dev/mrr@10"], abs=1e-6)
+    assert metrics["dev"]["mrr@10"] == pytest.approx(best["dev/mrr@10"], abs=1e-6)
+    assert any(r["dev/ndcg@10"] != r["dev_raw/ndcg@10"] for r in evals)  # the average is not the raw weights
