@@ -242,6 +242,43 @@ def token_states(model, features: dict[str, Tensor]) -> tuple[Tensor, list[Tenso
     return feats["sentence_embedding"], list(out.hidden_states)
 
 
+class PassageMemory:
+    """The student's embeddings of the last ``capacity`` training passages (first in, first out), detached, with the
+    ids that look up the teacher's cached embeddings of the same passages.
+
+    :meth:`columns` gives the extra listwise-KL columns for a batch, leaving out the batch's own passages (a stale
+    copy of a question's positive would be scored as a second, older positive). Each process of a data-parallel run
+    keeps its own memory; a resumed run starts with an empty one."""
+
+    def __init__(self, capacity: int, teacher_passages: np.ndarray):
+        self.capacity = capacity
+        self.teacher_passages = teacher_passages
+        self.ids: list[int] = []
+        self.embeddings: Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def columns(self, batch_ids: list[int]) -> tuple[Tensor, Tensor] | None:
+        if self.embeddings is None:
+            return None
+        exclude = set(batch_ids)
+        keep = [i for i, pid in enumerate(self.ids) if pid not in exclude]
+        if not keep:
+            return None
+        student = self.embeddings[keep]
+        teacher = torch.from_numpy(np.asarray(self.teacher_passages[[self.ids[i] for i in keep]]))
+        return student, teacher.to(student.device)
+
+    def push(self, batch_ids: list[int], embeddings: Tensor) -> None:
+        embeddings = embeddings.detach()
+        ids = self.ids + list(batch_ids)
+        if self.embeddings is not None:
+            embeddings = torch.cat([self.embeddings, embeddings.to(self.embeddings)])
+        stacked = embeddings
+        self.ids, self.embeddings = ids[-self.capacity :], stacked[-self.capacity :]
+
+
 class EmbedderDistillation(nn.Module):
     """The student and its weighted losses; ``forward(batch)`` returns the loss terms.
 
@@ -249,8 +286,16 @@ class EmbedderDistillation(nn.Module):
     online: it runs on the same tokenized passages (the student shares its tokenizer) and is kept outside the
     module's parameters, so it is neither trained nor saved."""
 
-    def __init__(self, student, losses: list[tuple[str, float, nn.Module]], query_only: bool, teacher=None):
+    def __init__(
+        self,
+        student,
+        losses: list[tuple[str, float, nn.Module]],
+        query_only: bool,
+        teacher=None,
+        memory: PassageMemory | None = None,
+    ):
         super().__init__()
+        self.memory = memory
         self.student = student
         self.names = [name for name, _, _ in losses]
         self.weights = [weight for _, weight, _ in losses]
@@ -295,11 +340,19 @@ class EmbedderDistillation(nn.Module):
             student["passage"] = self.embed(batch["passage"])
             if "negative" in batch:
                 student["negative"] = self.embed(batch["negative"])
-        return {
+        if self.memory is not None:
+            ids = batch["passage_ids"].tolist()
+            extra = self.memory.columns(ids)
+            if extra is not None:
+                student["memory"], teacher["memory"] = extra
+        terms = {
             name: weight * loss(student, teacher)
             for name, weight, loss in zip(self.names, self.weights, self.losses)
             if weight > 0
         }
+        if self.memory is not None and self.training:
+            self.memory.push(ids, student["passage"])
+        return terms
 
 
 def retrieval_scores(query_emb: np.ndarray, passage_emb: np.ndarray, gold: list[int], k: int = 10) -> dict[str, float]:
@@ -370,8 +423,9 @@ class EmbedderTask:
         self.tokenizer = self.student[0].tokenizer
         losses = self._build_losses()
         online = any(LOSSES[name].needs_aligned_tokens for name, weight, _ in losses if weight > 0)
+        memory = PassageMemory(recipe["passage_memory"], self.t_passage) if recipe["passage_memory"] else None
         self._module = EmbedderDistillation(
-            self.student, losses, recipe["query_only"], teacher=self.teacher.model if online else None
+            self.student, losses, recipe["query_only"], teacher=self.teacher.model if online else None, memory=memory
         )
 
     def _build_student(self):
@@ -429,6 +483,7 @@ class EmbedderTask:
         out: dict[str, Any] = {
             "size": len(batch),
             "query": self._tokenize([pairs.queries[i] for i in batch], max_len["query"]),
+            "passage_ids": torch.tensor(pos),
             "teacher": {
                 "query": torch.from_numpy(self.t_query[batch]),
                 "passage": torch.from_numpy(self.t_passage[pos]),

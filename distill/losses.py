@@ -473,7 +473,9 @@ class ListwiseKLLoss(DistillationLoss):
     sentence-transformers ``DistillKLDivLoss``.
 
     Inputs: "query" (B, D), "passage" (B, D); optional "negative" (M, D), appended as extra columns for every query
-    when ``use_negatives`` and present on both sides.
+    when ``use_negatives`` and present on both sides; optional "memory" (K, D), more passages appended after them
+    (a cross-batch memory of earlier batches' passages: the student's side is detached, so only the queries learn
+    from it; Wang et al., "Cross-Batch Memory for Embedding Learning", CVPR 2020).
 
     Example::
 
@@ -482,7 +484,7 @@ class ListwiseKLLoss(DistillationLoss):
     """
 
     requires = ("query", "passage")
-    optional = ("negative",)
+    optional = ("negative", "memory")
 
     def __init__(self, temperature: float = 1.0, use_negatives: bool = True) -> None:
         super().__init__()
@@ -492,9 +494,17 @@ class ListwiseKLLoss(DistillationLoss):
     def forward(self, student: Outputs, teacher: Outputs) -> Tensor:
         s_q, t_q = self._embedding_pair(student, teacher, "query")
         s_p, t_p = self._embedding_pair(student, teacher, "passage")
-        s_n = t_n = None
+        s_extra, t_extra = [], []
         if self.use_negatives and ("negative" in student or "negative" in teacher):
             s_n, t_n = self._embedding_pair(student, teacher, "negative")
+            s_extra.append(s_n)
+            t_extra.append(t_n)
+        if "memory" in student or "memory" in teacher:
+            s_m, t_m = self._embedding_pair(student, teacher, "memory")
+            s_extra.append(s_m.detach())
+            t_extra.append(t_m)
+        s_n = torch.cat(s_extra) if s_extra else None
+        t_n = torch.cat(t_extra) if t_extra else None
         return listwise_kl(dot_scores(s_q, s_p, s_n), dot_scores(t_q, t_p, t_n), self.temperature)
 
 

@@ -97,6 +97,18 @@ def model_card(recipe: dict[str, Any], metrics: dict[str, Any], *, kind: str) ->
             f"| {entry['name']} | {KIND[entry['name']]} | {entry['weight']} | {settings} | "
             f"{REFERENCES.get(entry['name'], '-')} |"
         )
+    if recipe.get("passage_memory"):
+        lines += [
+            "",
+            f"listwise_kl also scores the student's detached embeddings of the last {recipe['passage_memory']} "
+            "training passages (cross-batch memory; Wang et al., CVPR 2020).",
+        ]
+    if recipe["optimizer"].get("ema"):
+        lines += [
+            "",
+            f"Weights: an exponential moving average (decay {recipe['optimizer']['ema']}); the dev slice scored, "
+            "and this folder holds, the averaged weights.",
+        ]
     dev, teacher, untrained = metrics.get("dev", {}), metrics.get("teacher_dev", {}), metrics.get("untrained_dev", {})
     lines += ["", "## Metrics (dev slice, measured during training)", ""]
     keys = [k for k in dev if not k.startswith("teacher_")]

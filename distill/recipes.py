@@ -23,6 +23,9 @@ EMBEDDER_DEFAULTS: dict[str, Any] = {
     "student": "minilm-l6",
     # Train only a query encoder into the teacher's space; documents keep the teacher's embeddings and index.
     "query_only": False,
+    # Cross-batch memory: the student's (detached) embeddings of the last N training passages join listwise_kl's
+    # in-batch passages as extra columns, scored by the teacher's cached embeddings of the same passages. 0 = off.
+    "passage_memory": 0,
     "data": {
         "train": "squad-train",
         "questions": 2000,  # seeded sample of (question, paragraph) pairs; null = all
@@ -279,6 +282,15 @@ def validate(recipe: dict[str, Any]) -> dict[str, Any]:
                     f"recipe.losses: {name} cannot train a query-only student (its passages are the teacher's own "
                     "embeddings); use listwise_kl, margin_mse, cosine or embedding_mse"
                 )
+    if recipe["passage_memory"] != 0:
+        _positive(recipe, "passage_memory")
+        if "listwise_kl" not in names:
+            raise DistillError("recipe.passage_memory feeds listwise_kl: add that loss or set passage_memory: 0")
+        if recipe["query_only"]:
+            raise DistillError(
+                "recipe.passage_memory needs a student that embeds passages; a query-only student already scores "
+                "against the teacher's fixed passage embeddings"
+            )
     if "margin_mse" in names and not recipe["data"]["hard_negatives"]:
         raise DistillError("recipe.losses: margin_mse needs negatives; set data.hard_negatives: true")
     if "rkd_angle" in names and recipe["batch_size"] < 3:

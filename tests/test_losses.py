@@ -134,6 +134,28 @@ def test_listwise_kl_module_across_widths_and_negatives() -> None:
         ListwiseKLLoss()(student, teacher)
 
 
+def test_listwise_kl_memory_columns_add_to_the_softmax_without_a_gradient() -> None:
+    student = {"query": t64([[1, 0], [0, 1]]), "passage": torch.zeros(2, 2, dtype=torch.float64)}
+    teacher = {"query": t64([[1, 0, 0], [0, 1, 0]]), "passage": t64([[LN3, 0, 0], [0, LN3, 0]])}
+    # Two remembered passages scoring 0 for both queries on both sides: teacher rows [3, 1, 1, 1] / 6, student uniform.
+    memory = torch.zeros(2, 2, dtype=torch.float64, requires_grad=True)
+    student["memory"], teacher["memory"] = memory, t64([[0, 0, 7], [0, 0, -2]])
+    expected = 0.5 * math.log(0.5 * 4) + 3 * (1 / 6) * math.log(4 / 6)
+    value = ListwiseKLLoss()(student, teacher)
+    assert value.item() == pytest.approx(expected)
+    assert not value.requires_grad  # nothing but the memory needed a gradient here, and the memory is detached
+    # After the hard negatives: the same value as passing both as negatives.
+    student["negative"], teacher["negative"] = t64([[0, 0]]), t64([[0, 0, 5]])
+    both = ListwiseKLLoss()(student, teacher).item()
+    merged = {"negative": torch.cat([student["negative"], memory.detach()])}
+    merged_t = {"negative": torch.cat([teacher["negative"], teacher["memory"]])}
+    alone = ListwiseKLLoss()(
+        {"query": student["query"], "passage": student["passage"]} | merged,
+        {"query": teacher["query"], "passage": teacher["passage"]} | merged_t,
+    ).item()
+    assert both == pytest.approx(alone)
+
+
 def test_temperature_must_be_positive() -> None:
     with pytest.raises(ValueError, match="ListwiseKLLoss: temperature must be > 0, got 0"):
         ListwiseKLLoss(temperature=0)

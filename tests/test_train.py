@@ -474,3 +474,57 @@ def test_a_run_with_a_weight_average_saves_the_average_and_resumes_it(
     assert again["mrr@10"] == pytest.approx(best["dev/mrr@10"], abs=1e-6)
     assert metrics["dev"]["mrr@10"] == pytest.approx(best["dev/mrr@10"], abs=1e-6)
     assert any(r["dev/ndcg@10"] != r["dev_raw/ndcg@10"] for r in evals)  # the average is not the raw weights
+    assert "exponential moving average (decay 0.9)" in (student / "README.md").read_text()
+
+
+def test_passage_memory_is_first_in_first_out_and_leaves_out_the_batchs_passages():
+    import numpy as np
+    import torch
+
+    from distill.embedder import PassageMemory
+
+    teacher = np.arange(10 * 3, dtype=np.float32).reshape(10, 3)
+    memory = PassageMemory(3, teacher)
+    assert memory.columns([0]) is None
+    memory.push([4, 5], torch.tensor([[4.0, 4.0], [5.0, 5.0]], requires_grad=True))
+    memory.push([6, 7], torch.tensor([[6.0, 6.0], [7.0, 7.0]]))
+    assert memory.ids == [5, 6, 7] and len(memory) == 3  # 4 fell out
+    student, teacher_rows = memory.columns([6, 1])  # 6 is in the batch: left out
+    assert student.tolist() == [[5.0, 5.0], [7.0, 7.0]] and not student.requires_grad
+    assert teacher_rows.tolist() == [teacher[5].tolist(), teacher[7].tolist()]
+    assert memory.columns([5, 6, 7]) is None
+
+
+def test_a_run_with_a_passage_memory_trains(home, tiny_embedder, tiny_embedder_wide, tiny_squad, monkeypatch):
+    from distill import embedder
+    from distill.train import train_embedder
+
+    seen = []
+    original = embedder.PassageMemory.columns
+
+    def spy(self, batch_ids):
+        out = original(self, batch_ids)
+        seen.append((len(self), 0 if out is None else len(out[0]), set(batch_ids) & set(self.ids)))
+        return out
+
+    monkeypatch.setattr(embedder.PassageMemory, "columns", spy)
+    path = write_recipe(
+        home,
+        tiny_embedder_wide,
+        tiny_embedder,
+        tiny_squad,
+        passage_memory=4,
+        losses=[{"name": "listwise_kl", "weight": 1.0, "temperature": 0.1}],
+    )
+    student = train_embedder(path)
+    assert "last 4 training passages (cross-batch memory" in (student / "README.md").read_text()
+    assert seen[0][0] == 0 and max(size for size, _, _ in seen) == 4  # fills up to its capacity
+    assert any(columns > 0 for _, columns, _ in seen[1:])
+    assert all(columns <= size - len(shared) for size, columns, shared in seen)
+    for overrides, message in [
+        (["passage_memory=-1"], "passage_memory must be a positive int"),
+        (["passage_memory=64", "losses=[{name: similarity_matrix}]"], "passage_memory feeds listwise_kl"),
+        (["passage_memory=64", "query_only=true", "losses=[{name: listwise_kl}]"], "query-only"),
+    ]:
+        with pytest.raises(DistillError, match=message):
+            recipes.load_recipe(None, overrides)
