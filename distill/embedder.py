@@ -275,8 +275,7 @@ class PassageMemory:
         ids = self.ids + list(batch_ids)
         if self.embeddings is not None:
             embeddings = torch.cat([self.embeddings, embeddings.to(self.embeddings)])
-        stacked = embeddings
-        self.ids, self.embeddings = ids[-self.capacity :], stacked[-self.capacity :]
+        self.ids, self.embeddings = ids[-self.capacity :], embeddings[-self.capacity :]
 
 
 class EmbedderDistillation(nn.Module):
