@@ -480,7 +480,8 @@ def loss_curves(log: Sequence[Mapping[str, Any]]) -> go.Figure:
 
 
 def dev_curves(log: Sequence[Mapping[str, Any]]) -> go.Figure:
-    """Dev metrics (``dev/<metric>``) over steps; the teacher's (``dev/teacher_<metric>``) as dashed references."""
+    """Dev metrics (``dev/<metric>``) over steps; the teacher's (``dev/teacher_<metric>``) as dashed references, and,
+    for a run with a weight average, the raw weights' scores (``dev_raw/<metric>``) dotted in the same colour."""
     keys = log_keys(log, "dev/")
     fig = go.Figure()
     students = [k for k in keys if not k.startswith("dev/teacher_")]
@@ -489,6 +490,17 @@ def dev_curves(log: Sequence[Mapping[str, Any]]) -> go.Figure:
         if steps:
             color = SERIES_COLORS[i % len(SERIES_COLORS)]
             fig.add_trace(go.Scatter(x=steps, y=values, mode="lines+markers", name=key[4:], line={"color": color}))
+            r_steps, r_values = _series(log, "dev_raw/" + key[4:])
+            if r_steps:
+                fig.add_trace(
+                    go.Scatter(
+                        x=r_steps,
+                        y=r_values,
+                        mode="lines",
+                        name=f"{key[4:]} (raw weights)",
+                        line={"color": color, "dash": "dot"},
+                    )
+                )
             teacher = "dev/teacher_" + key[4:]
             t_steps, t_values = _series(log, teacher)
             if t_steps:

@@ -144,6 +144,12 @@ def test_training_curves_from_train_log():
     assert dev.data[1].line.dash == "dash"
     assert figures.loss_curves([]).layout.annotations
     assert figures.dev_curves(log[:2]).layout.annotations[0].text.startswith("no dev rows")
+    # A run with a weight average logs the raw weights' scores too: dotted, in the averaged curve's colour.
+    log.append({"step": 30, "dev/recall@10": 0.95, "dev_raw/recall@10": 0.94, "dev/teacher_recall@10": 0.93})
+    dev = figures.dev_curves(log)
+    assert [t.name for t in dev.data] == ["recall@10", "recall@10 (raw weights)", "teacher recall@10", "mrr@10"]
+    assert list(dev.data[1].x) == [30] and list(dev.data[1].y) == [0.94]
+    assert dev.data[1].line.dash == "dot" and dev.data[1].line.color == dev.data[0].line.color
 
 
 def test_right_rules():
