@@ -490,29 +490,16 @@ def dev_curves(log: Sequence[Mapping[str, Any]]) -> go.Figure:
         if steps:
             color = SERIES_COLORS[i % len(SERIES_COLORS)]
             fig.add_trace(go.Scatter(x=steps, y=values, mode="lines+markers", name=key[4:], line={"color": color}))
-            r_steps, r_values = _series(log, "dev_raw/" + key[4:])
-            if r_steps:
-                fig.add_trace(
-                    go.Scatter(
-                        x=r_steps,
-                        y=r_values,
-                        mode="lines",
-                        name=f"{key[4:]} (raw weights)",
-                        line={"color": color, "dash": "dot"},
+            metric = key[4:]
+            for series, name, dash in (
+                (f"dev_raw/{metric}", f"{metric} (raw weights)", "dot"),
+                (f"dev/teacher_{metric}", f"teacher {metric}", "dash"),
+            ):
+                r_steps, r_values = _series(log, series)
+                if r_steps:
+                    fig.add_trace(
+                        go.Scatter(x=r_steps, y=r_values, mode="lines", name=name, line={"color": color, "dash": dash})
                     )
-                )
-            teacher = "dev/teacher_" + key[4:]
-            t_steps, t_values = _series(log, teacher)
-            if t_steps:
-                fig.add_trace(
-                    go.Scatter(
-                        x=t_steps,
-                        y=t_values,
-                        mode="lines",
-                        name=f"teacher {key[4:]}",
-                        line={"color": color, "dash": "dash"},
-                    )
-                )
     for key in keys:
         if key.startswith("dev/teacher_") and "dev/" + key[len("dev/teacher_") :] not in students:
             steps, values = _series(log, key)

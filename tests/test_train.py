@@ -80,6 +80,8 @@ def test_recipe_defaults_and_overrides():
         (["student={from_teacher: {layers: [3, 1]}}"], "increasing and unique"),
         (["losses=[{name: start_end_kl}]"], "reader loss"),
         (["optimizer.lr"], "must look like key=value"),
+        (["optimizer.ema=1.5"], r"optimizer.ema must be a decay in \(0, 1\) or null, got 1.5"),
+        (["optimizer.ema=true"], "optimizer.ema must be a decay"),
     ],
 )
 def test_bad_recipes_name_the_field(overrides, message):
