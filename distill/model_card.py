@@ -50,6 +50,17 @@ def _card_tail(recipe: dict[str, Any]) -> list[str]:
     ]
 
 
+def _weight_average_lines(recipe: dict[str, Any]) -> list[str]:
+    ema = recipe["optimizer"].get("ema")
+    if not ema:
+        return []
+    return [
+        "",
+        f"Weights: an exponential moving average (decay {ema}); the dev slice scored, and this folder holds, the "
+        "averaged weights.",
+    ]
+
+
 def write_student_files(folder: Path, recipe: dict[str, Any], metrics: dict[str, Any], *, kind: str) -> None:
     """config.yaml (the resolved recipe), metrics.json and README.md beside the student's weights."""
     folder = Path(folder)
@@ -103,12 +114,7 @@ def model_card(recipe: dict[str, Any], metrics: dict[str, Any], *, kind: str) ->
             f"listwise_kl also scores the student's detached embeddings of the last {recipe['passage_memory']} "
             "training passages (cross-batch memory; Wang et al., CVPR 2020).",
         ]
-    if recipe["optimizer"].get("ema"):
-        lines += [
-            "",
-            f"Weights: an exponential moving average (decay {recipe['optimizer']['ema']}); the dev slice scored, "
-            "and this folder holds, the averaged weights.",
-        ]
+    lines += _weight_average_lines(recipe)
     dev, teacher, untrained = metrics.get("dev", {}), metrics.get("teacher_dev", {}), metrics.get("untrained_dev", {})
     lines += ["", "## Metrics (dev slice, measured during training)", ""]
     keys = [k for k in dev if not k.startswith("teacher_")]
@@ -210,6 +216,7 @@ def reader_card(recipe: dict[str, Any], metrics: dict[str, Any]) -> str:
         f"- dev slice for checkpoint selection: `{data['dev']}`, {data.get('dev_questions')} questions, gold "
         "paragraph as context",
         "- SQuAD v1.1 (Rajpurkar et al., 2016) is licensed CC BY-SA 4.0.",
+        *_weight_average_lines(recipe)[1:],
         "",
     ]
     if not finetune:

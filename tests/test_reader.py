@@ -332,6 +332,14 @@ def test_distil_with_response_relation_and_feature_losses(tmp_path, tiny_squad, 
     assert metrics["cross_tokenizer"] is False and set(metrics["teacher_dev"]) == {"exact_match", "f1"}
 
 
+def test_reader_distillation_with_a_weight_average(tmp_path, tiny_squad, tiny_teacher):
+    student, _ = _distill(tmp_path, tiny_squad, tiny_teacher, **{"optimizer.ema": 0.9})
+    log = [json.loads(x) for x in (student / "train_log.jsonl").read_text().splitlines()]
+    evals = [row for row in log if "dev_raw/f1" in row]
+    assert evals and all("dev/f1" in row for row in evals)
+    assert "exponential moving average (decay 0.9)" in (student / "README.md").read_text()
+
+
 def test_distil_across_tokenizers_maps_teacher_probabilities(tmp_path, tiny_squad, tiny_teacher, char_reader):
     student, _ = _distill(tmp_path, tiny_squad, tiny_teacher, student=str(char_reader), max_length=160)
     metrics = json.loads((student / "metrics.json").read_text())
