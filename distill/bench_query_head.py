@@ -45,15 +45,12 @@ def _one_step(student, head: torch.Tensor, batch: dict[str, Any], target: torch.
 
 
 def run(recipe_path: str, overrides: list[str]) -> dict[str, Any]:
-    from distill.data import load_dataset
-    from distill.embedder import TeacherEmbeddings, load_sentence_transformer, ridge_projection, training_pairs
+    from distill.embedder import TeacherEmbeddings, load_sentence_transformer, ridge_projection, training_split
     from distill.recipes import load_recipe
 
     recipe = load_recipe(recipe_path, overrides)
-    data_cfg, max_q = recipe["data"], recipe["max_length"]["query"]
-    pairs = training_pairs(load_dataset(data_cfg["train"]), data_cfg["questions"], data_cfg["seed"])
-    dev = load_dataset(data_cfg["dev"]).subset(articles=data_cfg["dev_articles"], seed=data_cfg["seed"])
-    dev = dev.subset(questions=data_cfg["dev_questions"], seed=data_cfg["seed"])
+    max_q = recipe["max_length"]["query"]
+    pairs, dev = training_split(recipe["data"])
     dev_queries = [q.text for q in dev.queries]
 
     teacher = TeacherEmbeddings(recipe["teacher"], batch_size=recipe["teacher_batch_size"])

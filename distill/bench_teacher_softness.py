@@ -54,15 +54,11 @@ def softness(query: np.ndarray, passage: np.ndarray, positive: list[int], batche
 
 
 def run(recipe_path: str, overrides: list[str]) -> dict[str, Any]:
-    from distill.data import load_dataset
-    from distill.embedder import TeacherEmbeddings, length_grouped_batches, training_pairs
+    from distill.embedder import TeacherEmbeddings, length_grouped_batches, training_split
     from distill.recipes import load_recipe
 
     recipe = load_recipe(recipe_path, overrides)
-    data_cfg = recipe["data"]
-    pairs = training_pairs(
-        load_dataset(data_cfg["train"]), data_cfg["questions"], data_cfg["seed"], data_cfg["sibling_questions"]
-    )
+    pairs, _ = training_split(recipe["data"])
     teacher = TeacherEmbeddings(recipe["teacher"], batch_size=recipe["teacher_batch_size"])
     query = teacher.encode(pairs.queries, recipe["max_length"]["query"], "teacher: training questions")
     passage = teacher.encode(pairs.passages, recipe["max_length"]["passage"], "teacher: training passages")

@@ -368,7 +368,7 @@ def retrieval_scores(query_emb: np.ndarray, passage_emb: np.ndarray, gold: list[
     }
 
 
-def held_out_dev(train: Dataset, data_cfg: dict[str, Any]) -> Dataset:
+def dev_slice(train: Dataset, data_cfg: dict[str, Any]) -> Dataset:
     """The dev slice that picks the best checkpoint: ``dev_articles`` whole articles of ``data.dev``, then a sample of
     ``dev_questions`` of their questions (over all their paragraphs).
 
@@ -383,6 +383,20 @@ def held_out_dev(train: Dataset, data_cfg: dict[str, Any]) -> Dataset:
     return dev
 
 
+def training_split(data_cfg: dict[str, Any]) -> tuple[Pairs, Dataset]:
+    """A recipe's training pairs and dev slice, the dev slice's articles held out of training when both come from
+    the same data set."""
+    train = load_dataset(data_cfg["train"])
+    dev = dev_slice(train, data_cfg)
+    exclude = {d.id for d in dev.documents} if data_cfg["dev"] == data_cfg["train"] else set()
+    if exclude:
+        logger.info("held out %d paragraphs of %s for the dev slice", len(exclude), data_cfg["train"])
+    pairs = training_pairs(
+        train, data_cfg["questions"], data_cfg["seed"], siblings=data_cfg["sibling_questions"], exclude=exclude
+    )
+    return pairs, dev
+
+
 class EmbedderTask:
     """Everything the shared :class:`~distill.trainer.Trainer` needs to distil an embedder."""
 
@@ -394,14 +408,7 @@ class EmbedderTask:
         max_q, max_p = recipe["max_length"]["query"], recipe["max_length"]["passage"]
         self.teacher = TeacherEmbeddings(recipe["teacher"], batch_size=recipe["teacher_batch_size"])
 
-        train = load_dataset(data_cfg["train"])
-        dev = held_out_dev(train, data_cfg)
-        exclude = {d.id for d in dev.documents} if data_cfg["dev"] == data_cfg["train"] else set()
-        self.pairs = training_pairs(
-            train, data_cfg["questions"], data_cfg["seed"], siblings=data_cfg["sibling_questions"], exclude=exclude
-        )
-        if exclude:
-            logger.info("held out %d paragraphs of %s for the dev slice", len(exclude), data_cfg["train"])
+        self.pairs, dev = training_split(data_cfg)
         logger.info("%d training pairs over %d passages", len(self.pairs.queries), len(self.pairs.passages))
         self.t_query = self.teacher.encode(self.pairs.queries, max_q, "teacher: training questions")
         self.t_passage = self.teacher.encode(self.pairs.passages, max_p, "teacher: training passages")

@@ -315,11 +315,11 @@ def test_sibling_questions_add_every_question_of_the_sampled_passages(tiny_squad
 
 def test_dev_slice_drawn_from_the_training_set_is_held_out_of_training(tiny_squad):
     from distill.data import load_squad_file
-    from distill.embedder import held_out_dev, training_pairs
+    from distill.embedder import dev_slice, training_pairs
 
     data = load_squad_file(tiny_squad)
     cfg = {"train": str(tiny_squad), "dev": str(tiny_squad), "dev_articles": 1, "dev_questions": None, "seed": 0}
-    dev = held_out_dev(data, cfg)
+    dev = dev_slice(data, cfg)
     held = {d.id for d in dev.documents}
     assert len({d.meta["title"] for d in dev.documents}) == 1 and 0 < len(held) < len(data.documents)
     everything = training_pairs(data, None, 0)
@@ -334,7 +334,7 @@ def test_dev_slice_drawn_from_the_training_set_is_held_out_of_training(tiny_squa
         training_pairs(data, None, 0, exclude={d.id for d in data.documents})
 
 
-def test_a_held_out_dev_slice_trains_and_says_so_in_the_card(home, tiny_embedder, tiny_embedder_wide, tiny_squad):
+def test_a_dev_slice_slice_trains_and_says_so_in_the_card(home, tiny_embedder, tiny_embedder_wide, tiny_squad):
     from distill.train import train_embedder
 
     path = write_recipe(
