@@ -170,9 +170,53 @@ class TeacherEmbeddings:
             self.dim = embedding_dim(self._model)
         return self._model
 
+    def _namespace(self, max_length: int) -> dict[str, Any]:
+        return {"kind": "st-embeddings", "teacher": self.fingerprint, "max_length": max_length, "dim": self.dim}
+
+    def cached_lengths(self) -> list[int]:
+        """The maximum lengths at which this teacher's embeddings are already cached on disk."""
+        lengths = set()
+        for manifest in self.root.glob("st-embeddings-*/manifest.json"):
+            try:
+                namespace = json.loads(manifest.read_text(encoding="utf-8"))["namespace"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # a broken cache folder: TeacherCache rebuilds it when it is next opened
+            length = namespace.get("max_length") if isinstance(namespace, dict) else None
+            if isinstance(length, int) and namespace == self._namespace(length):
+                lengths.add(length)
+        return sorted(lengths)
+
+    def token_counts(self, texts: list[str]) -> list[int]:
+        """Each text's length in the teacher's tokens, special tokens included (what ``max_length`` truncates)."""
+        from transformers import AutoTokenizer
+
+        tokenizer = self._model.tokenizer if self._model is not None else AutoTokenizer.from_pretrained(self.path)
+        return [len(ids) for ids in tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"]]
+
     def encode(self, texts: list[str], max_length: int, desc: str) -> np.ndarray:
-        namespace = {"kind": "st-embeddings", "teacher": self.fingerprint, "max_length": max_length, "dim": self.dim}
-        cache = TeacherCache(self.root, namespace=namespace, row_shape=(self.dim,))
+        """The teacher's embeddings of ``texts``, each truncated to ``max_length`` tokens, through the cache.
+
+        A text that fits in fewer tokens has the same embedding at every longer maximum length, so when this
+        teacher's embeddings are already cached at a shorter length ``L0``, the texts of at most ``L0`` tokens are
+        read from (or added to) that cache and only the longer ones are embedded at ``max_length``: raising a
+        recipe's passage length re-embeds the long passages only."""
+        shorter = [length for length in self.cached_lengths() if length < max_length]
+        if shorter and texts:
+            fit = max(shorter)
+            counts = self.token_counts(texts)
+            short = [i for i, n in enumerate(counts) if n <= fit]
+            if short:
+                long = [i for i, n in enumerate(counts) if n > fit]
+                logger.info("%s: %d of %d texts fit in %d tokens", desc, len(short), len(texts), fit)
+                out = np.empty((len(texts), self.dim), dtype=np.float32)
+                out[short] = self._encode_at([texts[i] for i in short], fit, desc)
+                if long:
+                    out[long] = self._encode_at([texts[i] for i in long], max_length, desc)
+                return out
+        return self._encode_at(texts, max_length, desc)
+
+    def _encode_at(self, texts: list[str], max_length: int, desc: str) -> np.ndarray:
+        cache = TeacherCache(self.root, namespace=self._namespace(max_length), row_shape=(self.dim,))
 
         def compute(positions: list[int]) -> np.ndarray:
             model = self.model

@@ -107,6 +107,15 @@ def listwise_kl(student_scores: Tensor, teacher_scores: Tensor, temperature: flo
     return temperature**2 * _kl_rows(teacher_log_probs, student_log_probs).mean()
 
 
+def symmetric_listwise_kl(student_scores: Tensor, teacher_scores: Tensor, temperature: float = 1.0) -> Tensor:
+    """The mean of :func:`listwise_kl` over the rows (each query against all B + M passages) and over the first B
+    columns (each in-batch passage against the B queries) of two (B, B + M) score matrices."""
+    b = student_scores.shape[0]
+    rows = listwise_kl(student_scores, teacher_scores, temperature)
+    columns = listwise_kl(student_scores[:, :b].T, teacher_scores[:, :b].T, temperature)
+    return 0.5 * (rows + columns)
+
+
 def margin_mse(student_pos: Tensor, student_neg: Tensor, teacher_pos: Tensor, teacher_neg: Tensor) -> Tensor:
     """``mean_i ((s_pos_i - s_neg_i) - (t_pos_i - t_neg_i))^2`` over (B,) score vectors."""
     return F.mse_loss(student_pos - student_neg, teacher_pos - teacher_neg)
@@ -469,8 +478,13 @@ class ListwiseKLLoss(DistillationLoss):
     embeddings as given: pass L2-normalised embeddings to distil cosine scores. The T^2 factor keeps gradient sizes
     comparable across temperatures (Hinton et al., 2015). Works across widths: only scores are compared.
 
+    With ``symmetric``, the passages' distributions over the B in-batch queries are matched too (the columns of the
+    in-batch block), and the loss is the mean of both directions, as in CLIP's symmetric contrastive loss:
+    ``loss = (KL_rows + T^2 * mean_j KL(softmax(S^t_{:B,j} / T) || softmax(S^s_{:B,j} / T))) / 2``.
+
     Reference: Hinton et al., "Distilling the Knowledge in a Neural Network", 2015; the listwise in-batch form follows
-    sentence-transformers ``DistillKLDivLoss``.
+    sentence-transformers ``DistillKLDivLoss``; the symmetric form follows Radford et al., "Learning Transferable
+    Visual Models From Natural Language Supervision" (CLIP), 2021.
 
     Inputs: "query" (B, D), "passage" (B, D); optional "negative" (M, D), appended as extra columns for every query
     when ``use_negatives`` and present on both sides; optional "memory" (K, D), more passages appended after them
@@ -486,10 +500,11 @@ class ListwiseKLLoss(DistillationLoss):
     requires = ("query", "passage")
     optional = ("negative", "memory")
 
-    def __init__(self, temperature: float = 1.0, use_negatives: bool = True) -> None:
+    def __init__(self, temperature: float = 1.0, use_negatives: bool = True, symmetric: bool = False) -> None:
         super().__init__()
         self.temperature = _check_temperature(temperature, self._name)
         self.use_negatives = use_negatives
+        self.symmetric = symmetric
 
     def forward(self, student: Outputs, teacher: Outputs) -> Tensor:
         s_q, t_q = self._embedding_pair(student, teacher, "query")
@@ -505,7 +520,8 @@ class ListwiseKLLoss(DistillationLoss):
             t_extra.append(t_m)
         s_n = torch.cat(s_extra) if s_extra else None
         t_n = torch.cat(t_extra) if t_extra else None
-        return listwise_kl(dot_scores(s_q, s_p, s_n), dot_scores(t_q, t_p, t_n), self.temperature)
+        kl = symmetric_listwise_kl if self.symmetric else listwise_kl
+        return kl(dot_scores(s_q, s_p, s_n), dot_scores(t_q, t_p, t_n), self.temperature)
 
 
 class MarginMSELoss(DistillationLoss):

@@ -29,6 +29,7 @@ from distill.losses import (
     listwise_kl,
     rkd_angle,
     rkd_distance,
+    symmetric_listwise_kl,
 )
 
 LN3 = math.log(3)
@@ -132,6 +133,25 @@ def test_listwise_kl_module_across_widths_and_negatives() -> None:
     del teacher["negative"]
     with pytest.raises(KeyError, match="'negative' in the teacher outputs"):
         ListwiseKLLoss()(student, teacher)
+
+
+def test_symmetric_listwise_kl_matches_the_columns_too() -> None:
+    # Both queries prefer passage 0 three to one: each row is KL_3_1; the columns are uniform for the teacher as for
+    # the student, so the passage -> query direction adds 0 and the mean of both directions is KL_3_1 / 2.
+    teacher = t64([[LN3, 0], [LN3, 0]])
+    student = torch.zeros(2, 2, dtype=torch.float64)
+    assert listwise_kl(student, teacher).item() == pytest.approx(KL_3_1)
+    assert symmetric_listwise_kl(student, teacher).item() == pytest.approx(KL_3_1 / 2)
+    assert symmetric_listwise_kl(student.T, teacher.T).item() == pytest.approx(KL_3_1 / 2)
+
+    # In the module, negatives are extra columns of the query -> passage rows only: no query is paired with them.
+    student_out = {"query": t64([[1, 0], [0, 1]]), "passage": torch.zeros(2, 2, dtype=torch.float64)}
+    teacher_out = {"query": t64([[1, 0, 0], [0, 1, 0]]), "passage": t64([[LN3, 0, 0], [0, LN3, 0]])}
+    assert ListwiseKLLoss(symmetric=True)(student_out, teacher_out).item() == pytest.approx(KL_3_1)
+    student_out["negative"], teacher_out["negative"] = t64([[0, 0]]), t64([[0, 0, 5]])
+    with_negatives = 0.6 * math.log(0.6 * 3) + 2 * 0.2 * math.log(0.2 * 3)
+    value = ListwiseKLLoss(symmetric=True)(student_out, teacher_out).item()
+    assert value == pytest.approx((with_negatives + KL_3_1) / 2)
 
 
 def test_listwise_kl_memory_columns_add_to_the_softmax_without_a_gradient() -> None:

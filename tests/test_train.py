@@ -530,3 +530,31 @@ def test_a_run_with_a_passage_memory_trains(home, tiny_embedder, tiny_embedder_w
     ]:
         with pytest.raises(DistillError, match=message):
             recipes.load_recipe(None, overrides)
+
+
+def test_teacher_embeddings_reuse_a_shorter_length_cache(tmp_path, tiny_embedder, tiny_embedder_wide):
+    import numpy as np
+
+    from distill.cache import TeacherCache
+    from distill.embedder import TeacherEmbeddings, load_sentence_transformer
+
+    texts = [
+        "the nile",
+        "the nile is the longest river in africa . it flows north through egypt into the mediterranean sea .",
+    ]
+    teacher = TeacherEmbeddings(str(tiny_embedder), cache_root=tmp_path)
+    assert teacher.token_counts(texts) == [4, 21]
+    at_8 = teacher.encode(texts, 8, "t")
+    assert teacher.cached_lengths() == [8]
+    at_32 = teacher.encode(texts, 32, "t")
+    assert teacher.cached_lengths() == [8, 32]
+    # Only the text longer than 8 tokens was embedded at 32; the short one came from the length-8 cache.
+    long_cache = TeacherCache(tmp_path, namespace=teacher._namespace(32), row_shape=(teacher.dim,))
+    assert len(long_cache) == 1 and texts[1] in long_cache and texts[0] not in long_cache
+    model = load_sentence_transformer(str(tiny_embedder))
+    model.max_seq_length = 32
+    np.testing.assert_allclose(at_32, model.encode(texts, convert_to_numpy=True), atol=1e-5)
+    np.testing.assert_array_equal(at_32[0], at_8[0])
+    assert not np.allclose(at_32[1], at_8[1], atol=1e-3)  # truncated at 8 it was another embedding
+    # Another teacher never reads this teacher's rows.
+    assert TeacherEmbeddings(str(tiny_embedder_wide), cache_root=tmp_path).cached_lengths() == []
