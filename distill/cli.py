@@ -217,6 +217,46 @@ def cmd_finetune_reader(args: argparse.Namespace) -> int:
     return 0
 
 
+def _average_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("models", nargs="+", type=Path, help="two or more model folders of one architecture and tokenizer")
+    p.add_argument("--out", required=True, type=Path, help="folder for the averaged model (replaced if it exists)")
+    p.add_argument("--weights", nargs="+", type=float, help="one positive weight per model (default: equal)")
+    p.add_argument(
+        "--dev",
+        type=Path,
+        metavar="RECIPE",
+        help="an embedder recipe: also score the teacher, each model and the average on its dev slice",
+    )
+
+
+@command(
+    "average",
+    "average the weights of students of one architecture (e.g. one recipe's seeds) into one model of the same size",
+    _average_args,
+)
+def cmd_average(args: argparse.Namespace) -> int:
+    from distill.average import average_weights
+
+    if args.dev is not None:
+        from distill.recipes import load_recipe
+
+        recipe = load_recipe(args.dev, [])
+        if recipe["task"] != "embedder":
+            raise DistillError(f"--dev {args.dev}: scoring on a dev slice needs an embedder recipe")
+    out = average_weights(args.models, args.out, args.weights)
+    print(out)
+    if args.dev is not None:
+        from distill.embedder import score_on_dev_slice
+
+        scores = score_on_dev_slice(recipe, [*map(str, args.models), str(out)])
+        metrics = list(scores["teacher"])
+        print(f"dev slice of {args.dev}:")
+        print("\t".join(["model", *metrics]))
+        for name, row in scores.items():
+            print("\t".join([name, *(f"{row[m]:.4f}" for m in metrics)]))
+    return 0
+
+
 def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("report", type=Path, help="a report.json (or its folder)")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")

@@ -412,6 +412,48 @@ def retrieval_scores(query_emb: np.ndarray, passage_emb: np.ndarray, gold: list[
     }
 
 
+def retrieval_slice(dev: Dataset) -> tuple[list[str], list[str], list[int]]:
+    """A dev slice as retrieval needs it: its passages, the questions whose gold passage is among them, and the
+    position of each question's gold passage."""
+    passages = [d.content or "" for d in dev.documents]
+    position = {d.id: i for i, d in enumerate(dev.documents)}
+    queries = [q for q in dev.queries if q.gold_doc_ids and q.gold_doc_ids[0] in position]
+    return passages, [q.text for q in queries], [position[q.gold_doc_ids[0]] for q in queries]
+
+
+def embed_for_retrieval(
+    student, queries: list[str], passages: list[str] | np.ndarray, max_length: dict[str, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The student's query embeddings and passage embeddings (each at the recipe's maximum length); passages given as
+    an array (a query-only student's teacher embeddings) are passed through."""
+    student.max_seq_length = max_length["query"]
+    query_emb = student.encode(queries, batch_size=64, convert_to_numpy=True)
+    if isinstance(passages, np.ndarray):
+        return query_emb, passages
+    student.max_seq_length = max_length["passage"]
+    return query_emb, student.encode(passages, batch_size=32, convert_to_numpy=True)
+
+
+def score_on_dev_slice(recipe: dict[str, Any], models: list[str]) -> dict[str, dict[str, float]]:
+    """Retrieval metrics of the teacher and of each model on a recipe's dev slice (teacher embeddings from the cache),
+    e.g. to compare a weight average with its ingredients before a full evaluation."""
+    data_cfg, max_length = recipe["data"], recipe["max_length"]
+    passages, queries, gold = retrieval_slice(dev_slice(load_dataset(data_cfg["train"]), data_cfg))
+    teacher = TeacherEmbeddings(recipe["teacher"], batch_size=recipe["teacher_batch_size"])
+    out = {
+        "teacher": retrieval_scores(
+            teacher.encode(queries, max_length["query"], "teacher: dev questions"),
+            teacher.encode(passages, max_length["passage"], "teacher: dev passages"),
+            gold,
+        )
+    }
+    for model in models:
+        out[str(model)] = retrieval_scores(
+            *embed_for_retrieval(load_sentence_transformer(str(model)), queries, passages, max_length), gold
+        )
+    return out
+
+
 def dev_slice(train: Dataset, data_cfg: dict[str, Any]) -> Dataset:
     """The dev slice that picks the best checkpoint: ``dev_articles`` whole articles of ``data.dev``, then a sample of
     ``dev_questions`` of their questions (over all their paragraphs).
@@ -460,11 +502,7 @@ class EmbedderTask:
             self.pairs.negative = mine_hard_negatives(self.t_query, self.t_passage, self.pairs.positive)
 
         self.dev = dev
-        self.dev_passages = [d.content or "" for d in dev.documents]
-        position = {d.id: i for i, d in enumerate(dev.documents)}
-        dev_queries = [q for q in dev.queries if q.gold_doc_ids and q.gold_doc_ids[0] in position]
-        self.dev_queries = [q.text for q in dev_queries]
-        self.dev_gold = [position[q.gold_doc_ids[0]] for q in dev_queries]
+        self.dev_passages, self.dev_queries, self.dev_gold = retrieval_slice(dev)
         self.t_dev_query = self.teacher.encode(self.dev_queries, max_q, "teacher: dev questions")
         self.t_dev_passage = self.teacher.encode(self.dev_passages, max_p, "teacher: dev passages")
         self.teacher_dev = retrieval_scores(self.t_dev_query, self.t_dev_passage, self.dev_gold)
@@ -552,15 +590,8 @@ class EmbedderTask:
         return int(batch["size"])
 
     def evaluate(self, module: nn.Module) -> dict[str, float]:
-        student = module.student
-        max_len = self.recipe["max_length"]
-        student.max_seq_length = max_len["query"]
-        queries = student.encode(self.dev_queries, batch_size=64, convert_to_numpy=True)
-        if self.recipe["query_only"]:
-            passages = self.t_dev_passage
-        else:
-            student.max_seq_length = max_len["passage"]
-            passages = student.encode(self.dev_passages, batch_size=32, convert_to_numpy=True)
+        passages = self.t_dev_passage if self.recipe["query_only"] else self.dev_passages
+        queries, passages = embed_for_retrieval(module.student, self.dev_queries, passages, self.recipe["max_length"])
         out = retrieval_scores(queries, passages, self.dev_gold)
         return out | {f"teacher_{k}": v for k, v in self.teacher_dev.items()}
 

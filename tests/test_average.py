@@ -1,0 +1,88 @@
+import pytest
+import torch
+from conftest import make_sentence_transformer
+from safetensors.torch import load_file
+
+from distill.average import average_weights
+from distill.cli import main
+from distill.errors import DistillError
+
+
+@pytest.fixture(scope="module")
+def two_seeds(tmp_path_factory):
+    root = tmp_path_factory.mktemp("seeds")
+    return make_sentence_transformer(root / "a", seed=0), make_sentence_transformer(root / "b", seed=1)
+
+
+def test_average_is_the_weighted_mean_of_every_tensor_and_loads(tmp_path, two_seeds):
+    from distill.embedder import load_sentence_transformer
+
+    a, b = two_seeds
+    (a / "metrics.json").write_text("{}")  # a training run's files describe one ingredient: not copied
+    out = average_weights([a, b], tmp_path / "avg", weights=[3, 1])
+    sa, sb, avg = (load_file(str(f / "model.safetensors")) for f in (a, b, out))
+    assert avg.keys() == sa.keys()
+    for key, tensor in avg.items():
+        if tensor.is_floating_point():
+            torch.testing.assert_close(tensor, 0.75 * sa[key] + 0.25 * sb[key])
+        else:
+            assert torch.equal(tensor, sa[key])
+    assert not (out / "metrics.json").exists()
+    card = (out / "README.md").read_text()
+    assert f"| `{a}` | 0.75 |" in card and f"| `{b}` | 0.25 |" in card
+    vector = load_sentence_transformer(str(out)).encode(["where was mozart born"])
+    assert vector.shape == (1, 32)
+
+
+def test_average_refuses_models_that_do_not_match(tmp_path, two_seeds, tiny_embedder_wide, capsys):
+    a, b = two_seeds
+    with pytest.raises(DistillError, match="do not share an architecture|not one architecture"):
+        average_weights([a, tiny_embedder_wide], tmp_path / "x")
+    with pytest.raises(DistillError, match="2 weights for 3 models"):
+        average_weights([a, b, a], tmp_path / "x", weights=[1, 1])
+    with pytest.raises(DistillError, match="must be > 0"):
+        average_weights([a, b], tmp_path / "x", weights=[1, 0])
+    with pytest.raises(DistillError, match="at least two"):
+        average_weights([a], tmp_path / "x")
+    with pytest.raises(DistillError, match="is one of the models"):
+        average_weights([a, b], a)
+    assert main(["average", str(a), str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2
+    assert "nowhere does not exist" in capsys.readouterr().err
+    assert main(["average", str(a), str(b), "--out", str(tmp_path / "ok")]) == 0
+    assert (tmp_path / "ok" / "model.safetensors").exists()
+
+
+def test_average_refuses_another_tokenizer(tmp_path, two_seeds):
+    import shutil
+
+    a, b = two_seeds
+    other = tmp_path / "other"
+    shutil.copytree(b, other)
+    (other / "tokenizer.json").write_text((other / "tokenizer.json").read_text().replace('"mozart"', '"salieri"'))
+    with pytest.raises(DistillError, match=r"another tokenizer .*tokenizer.json differs"):
+        average_weights([a, other], tmp_path / "x")
+
+
+def test_average_scores_models_on_a_recipes_dev_slice(
+    tmp_path, two_seeds, tiny_embedder_wide, tiny_squad, monkeypatch, capsys
+):
+    from test_train import write_recipe
+
+    from distill.embedder import score_on_dev_slice
+    from distill.recipes import load_recipe
+
+    monkeypatch.setenv("DISTILL_HOME", str(tmp_path / "home"))
+    a, b = two_seeds
+    recipe = write_recipe(tmp_path, tiny_embedder_wide, a, tiny_squad)
+    out = tmp_path / "avg"
+    assert main(["average", str(a), str(b), "--out", str(out), "--dev", str(recipe)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].split("\t") == ["model", "recall@1", "recall@10", "mrr@10", "ndcg@10"]
+    rows = {line.split("\t")[0]: [float(v) for v in line.split("\t")[1:]] for line in lines[3:]}
+    assert list(rows) == ["teacher", str(a), str(b), str(out)]
+    direct = score_on_dev_slice(load_recipe(recipe, []), [str(a)])[str(a)]
+    assert rows[str(a)] == pytest.approx([direct[m] for m in ("recall@1", "recall@10", "mrr@10", "ndcg@10")], abs=1e-4)
+    reader_recipe = tmp_path / "reader.yaml"
+    reader_recipe.write_text("task: reader\nteacher: x\nstudent: y\n")
+    assert main(["average", str(a), str(b), "--out", str(out), "--dev", str(reader_recipe)]) == 2
+    assert "needs an embedder recipe" in capsys.readouterr().err
