@@ -440,17 +440,17 @@ def score_on_dev_slice(recipe: dict[str, Any], models: list[str]) -> dict[str, d
     data_cfg, max_length = recipe["data"], recipe["max_length"]
     passages, queries, gold = retrieval_slice(dev_slice(load_dataset(data_cfg["train"]), data_cfg))
     teacher = TeacherEmbeddings(recipe["teacher"], batch_size=recipe["teacher_batch_size"])
+    t_passages = teacher.encode(passages, max_length["passage"], "teacher: dev passages")
     out = {
         "teacher": retrieval_scores(
-            teacher.encode(queries, max_length["query"], "teacher: dev questions"),
-            teacher.encode(passages, max_length["passage"], "teacher: dev passages"),
-            gold,
+            teacher.encode(queries, max_length["query"], "teacher: dev questions"), t_passages, gold
         )
     }
+    # A query-only student searches the teacher's index.
+    student_passages = t_passages if recipe["query_only"] else passages
     for model in models:
-        out[str(model)] = retrieval_scores(
-            *embed_for_retrieval(load_sentence_transformer(str(model)), queries, passages, max_length), gold
-        )
+        student = load_sentence_transformer(str(model))
+        out[str(model)] = retrieval_scores(*embed_for_retrieval(student, queries, student_passages, max_length), gold)
     return out
 
 

@@ -86,3 +86,25 @@ def test_average_scores_models_on_a_recipes_dev_slice(
     reader_recipe.write_text("task: reader\nteacher: x\nstudent: y\n")
     assert main(["average", str(a), str(b), "--out", str(out), "--dev", str(reader_recipe)]) == 2
     assert "needs an embedder recipe" in capsys.readouterr().err
+
+
+def test_dev_slice_scores_of_a_query_only_recipe_use_the_teachers_passages(
+    tmp_path, tiny_embedder, tiny_squad, monkeypatch
+):
+    from test_train import write_recipe
+
+    from distill.embedder import score_on_dev_slice
+    from distill.recipes import load_recipe
+
+    monkeypatch.setenv("DISTILL_HOME", str(tmp_path / "home"))
+    losses = [{"name": "listwise_kl", "weight": 1.0}]
+    path = write_recipe(tmp_path, tiny_embedder, tiny_embedder, tiny_squad, query_only=True, losses=losses)
+    recipe = load_recipe(path, [])
+    scores = score_on_dev_slice(recipe, [str(tiny_embedder)])
+    # The teacher itself as a query-only "student": its queries against its own passage embeddings.
+    assert scores[str(tiny_embedder)] == pytest.approx(scores["teacher"])
+    # Another model: as a query-only student it searches the teacher's passages, otherwise its own.
+    other = make_sentence_transformer(tmp_path / "other", seed=3)
+    query_only = score_on_dev_slice(recipe, [str(other)])[str(other)]
+    full = score_on_dev_slice(recipe | {"query_only": False}, [str(other)])[str(other)]
+    assert query_only != pytest.approx(full)
