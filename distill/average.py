@@ -22,6 +22,24 @@ _RUN_FILES = {"README.md", "config.yaml", "metrics.json", "train_log.jsonl"}
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
 
 
+_CARD_TITLE = "# Weight average of"
+
+
+def _read_card(folder: Path) -> str:
+    card = folder / "README.md"
+    return card.read_text(encoding="utf-8", errors="replace") if card.is_file() else ""
+
+
+def _load(path: Path):
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise DistillError(f"cannot read {path}: {e}") from None
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -33,7 +51,7 @@ def average_weights(folders: Sequence[Path], out: Path, weights: Sequence[float]
     The folders must hold the same safetensors files with the same tensor names, shapes and dtypes, and the same
     tokenizer; integer tensors (e.g. position ids) must be equal. ``out`` gets a model card naming the ingredients."""
     import torch
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
 
     folders = [Path(f) for f in folders]
     if len(folders) < 2:
@@ -46,9 +64,15 @@ def average_weights(folders: Sequence[Path], out: Path, weights: Sequence[float]
         raise DistillError(f"--weights: {len(weights)} weights for {len(folders)} models")
     if min(weights) <= 0:
         raise DistillError(f"--weights must be > 0, got {weights}")
-    weights = [w / sum(weights) for w in weights]
-    if Path(out).resolve() in {f.resolve() for f in folders}:
+    total = sum(weights)
+    weights = [w / total for w in weights]
+    out = Path(out)
+    if out.resolve() in {f.resolve() for f in folders}:
         raise DistillError(f"--out {out} is one of the models to average: choose a new folder")
+    if out.exists() and any(out.iterdir()) and _CARD_TITLE not in _read_card(out):
+        raise DistillError(
+            f"--out {out} exists and is not an earlier weight average: choose a new folder or remove it first"
+        )
 
     first = folders[0]
     files = sorted(p.relative_to(first) for p in first.rglob("*.safetensors"))
@@ -65,7 +89,7 @@ def average_weights(folders: Sequence[Path], out: Path, weights: Sequence[float]
 
     averaged: dict[Path, dict[str, torch.Tensor]] = {}
     for rel in files:
-        states = [load_file(str(folder / rel)) for folder in folders]
+        states = [_load(folder / rel) for folder in folders]
         for folder, state in zip(folders[1:], states[1:]):
             if extra := sorted(state.keys() ^ states[0].keys()):
                 raise DistillError(
@@ -90,7 +114,6 @@ def average_weights(folders: Sequence[Path], out: Path, weights: Sequence[float]
                 mean[key] = tensor
         averaged[rel] = mean
 
-    out = Path(out)
     if out.exists():
         shutil.rmtree(out)
     shutil.copytree(first, out, ignore=lambda _dir, names: [n for n in names if n in _RUN_FILES])
@@ -101,7 +124,7 @@ def average_weights(folders: Sequence[Path], out: Path, weights: Sequence[float]
     )
     (out / "README.md").write_text(
         "---\nlibrary_name: sentence-transformers\ntags: [distillation, haystack, model-soup]\n---\n"
-        f"# Weight average of {len(folders)} students\n\n"
+        f"{_CARD_TITLE} {len(folders)} students\n\n"
         "Every floating-point tensor is the weighted mean of the same tensor in these models "
         f"(`{files[0]}` sha256 prefix of each ingredient):\n\n"
         f"| model | weight | weights sha256 |\n|---|---|---|\n{rows}\n\n"

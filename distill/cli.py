@@ -219,7 +219,12 @@ def cmd_finetune_reader(args: argparse.Namespace) -> int:
 
 def _average_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("models", nargs="+", type=Path, help="two or more model folders of one architecture and tokenizer")
-    p.add_argument("--out", required=True, type=Path, help="folder for the averaged model (replaced if it exists)")
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="a new folder for the averaged model (an earlier average there is replaced)",
+    )
     p.add_argument("--weights", nargs="+", type=float, help="one positive weight per model (default: equal)")
     p.add_argument(
         "--dev",

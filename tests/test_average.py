@@ -108,3 +108,28 @@ def test_dev_slice_scores_of_a_query_only_recipe_use_the_teachers_passages(
     query_only = score_on_dev_slice(recipe, [str(other)])[str(other)]
     full = score_on_dev_slice(recipe | {"query_only": False}, [str(other)])[str(other)]
     assert query_only != pytest.approx(full)
+
+
+def test_average_keeps_an_unrelated_out_folder_and_names_unreadable_weights(tmp_path, two_seeds):
+    import shutil
+
+    a, b = two_seeds
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    with pytest.raises(DistillError, match="exists and is not an earlier weight average"):
+        average_weights([a, b], precious)
+    assert (precious / "notes.txt").read_text() == "keep me"
+    # An earlier average is replaced.
+    out = average_weights([a, b], tmp_path / "avg")
+    assert average_weights([a, b], out, weights=[1, 3]) == out
+
+    broken = tmp_path / "broken"
+    shutil.copytree(b, broken)
+    (broken / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(DistillError, match=r"cannot read .*broken/model.safetensors"):
+        average_weights([a, broken], tmp_path / "x")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DistillError, match="holds no"):
+        average_weights([empty, a], tmp_path / "x")
