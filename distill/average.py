@@ -11,9 +11,12 @@ multiple fine-tuned models improves accuracy without increasing inference time",
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+
+import yaml
 
 from distill.errors import DistillError
 
@@ -134,4 +137,27 @@ def average_weights(folders: Sequence[Path], out: Path, weights: Sequence[float]
         'accuracy without increasing inference time", ICML 2022.\n',
         encoding="utf-8",
     )
+    # What the student browser reads beside the card: the "recipe" of an average is its ingredients and weights.
+    (out / "config.yaml").write_text(
+        yaml.safe_dump({"task": "average", "models": [str(f) for f in folders], "weights": weights}, sort_keys=False),
+        encoding="utf-8",
+    )
+    write_metrics(out, {"average_of": [str(f) for f in folders], "weights": weights})
     return out
+
+
+def write_metrics(out: Path, metrics: dict) -> None:
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+
+
+def add_dev_scores(out: Path, recipe_path: Path, scores: dict[str, dict[str, float]]) -> None:
+    """Record ``score_on_dev_slice``'s rows in ``out``/metrics.json: the average as ``dev``, the teacher as
+    ``teacher_dev`` and each ingredient as ``ingredient_<i>_dev``, the groups the student browser tables."""
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    rows = dict(scores)
+    metrics["dev_recipe"] = str(recipe_path)
+    metrics["teacher_dev"] = rows.pop("teacher")
+    metrics["dev"] = rows.pop(str(out))
+    for i, (name, row) in enumerate(rows.items(), 1):
+        metrics[f"ingredient_{i}_dev"] = {"model": name, **row}
+    write_metrics(out, metrics)

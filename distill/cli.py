@@ -251,9 +251,11 @@ def cmd_average(args: argparse.Namespace) -> int:
     out = average_weights(args.models, args.out, args.weights)
     print(out)
     if args.dev is not None:
+        from distill.average import add_dev_scores
         from distill.embedder import score_on_dev_slice
 
         scores = score_on_dev_slice(recipe, [*map(str, args.models), str(out)])
+        add_dev_scores(out, args.dev, scores)
         metrics = list(scores["teacher"])
         print(f"dev slice of {args.dev}:")
         print("\t".join(["model", *metrics]))

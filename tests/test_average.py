@@ -1,9 +1,13 @@
+import json
+
 import pytest
 import torch
+import yaml
 from conftest import make_sentence_transformer
 from safetensors.torch import load_file
 
 from distill.average import average_weights
+from distill.catalog import load_student
 from distill.cli import main
 from distill.errors import DistillError
 
@@ -27,7 +31,11 @@ def test_average_is_the_weighted_mean_of_every_tensor_and_loads(tmp_path, two_se
             torch.testing.assert_close(tensor, 0.75 * sa[key] + 0.25 * sb[key])
         else:
             assert torch.equal(tensor, sa[key])
-    assert not (out / "metrics.json").exists()
+    metrics = json.loads((out / "metrics.json").read_text())  # the average's own, not the ingredient's "{}"
+    assert metrics == {"average_of": [str(a), str(b)], "weights": [0.75, 0.25]}
+    assert yaml.safe_load((out / "config.yaml").read_text())["task"] == "average"
+    student = load_student(out)  # the student browser lists it without a missing-file warning (it has no log)
+    assert student.problems == [] and student.config["models"] == [str(a), str(b)]
     card = (out / "README.md").read_text()
     assert f"| `{a}` | 0.75 |" in card and f"| `{b}` | 0.25 |" in card
     vector = load_sentence_transformer(str(out)).encode(["where was mozart born"])
@@ -82,6 +90,10 @@ def test_average_scores_models_on_a_recipes_dev_slice(
     assert list(rows) == ["teacher", str(a), str(b), str(out)]
     direct = score_on_dev_slice(load_recipe(recipe, []), [str(a)])[str(a)]
     assert rows[str(a)] == pytest.approx([direct[m] for m in ("recall@1", "recall@10", "mrr@10", "ndcg@10")], abs=1e-4)
+    metrics = json.loads((out / "metrics.json").read_text())  # the same rows, as the student browser tables them
+    assert metrics["dev"]["ndcg@10"] == pytest.approx(rows[str(out)][3], abs=1e-4)
+    assert metrics["teacher_dev"]["ndcg@10"] == pytest.approx(rows["teacher"][3], abs=1e-4)
+    assert metrics["ingredient_2_dev"]["model"] == str(b) and metrics["dev_recipe"] == str(recipe)
     reader_recipe = tmp_path / "reader.yaml"
     reader_recipe.write_text("task: reader\nteacher: x\nstudent: y\n")
     assert main(["average", str(a), str(b), "--out", str(out), "--dev", str(reader_recipe)]) == 2
