@@ -515,15 +515,22 @@ class TeacherReader:
         too_long = [w for w in range(len(windows)) if len(windows.input_ids[w]) > self.max_length]
         if too_long:
             raise DistillError(f"window {too_long[0]} is longer than the teacher cache's max_length {self.max_length}")
-        keys = [" ".join(map(str, ids)) for ids in windows.input_ids]
+        # The cache computes missing rows chunk by chunk in the order it is given: ordered by length, each chunk
+        # holds windows of similar length and pads little (in question order, a 12-layer teacher ran ~1.5x slower).
+        order = sorted(range(len(windows)), key=lambda w: len(windows.input_ids[w]))
+        keys = [" ".join(map(str, windows.input_ids[w])) for w in order]
 
         def compute(positions: list[int]) -> np.ndarray:
-            rows = _run_reader(self.model, windows, positions, self.tokenizer.pad_token_id, self.batch_size)
+            rows = [order[p] for p in positions]
+            logits = _run_reader(self.model, windows, rows, self.tokenizer.pad_token_id, self.batch_size)
             full = np.full((len(positions), 2, self.max_length), PAD_LOGIT, dtype=np.float32)
-            full[:, :, : rows.shape[2]] = rows
+            full[:, :, : logits.shape[2]] = logits
             return full
 
-        return self.cache.get(keys, compute, batch_size=max(64, self.batch_size), progress=progress, desc=desc)
+        ordered = self.cache.get(keys, compute, batch_size=max(64, self.batch_size), progress=progress, desc=desc)
+        out = np.empty_like(ordered)
+        out[order] = ordered
+        return out
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -397,6 +397,23 @@ def test_teacher_logits_are_cached_across_runs(tmp_path, tiny_squad, tiny_teache
     np.testing.assert_array_equal(again.logits(windows, progress=False), first)
 
 
+def test_teacher_logits_come_back_in_window_order_though_computed_by_length(tmp_path, tiny_teacher, monkeypatch):
+    from distill.reader import TeacherReader, _run_reader
+
+    monkeypatch.setenv("DISTILL_HOME", str(tmp_path / "home"))
+    tokenizer = build_tokenizer()
+    short = ReaderExample("s", "Who?", "Mozart was born in Salzburg.", ("Mozart",), 0, "Mozart")
+    examples = [_example("Salzburg"), short, _example("Italy", "Where was the piano invented?"), short]
+    windows = reader.make_windows(tokenizer, examples, max_length=64, stride=16, max_query_length=8)
+    lengths = [len(ids) for ids in windows.input_ids]
+    assert lengths != sorted(lengths)  # question order is not length order
+    teacher = TeacherReader(str(tiny_teacher), max_length=64, batch_size=2)
+    got = teacher.logits(windows, progress=False)
+    for w in range(len(windows)):  # each window alone, unpadded: the same logits in the same row
+        alone = _run_reader(teacher.model, windows, [w], tokenizer.pad_token_id, 1)[0]
+        np.testing.assert_allclose(got[w, :, : lengths[w]], alone[:, : lengths[w]], atol=1e-4)
+
+
 def test_teacher_and_student_tasks_must_match(tmp_path, tiny_squad, tiny_embedder):
     with pytest.raises(DistillError, match="is not an extractive reader.*finetune-reader"):
         _distill(tmp_path, tiny_squad, tiny_embedder)
