@@ -287,6 +287,15 @@ def load_systems(
                 index_seconds=index_seconds,
             )
         )
+    for item in loaded:  # after all indexing: stores of one shared index fill each other
+        retriever = item.retriever
+        store = getattr(item.pipeline.get_component(retriever), "document_store", None) if retriever else None
+        if store is not None and store.count_documents() == 0:  # else every question silently retrieves nothing
+            name, query = item.system.name, item.system.query_yaml
+            raise DistillError(
+                f"pipeline {name!r}: the document store of its retriever {retriever!r} is empty and no indexing "
+                f"pipeline filled it; put indexing.yaml beside {query} or pass {name}={query},INDEXING.yaml"
+            )
     return loaded
 
 

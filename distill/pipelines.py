@@ -242,7 +242,22 @@ def swap_files(
         target = out_dir / Path(path).name
         target.write_text(dump_pipeline_dict(swapped), encoding="utf-8")
         written.append(target)
+    if model is not None and _is_reader_model(model):
+        # A reader swap leaves retrieval as it was: the teacher's indexing pipeline fills the student's store too, and
+        # `distill eval` finds it beside the query pipeline.
+        for path in paths:
+            indexing, target = Path(path).with_name("indexing.yaml"), out_dir / "indexing.yaml"
+            if indexing.exists() and indexing not in paths and not target.exists():
+                target.write_text(indexing.read_text(encoding="utf-8"), encoding="utf-8")
+                written.append(target)
     return written
+
+
+def _is_reader_model(model: str) -> bool:
+    try:
+        return model_kind(model) == "reader"
+    except DistillError:
+        return False
 
 
 def build_default_pipelines(

@@ -132,10 +132,8 @@ def train_reader(recipe_path: str | Path | None, overrides: list[str] | None = N
     if pipeline is not None:
         from distill.pipelines import swap_files
 
+        # the retrieval half is the teacher's: swap_files copies the indexing pipeline beside it too
         written = swap_files([pipeline], output / "pipelines", model=str(student))
-        indexing = pipeline.with_name("indexing.yaml")
-        if indexing.exists():  # the retrieval half is the teacher's: same indexing pipeline, same index
-            shutil.copy(indexing, output / "pipelines" / "indexing.yaml")
         print("student pipeline: " + ", ".join(map(str, written)))
     finished(output)
     teacher = f"teacher {task.teacher_dev['f1']:.1f}, " if task.teacher_dev else ""

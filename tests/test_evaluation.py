@@ -165,6 +165,15 @@ def test_bad_inputs(systems, tiny_squad, tmp_path, tiny_pipelines):
         evaluation.load_systems(
             [systems["student-retrieval"], evaluation.System.parse(f"clash={clash / 'retrieval.yaml'}")], data.documents
         )
+    # A query pipeline without an indexing pipeline, whose store nothing fills, would retrieve nothing for every
+    # question (and score 0) without a word.
+    lonely = tmp_path / "lonely"
+    lonely.mkdir()
+    qa = pipelines.read_pipeline_dict(tiny_pipelines / "extractive_qa.yaml")
+    qa["components"]["retriever"]["init_parameters"]["document_store"]["init_parameters"]["index"] = "never-filled"
+    (lonely / "extractive_qa.yaml").write_text(pipelines.dump_pipeline_dict(qa))
+    with pytest.raises(DistillError, match="'lonely': the document store of its retriever 'retriever' is empty"):
+        evaluation.load_systems([evaluation.System.parse(f"lonely={lonely / 'extractive_qa.yaml'}")], data.documents)
 
 
 def test_load_report_errors(tmp_path):

@@ -448,6 +448,10 @@ def test_swap_puts_a_reader_into_the_qa_pipeline_only(tmp_path, tiny_pipelines, 
     assert read_pipeline_dict(written[0]) == read_pipeline_dict(tiny_pipelines / "indexing.yaml")
     with pytest.raises(DistillError, match="no reader component to swap"):
         swap_files([tiny_pipelines / "retrieval.yaml"], tmp_path / "x", model=str(tiny_teacher))
+    # The QA pipeline alone: the teacher's indexing pipeline comes along (a reader leaves retrieval as it was).
+    alone = swap_files([tiny_pipelines / "extractive_qa.yaml"], tmp_path / "alone", model=str(tiny_teacher))
+    assert [p.name for p in alone] == ["extractive_qa.yaml", "indexing.yaml"]
+    assert read_pipeline_dict(alone[1]) == read_pipeline_dict(tiny_pipelines / "indexing.yaml")
 
 
 def test_eval_with_gold_context_runs_only_the_reader(tmp_path, tiny_squad, tiny_pipelines, tiny_teacher):
