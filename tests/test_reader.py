@@ -452,6 +452,9 @@ def test_swap_puts_a_reader_into_the_qa_pipeline_only(tmp_path, tiny_pipelines, 
     alone = swap_files([tiny_pipelines / "extractive_qa.yaml"], tmp_path / "alone", model=str(tiny_teacher))
     assert [p.name for p in alone] == ["extractive_qa.yaml", "indexing.yaml"]
     assert read_pipeline_dict(alone[1]) == read_pipeline_dict(tiny_pipelines / "indexing.yaml")
+    alone[1].write_text("stale: true\n")  # left by an earlier swap of another teacher: replaced
+    swap_files([tiny_pipelines / "extractive_qa.yaml"], tmp_path / "alone", model=str(tiny_teacher))
+    assert read_pipeline_dict(alone[1]) == read_pipeline_dict(tiny_pipelines / "indexing.yaml")
 
 
 def test_eval_with_gold_context_runs_only_the_reader(tmp_path, tiny_squad, tiny_pipelines, tiny_teacher):
