@@ -127,7 +127,7 @@ bench-reader-cross: reader-teacher
 	  distilled=$(CROSS)/pipelines/extractive_qa.yaml $(READER_EVAL) --context gold --out runs/reader-cross-eval-gold
 	cp runs/reader-cross-eval-gold/report.json benchmarks/results/squad-dev-reader-cross-tokenizer-gold.json
 
-# The issue's pairing at CPU scale: an mpnet-base teacher reader fine-tuned on 3,000 questions (~45 min), distilled
+# The issue's pairing at CPU scale: an mpnet-base teacher reader fine-tuned on 3,000 questions (48 min here), distilled
 # across tokenizers into the whole MiniLM-L6 with 3,000 more questions unlabelled (~40 min with the teacher's logits),
 # against MiniLM-L6 on gold spans only at the same 380 steps: on the same 3,000 labelled questions (hard-label-3k), and
 # the MiniLM-L6 reader pipelines/extractive_qa.yaml names (gold spans of all 6,000 questions, hard-label-6k).

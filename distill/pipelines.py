@@ -250,6 +250,7 @@ def swap_files(
             if indexing.exists() and indexing not in paths:  # replaces a stale one from an earlier swap
                 target.write_text(indexing.read_text(encoding="utf-8"), encoding="utf-8")
                 written.append(target)
+                break  # one indexing pipeline per output folder
     return written
 
 
