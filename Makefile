@@ -144,7 +144,8 @@ bench-reader-mpnet: reader-teacher
 	  output=$(HARD_3K) data.unlabelled=null 'losses=[{name: start_end_ce}]' epochs=2
 	$(BIN)/distill eval teacher-mpnet=$(MPNET_TEACHER)/pipelines/extractive_qa.yaml \
 	  hard-label-3k=$(HARD_3K)/pipelines/extractive_qa.yaml hard-label-6k=pipelines/extractive_qa.yaml \
-	  distilled=$(FROM_MPNET)/pipelines/extractive_qa.yaml $(READER_EVAL) --context gold --out runs/reader-mpnet-eval-gold
+	  distilled=$(FROM_MPNET)/pipelines/extractive_qa.yaml $(READER_EVAL) --context gold --versus hard-label-3k \
+	  --out runs/reader-mpnet-eval-gold
 	cp runs/reader-mpnet-eval-gold/report.json benchmarks/results/squad-dev-reader-mpnet-gold.json
 	$(BIN)/distill eval teacher-mpnet=$(MPNET_TEACHER)/pipelines/extractive_qa.yaml \
 	  hard-label-3k=$(HARD_3K)/pipelines/extractive_qa.yaml distilled=$(FROM_MPNET)/pipelines/extractive_qa.yaml \

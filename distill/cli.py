@@ -147,12 +147,25 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
         help="retrieved: run each whole pipeline (default); gold: ask each pipeline's reader alone, with the "
         "question's gold paragraph as its context",
     )
+    p.add_argument(
+        "--versus",
+        metavar="NAME",
+        help="also report each other pipeline's nDCG@10 / F1 minus this pipeline's, in points, with a paired "
+        "bootstrap interval (e.g. the distilled student against the hard-label one)",
+    )
     p.add_argument("--out", type=Path, default=Path("runs/eval"), help="folder for report.json and questions.jsonl")
 
 
 @command("eval", "run pipelines on the same questions; report quality and latency side by side", _eval_args)
 def cmd_eval(args: argparse.Namespace) -> int:
-    from distill.evaluation import System, comparison_table, component_table, evaluate, relative_lines
+    from distill.evaluation import (
+        System,
+        comparison_table,
+        component_table,
+        difference_lines,
+        evaluate,
+        relative_lines,
+    )
 
     systems = [System.parse(spec) for spec in args.pipelines]
     data = _load_data(args)
@@ -166,11 +179,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         config=config,
         progress=True,
         context=args.context,
+        versus=args.versus,
     )
     print(comparison_table(report))
     print(component_table(report))
     if report["relative"]:
         print(relative_lines(report["relative"]))
+    if report.get("differences"):
+        print(difference_lines(report["differences"]))
     print(f"wrote {args.out / 'report.json'} and {args.out / 'questions.jsonl'}")
     return 0
 
@@ -267,6 +283,12 @@ def cmd_average(args: argparse.Namespace) -> int:
 def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("report", type=Path, help="a report.json (or its folder)")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    p.add_argument(
+        "--versus",
+        metavar="NAME",
+        help="also print each other pipeline's nDCG@10 / F1 minus this pipeline's, in points, with a paired "
+        "bootstrap interval (needs the report's questions.jsonl)",
+    )
 
 
 @command(
@@ -276,15 +298,25 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     _report_args,
 )
 def cmd_report(args: argparse.Namespace) -> int:
-    from distill.evaluation import comparison_table, load_questions, load_report, relative_lines, relative_quality
+    from distill import evaluation
 
-    report = load_report(args.report)
-    print(comparison_table(report, markdown=args.markdown))
+    report = evaluation.load_report(args.report)
+    questions = evaluation.load_questions(args.report)
+    if args.versus is not None and questions is None:
+        raise DistillError(
+            f"--versus compares question by question, but there is no questions.jsonl beside {args.report}"
+        )
+    print(evaluation.comparison_table(report, markdown=args.markdown))
     relative = report.get("relative")
-    if relative is None and (questions := load_questions(args.report)) is not None:
-        relative = relative_quality(report, questions)  # a report written before the bootstrap was added
+    if relative is None and questions is not None:
+        relative = evaluation.relative_quality(report, questions)  # a report written before the bootstrap was added
     if relative:
-        print(relative_lines(relative))
+        print(evaluation.relative_lines(relative))
+    differences = report.get("differences")
+    if args.versus is not None:
+        differences = evaluation.paired_differences(report, questions, args.versus)
+    if differences:
+        print(evaluation.difference_lines(differences))
     return 0
 
 

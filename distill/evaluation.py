@@ -428,13 +428,18 @@ def evaluate(
     config: dict[str, Any] | None = None,
     progress: bool = True,
     context: str = "retrieved",
+    versus: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate every system on ``data`` and return the report (written to ``out_dir`` when given).
 
     ``context="retrieved"`` runs each whole pipeline; ``context="gold"`` asks each pipeline's reader alone, with the
-    question's gold paragraph as its only document (reader quality without retrieval errors)."""
+    question's gold paragraph as its only document (reader quality without retrieval errors). With ``versus`` (a
+    pipeline's name) the report also holds every other pipeline's paired difference from it
+    (:func:`paired_differences`)."""
     if not data.queries:
         raise DistillError(f"data set {data.name} has no questions to evaluate")
+    if versus is not None and versus not in {s.name for s in systems}:
+        raise DistillError(f"--versus {versus!r} names none of the pipelines: {', '.join(s.name for s in systems)}")
     loaded = load_systems(systems, data.documents, progress=progress, context=context)
     gold = context == "gold"
     if gold:
@@ -508,6 +513,8 @@ def evaluate(
             "index_seconds": round(s.index_seconds, 2),
         }
     report["relative"] = relative_quality(report, per_question)
+    if versus is not None:
+        report["differences"] = paired_differences(report, per_question, versus)
     if out_dir is not None:
         write_report(report, per_question, out_dir)
     return report
@@ -518,6 +525,21 @@ _PER_QUESTION: dict[str, Callable[[dict[str, Any], dict[str, Any]], float]] = {
     "ndcg@10": lambda question, run: metrics.ndcg_at_k(run.get("retrieved", []), question["gold_doc_ids"], 10),
     "f1": lambda question, run: run.get("f1", 0.0),
 }
+
+
+def _paired_scores(
+    report: dict[str, Any], per_question: list[dict[str, Any]], reference: str, name: str
+) -> dict[str, tuple[list[float], list[float]]]:
+    """Per-question scores of ``reference`` and ``name`` for every quality key both report, in question order."""
+    out = {}
+    for key, score in _PER_QUESTION.items():
+        if key not in report["pipelines"][reference]["quality"] or key not in report["pipelines"][name]["quality"]:
+            continue
+        runs = [(q, q["runs"].get(reference), q["runs"].get(name)) for q in per_question]
+        if any(a is None or b is None for _, a, b in runs):
+            raise DistillError(f"per-question results lack a run of {reference!r} or {name!r}")
+        out[key] = ([score(q, a) for q, a, _ in runs], [score(q, b) for q, _, b in runs])
+    return out
 
 
 def relative_quality(
@@ -533,21 +555,54 @@ def relative_quality(
     out: dict[str, dict[str, Any]] = {}
     for name in names[1:]:
         entry: dict[str, Any] = {"reference": reference}
-        for key, score in _PER_QUESTION.items():
-            if key not in report["pipelines"][reference]["quality"] or key not in report["pipelines"][name]["quality"]:
-                continue
-            runs = [(q, q["runs"].get(reference), q["runs"].get(name)) for q in per_question]
-            if any(a is None or b is None for _, a, b in runs):
-                raise DistillError(f"per-question results lack a run of {reference!r} or {name!r}")
-            ref_scores = [score(q, a) for q, a, _ in runs]
+        for key, (ref_scores, scores) in _paired_scores(report, per_question, reference, name).items():
             if sum(ref_scores) <= 0:
                 continue
-            entry[key] = metrics.paired_bootstrap_ratio(
-                ref_scores, [score(q, b) for q, _, b in runs], resamples=resamples, seed=seed
-            )
+            entry[key] = metrics.paired_bootstrap_ratio(ref_scores, scores, resamples=resamples, seed=seed)
         if len(entry) > 1:
             out[name] = entry
     return out
+
+
+def paired_differences(
+    report: dict[str, Any],
+    per_question: list[dict[str, Any]],
+    versus: str,
+    *,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """How far each other pipeline's nDCG@10 and F1 lie from pipeline ``versus``'s on the same questions, in points,
+    with a 95% paired bootstrap interval (:func:`distill.metrics.paired_bootstrap_difference`): does one student
+    beat another by more than the noise of this question sample?"""
+    names = list(report["pipelines"])
+    if versus not in names:
+        raise DistillError(f"no pipeline named {versus!r} in this report; it has: {', '.join(names)}")
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        if name == versus:
+            continue
+        entry: dict[str, Any] = {"reference": versus}
+        for key, (ref_scores, scores) in _paired_scores(report, per_question, versus, name).items():
+            entry[key] = metrics.paired_bootstrap_difference(ref_scores, scores, resamples=resamples, seed=seed)
+        if len(entry) > 1:
+            out[name] = entry
+    return out
+
+
+def difference_lines(differences: dict[str, dict[str, Any]]) -> str:
+    labels = {"ndcg@10": "nDCG@10", "f1": "F1"}
+    lines = []
+    for name, entry in differences.items():
+        parts = [
+            f"{labels[key]} {100 * d['difference']:+.2f} ({100 * d['confidence']:.0f}% CI "
+            f"{100 * d['low']:+.2f} to {100 * d['high']:+.2f}; better on {d['better']}, worse on {d['worse']})"
+            for key, d in entry.items()
+            if key in labels
+        ]
+        n = next(d["questions"] for key, d in entry.items() if key in labels)
+        lines.append(f"{name} - {entry['reference']}: " + ", ".join(parts) + f"; paired bootstrap over {n} questions")
+    return "\n".join(lines)
 
 
 def relative_lines(relative: dict[str, dict[str, Any]]) -> str:

@@ -110,6 +110,37 @@ def latency_summary(values_ms: Sequence[float]) -> dict[str, float]:
     }
 
 
+def _paired_scores(reference: Sequence[float], other: Sequence[float], confidence: float, resamples: int):
+    import numpy as np
+
+    ref = np.asarray(reference, dtype=np.float64)
+    oth = np.asarray(other, dtype=np.float64)
+    if ref.ndim != 1 or ref.shape != oth.shape:
+        raise ValueError(f"need two equally long score lists, got {ref.shape} and {oth.shape}")
+    if len(ref) == 0:
+        raise ValueError("need at least one question")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+    if resamples < 1:
+        raise ValueError(f"resamples must be at least 1, got {resamples}")
+    return ref, oth
+
+
+def _resampled_sums(ref, oth, resamples: int, seed: int):
+    """Sums of both systems' scores over ``resamples`` resamples of the questions with replacement, the pairing
+    kept: two arrays of shape (resamples,)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    ref_sums, oth_sums = np.empty(resamples), np.empty(resamples)
+    chunk = max(1, 2_000_000 // len(ref))  # bound the (chunk, n) index matrix to ~16 MB
+    for start in range(0, resamples, chunk):
+        idx = rng.integers(0, len(ref), size=(min(chunk, resamples - start), len(ref)))
+        ref_sums[start : start + len(idx)] = ref[idx].sum(axis=1)
+        oth_sums[start : start + len(idx)] = oth[idx].sum(axis=1)
+    return ref_sums, oth_sums
+
+
 def paired_bootstrap_ratio(
     reference: Sequence[float],
     other: Sequence[float],
@@ -128,33 +159,50 @@ def paired_bootstrap_ratio(
     """
     import numpy as np
 
-    ref = np.asarray(reference, dtype=np.float64)
-    oth = np.asarray(other, dtype=np.float64)
-    if ref.ndim != 1 or ref.shape != oth.shape:
-        raise ValueError(f"need two equally long score lists, got {ref.shape} and {oth.shape}")
-    if len(ref) == 0:
-        raise ValueError("need at least one question")
+    ref, oth = _paired_scores(reference, other, confidence, resamples)
     if ref.sum() <= 0:
         raise ValueError("the reference's scores sum to zero: a ratio against it is undefined")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
-    if resamples < 1:
-        raise ValueError(f"resamples must be at least 1, got {resamples}")
-    rng = np.random.default_rng(seed)
-    ratios = np.empty(resamples)
-    chunk = max(1, 2_000_000 // len(ref))  # bound the (chunk, n) index matrix to ~16 MB
-    for start in range(0, resamples, chunk):
-        idx = rng.integers(0, len(ref), size=(min(chunk, resamples - start), len(ref)))
-        ref_sums = ref[idx].sum(axis=1)
-        ratios[start : start + len(idx)] = np.divide(
-            oth[idx].sum(axis=1), ref_sums, out=np.full(len(idx), np.nan), where=ref_sums > 0
-        )
+    ref_sums, oth_sums = _resampled_sums(ref, oth, resamples, seed)
+    ratios = np.divide(oth_sums, ref_sums, out=np.full(resamples, np.nan), where=ref_sums > 0)
     ratios = ratios[~np.isnan(ratios)]
     tail = (1 - confidence) / 2 * 100
     return {
         "ratio": float(oth.sum() / ref.sum()),
         "low": float(np.percentile(ratios, tail)),
         "high": float(np.percentile(ratios, 100 - tail)),
+        "confidence": confidence,
+        "resamples": resamples,
+        "questions": len(ref),
+    }
+
+
+def paired_bootstrap_difference(
+    reference: Sequence[float],
+    other: Sequence[float],
+    *,
+    resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, float]:
+    """How far ``other``'s mean score lies above (or below) ``reference``'s on the same questions, with the same
+    paired percentile bootstrap as :func:`paired_bootstrap_ratio` (same seed, same resamples of the questions).
+
+    Returns the mean difference ``mean(other - reference)``, its interval, and on how many questions ``other``
+    scores higher (``better``) or lower (``worse``). An interval that excludes 0 says the gap is larger than the
+    noise of this question sample.
+    """
+    import numpy as np
+
+    ref, oth = _paired_scores(reference, other, confidence, resamples)
+    ref_sums, oth_sums = _resampled_sums(ref, oth, resamples, seed)
+    differences = (oth_sums - ref_sums) / len(ref)
+    tail = (1 - confidence) / 2 * 100
+    return {
+        "difference": float((oth - ref).mean()),
+        "low": float(np.percentile(differences, tail)),
+        "high": float(np.percentile(differences, 100 - tail)),
+        "better": int((oth > ref).sum()),
+        "worse": int((oth < ref).sum()),
         "confidence": confidence,
         "resamples": resamples,
         "questions": len(ref),

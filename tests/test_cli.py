@@ -48,12 +48,16 @@ def test_swap_then_data_then_eval_then_report(tiny_pipelines, tiny_embedder_wide
             "1",
             "--out",
             str(report_dir),
+            "--versus",
+            "teacher",
         ]
     )
     assert code == 0
     printed = capsys.readouterr().out
     assert "nDCG@10" in printed and "student" in printed
     report = json.loads((report_dir / "report.json").read_text())
+    assert set(report["differences"]) == {"student"} and "student - teacher: nDCG@10 " in printed
+    assert report["differences"]["student"]["ndcg@10"]["questions"] == report["dataset"]["questions"]
     assert report["command"].startswith("distill") and report["config"]["warmup"] == 1
     assert "student / teacher: nDCG@10 " in printed and "paired bootstrap over" in printed
     assert cli.main(["report", str(report_dir), "--markdown"]) == 0
@@ -63,6 +67,17 @@ def test_swap_then_data_then_eval_then_report(tiny_pipelines, tiny_embedder_wide
     (report_dir / "report.json").write_text(json.dumps(report))
     assert cli.main(["report", str(report_dir)]) == 0
     assert "student / teacher: nDCG@10 " in capsys.readouterr().out
+    # Paired differences against a named pipeline, from questions.jsonl.
+    assert cli.main(["report", str(report_dir), "--versus", "student"]) == 0
+    assert "teacher - student: nDCG@10 " in capsys.readouterr().out
+    bad = [f"teacher={tiny_pipelines / 'retrieval.yaml'}", "--data", str(tiny_squad), "--versus", "students"]
+    assert cli.main(["eval", *bad]) == 2
+    assert "--versus 'students' names none of the pipelines: teacher" in capsys.readouterr().err
+    assert cli.main(["report", str(report_dir), "--versus", "nobody"]) == 2
+    assert "no pipeline named 'nobody'" in capsys.readouterr().err
+    (report_dir / "questions.jsonl").unlink()
+    assert cli.main(["report", str(report_dir), "--versus", "student"]) == 2
+    assert "no questions.jsonl" in capsys.readouterr().err
 
 
 def test_console_entry_point_runs_as_a_process():

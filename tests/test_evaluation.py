@@ -244,6 +244,17 @@ def test_relative_quality_by_hand():
     assert relative["f1"]["ratio"] == relative["f1"]["low"] == relative["f1"]["high"] == pytest.approx(0.5)
     text = evaluation.relative_lines({"student": relative})
     assert text.startswith("student / teacher: nDCG@10 ") and "F1 50.0% (95% CI 50.0-50.0%)" in text
+    # The same questions as paired differences against the teacher, in points.
+    differences = evaluation.paired_differences(rep, questions, "teacher", resamples=200)["student"]
+    assert differences["reference"] == "teacher"
+    assert differences["f1"]["difference"] == differences["f1"]["low"] == pytest.approx(-0.5)
+    assert differences["ndcg@10"]["difference"] == pytest.approx(expected - 1)
+    assert (differences["ndcg@10"]["better"], differences["ndcg@10"]["worse"]) == (0, 1)
+    assert evaluation.paired_differences(rep, questions, "student")["teacher"]["f1"]["difference"] == pytest.approx(0.5)
+    text = evaluation.difference_lines({"student": differences})
+    assert text.startswith("student - teacher: nDCG@10 -") and "F1 -50.00 (95% CI -50.00 to -50.00; " in text
+    with pytest.raises(DistillError, match="no pipeline named 'hard-label'"):
+        evaluation.paired_differences(rep, questions, "hard-label")
     del questions[1]["runs"]["student"]
     with pytest.raises(DistillError, match="lack a run"):
         evaluation.relative_quality(rep, questions)

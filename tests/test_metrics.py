@@ -78,6 +78,34 @@ def test_paired_bootstrap_ratio_by_hand():
     assert (same["ratio"], same["low"], same["high"]) == (1.0, 1.0, 1.0)
 
 
+def test_paired_bootstrap_difference_by_hand():
+    # The other system scores 0.25 higher on every question: every resample's mean difference is exactly 0.25.
+    d = metrics.paired_bootstrap_difference([0.5, 0.25, 0.0], [0.75, 0.5, 0.25], resamples=50)
+    assert (d["difference"], d["low"], d["high"]) == pytest.approx((0.25, 0.25, 0.25))
+    assert (d["better"], d["worse"], d["questions"], d["resamples"]) == (3, 0, 3, 50)
+    # One question won by 1, one lost by 1, one tied: mean 0; the interval spans both signs and stays within [-1, 1].
+    mixed = metrics.paired_bootstrap_difference([0.0, 1.0, 0.5], [1.0, 0.0, 0.5], resamples=500, seed=1)
+    assert mixed["difference"] == 0.0 and (mixed["better"], mixed["worse"]) == (1, 1)
+    assert -1.0 <= mixed["low"] < 0.0 < mixed["high"] <= 1.0
+    # A reference that scores zero everywhere is no obstacle to a difference (unlike a ratio).
+    assert metrics.paired_bootstrap_difference([0.0, 0.0], [1.0, 0.0])["difference"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="equally long"):
+        metrics.paired_bootstrap_difference([1.0], [1.0, 0.0])
+
+
+def test_paired_bootstrap_difference_shares_the_ratios_resamples():
+    rng = np.random.default_rng(2)
+    ref = rng.uniform(size=300)
+    other = np.clip(ref + rng.normal(0.02, 0.1, size=300), 0, 1)
+    d = metrics.paired_bootstrap_difference(ref, other, seed=5)
+    r = metrics.paired_bootstrap_ratio(ref, other, seed=5)
+    assert d["low"] < d["difference"] < d["high"]
+    # The same resamples of the questions: with equal sums per resample, difference = (ratio - 1) * mean(reference)
+    # holds for the point estimate, and the two intervals agree in sign.
+    assert d["difference"] == pytest.approx((r["ratio"] - 1) * ref.mean())
+    assert (d["low"] > 0) == (r["low"] > 1) and (d["high"] > 0) == (r["high"] > 1)
+
+
 def test_paired_bootstrap_interval_covers_the_ratio_and_narrows_with_more_questions():
     rng = np.random.default_rng(1)
     ref = rng.uniform(size=400)
