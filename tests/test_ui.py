@@ -183,6 +183,7 @@ def test_compare_page(env):
     assert "distilled / teacher: nDCG@10 " in text(at.caption) and "paired bootstrap over 8 questions" in text(
         at.caption
     )
+    assert "distilled - teacher: nDCG@10 " in text(at.caption)  # the same pair as a difference in points
     scope = "reports/retrieval:teacher:distilled"
     assert at.selectbox(key=f"rule:{scope}").options == ["gold passage ranked first", "gold passage in the top 10"]
     at.pills(key=f"outcomes:{scope}").set_value(["reference only", "other only", "both right", "both wrong"]).run()

@@ -29,7 +29,7 @@ import streamlit as st
 import distill  # noqa: F401  (telemetry off, hub offline: before anything imports haystack)
 from distill import catalog, figures
 from distill.errors import DistillError
-from distill.evaluation import load_report, relative_lines, relative_quality
+from distill.evaluation import difference_lines, load_report, paired_differences, relative_lines, relative_quality
 from distill.live import LiveEngine, LiveResult, SystemResult, short_error
 
 logger = logging.getLogger("distill.ui")
@@ -462,6 +462,9 @@ def report_detail(entry: catalog.ReportEntry, students: list[Path]) -> None:
             relative = relative_quality(pair, rows)
             if relative:
                 st.caption(relative_lines(relative))
+            differences = paired_differences(pair, rows, reference)
+            if differences:
+                st.caption(difference_lines(differences))
         question_table(rows, reference, other, entry.label)
     provenance(report, students)
 
