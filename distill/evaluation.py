@@ -590,34 +590,39 @@ def paired_differences(
     return out
 
 
-def difference_lines(differences: dict[str, dict[str, Any]]) -> str:
-    labels = {"ndcg@10": "nDCG@10", "f1": "F1"}
+_LABELS = {"ndcg@10": "nDCG@10", "f1": "F1"}
+
+
+def _bootstrap_lines(entries: dict[str, dict[str, Any]], sign: str, part: Callable[[dict[str, Any]], str]) -> str:
+    """One line per pipeline: ``NAME SIGN REFERENCE: nDCG@10 ..., F1 ...; paired bootstrap over N questions``."""
     lines = []
-    for name, entry in differences.items():
-        parts = [
-            f"{labels[key]} {100 * d['difference']:+.2f} ({100 * d['confidence']:.0f}% CI "
-            f"{100 * d['low']:+.2f} to {100 * d['high']:+.2f}; better on {d['better']}, worse on {d['worse']})"
-            for key, d in entry.items()
-            if key in labels
-        ]
-        n = next(d["questions"] for key, d in entry.items() if key in labels)
-        lines.append(f"{name} - {entry['reference']}: " + ", ".join(parts) + f"; paired bootstrap over {n} questions")
+    for name, entry in entries.items():
+        shown = {key: r for key, r in entry.items() if key in _LABELS}
+        parts = ", ".join(f"{_LABELS[key]} {part(r)}" for key, r in shown.items())
+        n = next(iter(shown.values()))["questions"]
+        lines.append(f"{name} {sign} {entry['reference']}: {parts}; paired bootstrap over {n} questions")
     return "\n".join(lines)
+
+
+def difference_lines(differences: dict[str, dict[str, Any]]) -> str:
+    return _bootstrap_lines(
+        differences,
+        "-",
+        lambda d: (
+            f"{100 * d['difference']:+.2f} ({100 * d['confidence']:.0f}% CI {100 * d['low']:+.2f} to "
+            f"{100 * d['high']:+.2f}; better on {d['better']}, worse on {d['worse']})"
+        ),
+    )
 
 
 def relative_lines(relative: dict[str, dict[str, Any]]) -> str:
-    labels = {"ndcg@10": "nDCG@10", "f1": "F1"}
-    lines = []
-    for name, entry in relative.items():
-        parts = [
-            f"{labels[key]} {100 * r['ratio']:.1f}% ({100 * r['confidence']:.0f}% CI "
-            f"{100 * r['low']:.1f}-{100 * r['high']:.1f}%)"
-            for key, r in entry.items()
-            if key in labels
-        ]
-        n = next(r["questions"] for key, r in entry.items() if key in labels)
-        lines.append(f"{name} / {entry['reference']}: " + ", ".join(parts) + f"; paired bootstrap over {n} questions")
-    return "\n".join(lines)
+    return _bootstrap_lines(
+        relative,
+        "/",
+        lambda r: (
+            f"{100 * r['ratio']:.1f}% ({100 * r['confidence']:.0f}% CI {100 * r['low']:.1f}-{100 * r['high']:.1f}%)"
+        ),
+    )
 
 
 def _atomic_write(path: Path, text: str) -> None:
