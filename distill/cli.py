@@ -160,10 +160,13 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     from distill.evaluation import (
         System,
+        answer_source_lines,
+        answer_sources,
         comparison_table,
         component_table,
         difference_lines,
         evaluate,
+        load_questions,
         relative_lines,
     )
 
@@ -187,6 +190,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(relative_lines(report["relative"]))
     if report.get("differences"):
         print(difference_lines(report["differences"]))
+    if sources := answer_sources(report, load_questions(args.out) or []):
+        print(answer_source_lines(sources))
     print(f"wrote {args.out / 'report.json'} and {args.out / 'questions.jsonl'}")
     return 0
 
@@ -317,6 +322,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         differences = evaluation.paired_differences(report, questions, args.versus)
     if differences:
         print(evaluation.difference_lines(differences))
+    if questions is not None and (sources := evaluation.answer_sources(report, questions)):
+        print(evaluation.answer_source_lines(sources))
     return 0
 
 

@@ -590,6 +590,40 @@ def paired_differences(
     return out
 
 
+def answer_sources(report: dict[str, Any], per_question: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Where each reader pipeline took its top answer from, end to end: on how many questions a gold passage, the
+    mean F1 on those questions, and the mean score of the top answer. Readers that read well but rank answers
+    across passages badly show here: few answers from a gold passage, good F1 on them. Empty for a gold-context
+    report (there the only passage is the gold one)."""
+    if report.get("context") == "gold":
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for name, pipeline in report["pipelines"].items():
+        if "f1" not in pipeline["quality"]:
+            continue
+        runs = [(q, q["runs"].get(name)) for q in per_question]
+        if any(r is None for _, r in runs):
+            raise DistillError(f"per-question results lack a run of {name!r}")
+        gold = [r for q, r in runs if r.get("answer_doc") is not None and r["answer_doc"] in q["gold_doc_ids"]]
+        scores = [r["answer_score"] for _, r in runs if r.get("answer_score") is not None]
+        out[name] = {
+            "from_gold": len(gold),
+            "questions": len(runs),
+            "f1_from_gold": 100 * sum(r.get("f1", 0.0) for r in gold) / len(gold) if gold else None,
+            "mean_answer_score": sum(scores) / len(scores) if scores else None,
+        }
+    return out
+
+
+def answer_source_lines(sources: dict[str, dict[str, Any]]) -> str:
+    lines = []
+    for name, s in sources.items():
+        f1 = f", F1 {s['f1_from_gold']:.1f} on those" if s["f1_from_gold"] is not None else ""
+        score = f"; mean top-answer score {s['mean_answer_score']:.3f}" if s["mean_answer_score"] is not None else ""
+        lines.append(f"{name}: answer from a gold passage on {s['from_gold']} of {s['questions']} questions{f1}{score}")
+    return "\n".join(lines)
+
+
 _LABELS = {"ndcg@10": "nDCG@10", "f1": "F1"}
 
 

@@ -110,7 +110,7 @@ def latency_summary(values_ms: Sequence[float]) -> dict[str, float]:
     }
 
 
-def _paired_scores(reference: Sequence[float], other: Sequence[float], confidence: float, resamples: int):
+def _checked_scores(reference: Sequence[float], other: Sequence[float], confidence: float, resamples: int):
     import numpy as np
 
     ref = np.asarray(reference, dtype=np.float64)
@@ -159,7 +159,7 @@ def paired_bootstrap_ratio(
     """
     import numpy as np
 
-    ref, oth = _paired_scores(reference, other, confidence, resamples)
+    ref, oth = _checked_scores(reference, other, confidence, resamples)
     if ref.sum() <= 0:
         raise ValueError("the reference's scores sum to zero: a ratio against it is undefined")
     ref_sums, oth_sums = _resampled_sums(ref, oth, resamples, seed)
@@ -193,7 +193,7 @@ def paired_bootstrap_difference(
     """
     import numpy as np
 
-    ref, oth = _paired_scores(reference, other, confidence, resamples)
+    ref, oth = _checked_scores(reference, other, confidence, resamples)
     ref_sums, oth_sums = _resampled_sums(ref, oth, resamples, seed)
     differences = (oth_sums - ref_sums) / len(ref)
     tail = (1 - confidence) / 2 * 100

@@ -222,6 +222,37 @@ def test_relative_quality_against_the_first_pipeline(report):
     assert evaluation.relative_quality(rep, rows) == json.loads(json.dumps(relative))
 
 
+def test_answer_sources_by_hand():
+    def run(doc, f1, score):
+        return {"answer_doc": doc, "f1": f1, "answer_score": score}
+
+    rep = {
+        "context": "retrieved",
+        "pipelines": {
+            "teacher": {"quality": {"f1": 50.0}},
+            "student": {"quality": {"f1": 50.0}},
+            "retriever": {"quality": {"ndcg@10": 1.0}},
+        },
+    }
+    questions = [
+        {"gold_doc_ids": ["g1"], "runs": {"teacher": run("x", 0.0, 0.9), "student": run("g1", 1.0, 0.6)}},
+        {"gold_doc_ids": ["g2", "g3"], "runs": {"teacher": run("g3", 1.0, 0.7), "student": run("g2", 0.5, 0.8)}},
+        {"gold_doc_ids": ["g4"], "runs": {"teacher": run(None, 0.0, None), "student": run("y", 0.0, 0.4)}},
+    ]
+    sources = evaluation.answer_sources(rep, questions)
+    assert set(sources) == {"teacher", "student"}  # a retrieval pipeline has no answers
+    assert sources["teacher"] == {"from_gold": 1, "questions": 3, "f1_from_gold": 100.0, "mean_answer_score": 0.8}
+    assert sources["student"]["from_gold"] == 2 and sources["student"]["f1_from_gold"] == pytest.approx(75.0)
+    assert sources["student"]["mean_answer_score"] == pytest.approx(0.6)
+    assert evaluation.answer_source_lines(sources).splitlines()[1] == (
+        "student: answer from a gold passage on 2 of 3 questions, F1 75.0 on those; mean top-answer score 0.600"
+    )
+    assert evaluation.answer_sources({**rep, "context": "gold"}, questions) == {}
+    del questions[0]["runs"]["student"]
+    with pytest.raises(DistillError, match="lack a run of 'student'"):
+        evaluation.answer_sources(rep, questions)
+
+
 def test_relative_quality_by_hand():
     def run(retrieved: list[str], f1: float) -> dict:
         return {"retrieved": retrieved, "f1": f1}
