@@ -247,7 +247,7 @@ def swap_files(
         # `distill eval` finds it beside the query pipeline.
         for path in paths:
             indexing, target = Path(path).with_name("indexing.yaml"), out_dir / "indexing.yaml"
-            if indexing.exists() and indexing not in paths:  # replaces a stale one from an earlier swap
+            if indexing.exists() and target not in written:  # replaces a stale one from an earlier swap
                 target.write_text(indexing.read_text(encoding="utf-8"), encoding="utf-8")
                 written.append(target)
                 break  # one indexing pipeline per output folder

@@ -443,6 +443,7 @@ def test_swap_puts_a_reader_into_the_qa_pipeline_only(tmp_path, tiny_pipelines, 
     written = swap_files(
         [tiny_pipelines / "indexing.yaml", tiny_pipelines / "extractive_qa.yaml"], tmp_path, model=str(tiny_teacher)
     )
+    assert [p.name for p in written] == ["indexing.yaml", "extractive_qa.yaml"]  # indexing written once
     qa = read_pipeline_dict(written[1])
     assert qa["components"]["reader"]["init_parameters"]["model"] == str(tiny_teacher)
     assert read_pipeline_dict(written[0]) == read_pipeline_dict(tiny_pipelines / "indexing.yaml")
