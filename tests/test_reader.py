@@ -487,3 +487,15 @@ def test_a_hard_label_student_says_so_in_its_card(tmp_path, tiny_squad, tiny_tea
     card = (student / "README.md").read_text()
     assert "trained on gold answer spans only" in card and "distilled from" not in card
     assert json.loads((student / "metrics.json").read_text())["teacher_dev"] == {}
+
+
+def test_a_student_continued_from_a_trained_reader_says_so_in_its_card(tmp_path, tiny_squad, tiny_teacher):
+    first, _ = _distill(tmp_path / "first", tiny_squad, tiny_teacher, epochs=1)
+    before = json.loads((first / "metrics.json").read_text())["train"]["steps"]
+    second, _ = _distill(tmp_path / "second", tiny_squad, tiny_teacher, student=str(first), epochs=1)
+    now = json.loads((second / "metrics.json").read_text())["train"]["steps"]
+    card = (second / "README.md").read_text()
+    assert f"starts from a reader already trained for extractive QA (`{first}`" in card
+    assert f"{before} steps before this run; the steps below continue it, {before + now} in all." in card
+    # An encoder or a cut of the teacher is not a continuation.
+    assert "starts from a reader" not in (first / "README.md").read_text()
