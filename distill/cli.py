@@ -286,7 +286,12 @@ def cmd_average(args: argparse.Namespace) -> int:
 
 
 def _report_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("report", type=Path, help="a report.json (or its folder)")
+    p.add_argument(
+        "report",
+        type=Path,
+        nargs="+",
+        help="a report.json (or its folder); several evaluated on the same questions are compared as one",
+    )
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     p.add_argument(
         "--versus",
@@ -298,20 +303,21 @@ def _report_args(p: argparse.ArgumentParser) -> None:
 
 @command(
     "report",
-    "print the comparison table of an evaluation report, and (from its questions.jsonl) what share of the first "
-    "pipeline's nDCG@10 / F1 each other pipeline keeps, with a paired bootstrap interval (95 percent)",
+    "print the comparison table of an evaluation report (or of several over the same questions, as one), and (from "
+    "its questions.jsonl) what share of the first pipeline's nDCG@10 / F1 each other pipeline keeps, with a paired "
+    "bootstrap interval (95 percent)",
     _report_args,
 )
 def cmd_report(args: argparse.Namespace) -> int:
     from distill import evaluation
 
-    report = evaluation.load_report(args.report)
-    questions = evaluation.load_questions(args.report)
+    report, questions = evaluation.merge_reports(args.report)
+    where = " ".join(map(str, args.report))
     if args.versus is not None and questions is None:
-        raise DistillError(
-            f"--versus compares question by question, but there is no questions.jsonl beside {args.report}"
-        )
+        raise DistillError(f"--versus compares question by question, but there is no questions.jsonl beside {where}")
     print(evaluation.comparison_table(report, markdown=args.markdown))
+    if len(args.report) > 1:
+        print(f"{len(args.report)} reports on the same questions; each latency as its own run measured it")
     relative = report.get("relative")
     if relative is None and questions is not None:
         relative = evaluation.relative_quality(report, questions)  # a report written before the bootstrap was added

@@ -17,7 +17,7 @@ import platform
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -696,6 +696,48 @@ def load_report(path: str | Path) -> dict[str, Any]:
     if not isinstance(report, dict) or not isinstance(report.get("pipelines"), dict):
         raise DistillError(f"report {path} has no 'pipelines' section: is it a `distill eval` report?")
     return report
+
+
+def merge_reports(paths: Sequence[str | Path]) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+    """One report (and its per-question rows) from several ``distill eval`` runs over the same questions, so that
+    pipelines evaluated apart can be compared question by question: the first report's pipelines come first (its
+    first is the reference of the shares), then each next report's. The runs must share the data set (by
+    fingerprint), the context and the question ids, and no pipeline name may repeat. Latencies stay as each run
+    measured them (runs apart may have met a different machine load)."""
+    if len(paths) == 1:
+        return load_report(paths[0]), load_questions(paths[0])
+    reports = [load_report(p) for p in paths]
+    first, first_path = reports[0], paths[0]
+    merged = {**first, "pipelines": {}, "merged_from": [str(p) for p in paths]}
+    merged.pop("relative", None)
+    merged.pop("differences", None)
+    for path, report in zip(paths, reports):
+        for key in ("fingerprint", "questions"):
+            if report.get("dataset", {}).get(key) != first.get("dataset", {}).get(key):
+                raise DistillError(
+                    f"{path} and {first_path} were not evaluated on the same questions (dataset {key} "
+                    f"{report.get('dataset', {}).get(key)} against {first.get('dataset', {}).get(key)})"
+                )
+        if report.get("context") != first.get("context"):
+            raise DistillError(
+                f"{path} read with context {report.get('context')!r}, {first_path} with {first.get('context')!r}"
+            )
+        for name, entry in report["pipelines"].items():
+            if name in merged["pipelines"]:
+                raise DistillError(f"pipeline {name!r} is in more than one of the reports; each name must be unique")
+            merged["pipelines"][name] = entry
+    rows = [load_questions(p) for p in paths]
+    if any(r is None for r in rows):
+        return merged, None
+    by_id = [{row["id"]: row for row in r} for r in rows]
+    for path, table in zip(paths[1:], by_id[1:]):
+        if set(table) != set(by_id[0]):
+            raise DistillError(f"{path} and {first_path} hold different question ids in questions.jsonl")
+    questions = [
+        {**row, "runs": {name: run for table in by_id for name, run in table[row["id"]]["runs"].items()}}
+        for row in rows[0]
+    ]
+    return merged, questions
 
 
 TABLE_METRICS = [

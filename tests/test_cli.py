@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +94,26 @@ def test_reader_recipes_go_to_the_right_command(capsys):
     assert "needs a recipe with task: finetune_reader" in capsys.readouterr().err
     assert cli.main(["finetune-reader", "recipes/reader-teacher-minilm.yaml", "stride=1000"]) == 2
     assert "recipe.stride" in capsys.readouterr().err
+
+
+def test_report_compares_runs_evaluated_apart(tmp_path, tiny_squad, tiny_pipelines, capsys):
+    def evaluate(name: str, folder: str, *extra: str) -> Path:
+        out = tmp_path / folder
+        args = [f"{name}={tiny_pipelines / 'retrieval.yaml'}", "--data", str(tiny_squad), "--warmup", "1"]
+        assert cli.main(["eval", *args, "--out", str(out), *extra]) == 0
+        return out
+
+    first, second = evaluate("teacher", "first"), evaluate("again", "second")
+    capsys.readouterr()
+    assert cli.main(["report", str(first), str(second), "--versus", "teacher"]) == 0
+    printed = capsys.readouterr().out
+    # The same pipeline twice: one question set, both runs in one table, paired question by question.
+    assert "2 reports on the same questions" in printed
+    assert "again / teacher: nDCG@10 100.0%" in printed
+    assert "again - teacher: nDCG@10 +0.00 (95% CI +0.00 to +0.00; better on 0, worse on 0)" in printed
+    assert cli.main(["report", str(first), str(first)]) == 2
+    assert "'teacher' is in more than one of the reports" in capsys.readouterr().err
+    fewer = evaluate("fewer", "fewer", "--questions", "3")
+    capsys.readouterr()
+    assert cli.main(["report", str(first), str(fewer)]) == 2
+    assert "were not evaluated on the same questions" in capsys.readouterr().err
