@@ -152,23 +152,18 @@ def write_reader_files(folder: Path, recipe: dict[str, Any], metrics: dict[str, 
     (folder / "README.md").write_text(reader_card(recipe, metrics), encoding="utf-8")
 
 
-def _warm_start(student: Any, metrics: dict[str, Any]) -> str:
-    """A sentence for a student that was an extractive reader before this run (a run continued with a fresh schedule),
-    with its earlier steps when its own metrics.json says them; empty otherwise."""
-    from distill.reader import is_reader_folder
-
-    folder = Path(student) if isinstance(student, str) else None
-    if folder is None or not folder.is_dir() or not is_reader_folder(folder):
+def _warm_start(metrics: dict[str, Any]) -> str:
+    """A sentence for a student that was an extractive reader before this run (a run continued with a fresh
+    schedule), with the steps that came before when they are known; empty otherwise."""
+    start = metrics.get("starts_from")
+    if not start:
         return ""
-    text = f" It starts from a reader already trained for extractive QA (`{student}`, QA head included)"
-    try:
-        before = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-        steps = int(before["train"]["steps"])
-    except (OSError, ValueError, KeyError, TypeError):
+    text = f" It starts from a reader already trained for extractive QA (`{start['reader']}`, QA head included)"
+    before, now = start.get("steps"), metrics.get("train", {}).get("steps")
+    if not isinstance(before, int):
         return text + "; the steps below continue it."
-    now = metrics.get("train", {}).get("steps")
-    total = f", {steps + now} in all" if isinstance(now, int) else ""
-    return text + f": {steps} steps before this run; the steps below continue it{total}."
+    total = f", {before + now} in all" if isinstance(now, int) else ""
+    return text + f": {before} steps before this run; the steps below continue it{total}."
 
 
 def reader_card(recipe: dict[str, Any], metrics: dict[str, Any]) -> str:
@@ -199,7 +194,7 @@ def reader_card(recipe: dict[str, Any], metrics: dict[str, Any]) -> str:
                 f"**{text}** (teacher: {recipe['teacher']}) trained on gold answer spans only, without teacher "
                 "outputs: the undistilled baseline at a distillation recipe's budget."
             )
-        intro += _warm_start(student, metrics)
+        intro += _warm_start(metrics)
         if metrics.get("cross_tokenizer"):
             intro += (
                 " Teacher and student tokenize differently: the teacher's start/end probabilities were mapped onto "

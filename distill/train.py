@@ -100,6 +100,22 @@ def _run_metrics(task: Any, state: Any, output: Path) -> dict[str, Any]:
     }
 
 
+def _starts_from(student: Any) -> dict[str, Any] | None:
+    """For a student that is already a trained reader folder (a run continued from another student): its path and,
+    from its metrics.json, how many training steps it had had in all (None where it does not say)."""
+    from distill.reader import is_reader_folder
+
+    folder = Path(student) if isinstance(student, str) else None
+    if folder is None or not folder.is_dir() or not is_reader_folder(folder):
+        return None
+    try:
+        before = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+        steps = int(before["train"]["steps"]) + int((before.get("starts_from") or {}).get("steps") or 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        steps = None
+    return {"reader": str(student), "steps": steps}
+
+
 def train_reader(recipe_path: str | Path | None, overrides: list[str] | None = None, *, swap: bool = True) -> Path:
     """Distil a fine-tuned reader into a student (``task: reader``); return ``<output>/student``."""
     from distill.model_card import write_reader_files
@@ -127,6 +143,8 @@ def train_reader(recipe_path: str | Path | None, overrides: list[str] | None = N
     metrics["skipped"] = dict(task.counts)
     metrics["cross_tokenizer"] = task.cross_tokenizer
     metrics["train_windows"] = {"labelled": len(task.labelled_rows), "unlabelled": len(task.unlabelled_rows)}
+    if (start := _starts_from(recipe["student"])) is not None:
+        metrics["starts_from"] = start
     shutil.copy(output / LOG_FILE, student / LOG_FILE)
     write_reader_files(student, recipe, metrics)
     if pipeline is not None:

@@ -497,5 +497,11 @@ def test_a_student_continued_from_a_trained_reader_says_so_in_its_card(tmp_path,
     card = (second / "README.md").read_text()
     assert f"starts from a reader already trained for extractive QA (`{first}`" in card
     assert f"{before} steps before this run; the steps below continue it, {before + now} in all." in card
+    # A continuation of a continuation counts every step that came before.
+    third, _ = _distill(tmp_path / "third", tiny_squad, tiny_teacher, student=str(second), epochs=1)
+    assert json.loads((third / "metrics.json").read_text())["starts_from"] == {
+        "reader": str(second),
+        "steps": before + now,
+    }
     # An encoder or a cut of the teacher is not a continuation.
     assert "starts from a reader" not in (first / "README.md").read_text()
