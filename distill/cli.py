@@ -251,7 +251,7 @@ def _average_args(p: argparse.ArgumentParser) -> None:
         "--dev",
         type=Path,
         metavar="RECIPE",
-        help="an embedder recipe: also score the teacher, each model and the average on its dev slice",
+        help="an embedder or reader recipe: also score the teacher, each model and the average on its dev slice",
     )
 
 
@@ -267,15 +267,17 @@ def cmd_average(args: argparse.Namespace) -> int:
         from distill.recipes import load_recipe
 
         recipe = load_recipe(args.dev, [])
-        if recipe["task"] != "embedder":
-            raise DistillError(f"--dev {args.dev}: scoring on a dev slice needs an embedder recipe")
+        if recipe["task"] not in ("embedder", "reader"):
+            raise DistillError(f"--dev {args.dev}: scoring on a dev slice needs an embedder or a reader recipe")
     out = average_weights(args.models, args.out, args.weights)
     print(out)
     if args.dev is not None:
         from distill.average import add_dev_scores
         from distill.embedder import score_on_dev_slice
+        from distill.reader import score_readers_on_dev_slice
 
-        scores = score_on_dev_slice(recipe, [*map(str, args.models), str(out)])
+        score = score_readers_on_dev_slice if recipe["task"] == "reader" else score_on_dev_slice
+        scores = score(recipe, [*map(str, args.models), str(out)])
         add_dev_scores(out, args.dev, scores)
         metrics = list(scores["teacher"])
         print(f"dev slice of {args.dev}:")

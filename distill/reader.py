@@ -601,6 +601,29 @@ def _group_batches(windows: Windows, rows: list[int], batch_size: int, seed: int
     return [[rows[i] for i in batch] for batch in local]
 
 
+def score_readers_on_dev_slice(recipe: dict[str, Any], models: list[str]) -> dict[str, dict[str, float]]:
+    """SQuAD EM / F1 of the teacher (logits from the cache) and of each reader folder on a reader recipe's dev slice
+    (gold paragraph as context), decoded as during training: e.g. to compare a weight average with its ingredients
+    before a full evaluation."""
+    data_cfg = recipe["data"]
+    shape = {k: recipe[k] for k in ("max_length", "stride", "max_query_length")}
+    dev = load_dataset(data_cfg["dev"])
+    queries = permuted_questions(dev, data_cfg["seed"])[: data_cfg["dev_questions"] or len(dev.queries)]
+    examples = [e for e in reader_examples(dev, queries, labelled=False, counts=Counter()) if e.answers]
+    teacher = TeacherReader(recipe["teacher"], max_length=recipe["max_length"], batch_size=recipe["teacher_batch_size"])
+    t_windows = make_windows(teacher.tokenizer, examples, **shape)
+    t_logits = teacher.logits(t_windows, desc="teacher: dev windows")
+    out = {"teacher": qa_scores(examples, decode_answers(examples, t_windows, t_logits, recipe["max_answer_length"]))}
+    for model in models:
+        reader, tokenizer, _ = load_reader(str(model), require_head=True)
+        reader.eval()
+        windows = make_windows(tokenizer, examples, **shape)
+        with torch.no_grad():
+            logits = _run_reader(reader, windows, list(range(len(windows))), tokenizer.pad_token_id, 32)
+        out[str(model)] = qa_scores(examples, decode_answers(examples, windows, logits, recipe["max_answer_length"]))
+    return out
+
+
 class ReaderTask:
     """Everything the shared Trainer needs to fine-tune (``finetune=True``: gold answers only) or distil a reader."""
 

@@ -94,10 +94,10 @@ def test_average_scores_models_on_a_recipes_dev_slice(
     assert metrics["dev"]["ndcg@10"] == pytest.approx(rows[str(out)][3], abs=1e-4)
     assert metrics["teacher_dev"]["ndcg@10"] == pytest.approx(rows["teacher"][3], abs=1e-4)
     assert metrics["ingredient_2_dev"]["model"] == str(b) and metrics["dev_recipe"] == str(recipe)
-    reader_recipe = tmp_path / "reader.yaml"
-    reader_recipe.write_text("task: reader\nteacher: x\nstudent: y\n")
-    assert main(["average", str(a), str(b), "--out", str(out), "--dev", str(reader_recipe)]) == 2
-    assert "needs an embedder recipe" in capsys.readouterr().err
+    teacher_recipe = tmp_path / "teacher.yaml"
+    teacher_recipe.write_text("task: finetune_reader\nmodel: x\n")
+    assert main(["average", str(a), str(b), "--out", str(out), "--dev", str(teacher_recipe)]) == 2
+    assert "needs an embedder or a reader recipe" in capsys.readouterr().err
 
 
 def test_dev_slice_scores_of_a_query_only_recipe_use_the_teachers_passages(

@@ -505,3 +505,24 @@ def test_a_student_continued_from_a_trained_reader_says_so_in_its_card(tmp_path,
     }
     # An encoder or a cut of the teacher is not a continuation.
     assert "starts from a reader" not in (first / "README.md").read_text()
+
+
+def test_average_of_readers_scored_on_the_recipe_dev_slice(tmp_path, tiny_squad, tiny_teacher, capsys):
+    from distill import cli
+    from distill.recipes import dump_recipe
+
+    first, recipe = _distill(tmp_path / "a", tiny_squad, tiny_teacher, epochs=1)
+    second, _ = _distill(tmp_path / "b", tiny_squad, tiny_teacher, epochs=1, seed=1)
+    dev_recipe = tmp_path / "dev.yaml"
+    dev_recipe.write_text(dump_recipe(recipe))
+    out = tmp_path / "avg"
+    capsys.readouterr()
+    assert cli.main(["average", "--out", str(out), str(first), str(second), "--dev", str(dev_recipe)]) == 0
+    assert "dev slice of" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    # Each ingredient scores what its own training measured on the same slice at its saved checkpoint.
+    for i, folder in enumerate((first, second), 1):
+        row = metrics[f"ingredient_{i}_dev"]
+        assert row["model"] == str(folder)
+        assert row["f1"] == pytest.approx(json.loads((folder / "metrics.json").read_text())["dev"]["f1"])
+    assert set(metrics["dev"]) == {"exact_match", "f1"} and set(metrics["teacher_dev"]) == {"exact_match", "f1"}
