@@ -195,6 +195,9 @@ bench-reader-mpnet: reader-teacher
 	  distilled-12k-2277=$(FROM_MPNET_2277)/pipelines/extractive_qa.yaml \
 	  $(READER_EVAL) --context gold --versus hard-label-3k-760 --out runs/reader-mpnet-2277-eval-gold
 	cp runs/reader-mpnet-2277-eval-gold/report.json benchmarks/results/squad-dev-reader-mpnet-2277-gold.json
+	$(BIN)/distill eval distilled-12k-2277=$(FROM_MPNET_2277)/pipelines/extractive_qa.yaml \
+	  --data squad-dev --questions 1000 --seed 0 --out runs/reader-mpnet-2277-eval-e2e-1000
+	cp runs/reader-mpnet-2277-eval-e2e-1000/report.json benchmarks/results/squad-dev-reader-mpnet-2277-e2e-1000.json
 
 # Embedder students of every kind on the full SQuAD dev retrieval benchmark, all with the vectorised retriever:
 # the teacher, the off-the-shelf MiniLM-L6, the listwise-KL MiniLM-L6 (4k questions; and with hard negatives), a
