@@ -532,6 +532,13 @@ class TeacherReader:
         out[order] = ordered
         return out
 
+    def scores(
+        self, examples: list[ReaderExample], windows: Windows, recipe: dict[str, Any], *, progress: bool = True
+    ) -> dict[str, float]:
+        """SQuAD EM / F1 of the teacher on windows of ``examples`` in its tokenization (logits through the cache)."""
+        logits = self.logits(windows, desc="teacher: dev windows", progress=progress)
+        return qa_scores(examples, decode_answers(examples, windows, logits, recipe["max_answer_length"]))
+
 
 # ---------------------------------------------------------------------------------------------------------------------
 # The training task
@@ -601,26 +608,36 @@ def _group_batches(windows: Windows, rows: list[int], batch_size: int, seed: int
     return [[rows[i] for i in batch] for batch in local]
 
 
+def dev_slice_examples(data_cfg: dict[str, Any]) -> list[ReaderExample]:
+    """The dev slice that picks a reader's best checkpoint: the first ``dev_questions`` of ``data.dev`` in the seeded
+    order, with their gold paragraph as context (questions without an answer are left out)."""
+    dev = load_dataset(data_cfg["dev"])
+    queries = permuted_questions(dev, data_cfg["seed"])[: data_cfg["dev_questions"] or len(dev.queries)]
+    return [e for e in reader_examples(dev, queries, labelled=False, counts=Counter()) if e.answers]
+
+
+def reader_scores(
+    model: nn.Module, pad_id: int, examples: list[ReaderExample], windows: Windows, max_answer_length: int
+) -> dict[str, float]:
+    """SQuAD EM / F1 of a reader on windows of ``examples`` (its own tokenization), decoded as in training."""
+    if len(windows) == 0:
+        return {"exact_match": 0.0, "f1": 0.0}
+    logits = _run_reader(model, windows, list(range(len(windows))), pad_id, 32)
+    return qa_scores(examples, decode_answers(examples, windows, logits, max_answer_length))
+
+
 def score_readers_on_dev_slice(recipe: dict[str, Any], models: list[str]) -> dict[str, dict[str, float]]:
     """SQuAD EM / F1 of the teacher (logits from the cache) and of each reader folder on a reader recipe's dev slice
     (gold paragraph as context), decoded as during training: e.g. to compare a weight average with its ingredients
     before a full evaluation."""
-    data_cfg = recipe["data"]
     shape = {k: recipe[k] for k in ("max_length", "stride", "max_query_length")}
-    dev = load_dataset(data_cfg["dev"])
-    queries = permuted_questions(dev, data_cfg["seed"])[: data_cfg["dev_questions"] or len(dev.queries)]
-    examples = [e for e in reader_examples(dev, queries, labelled=False, counts=Counter()) if e.answers]
+    examples = dev_slice_examples(recipe["data"])
     teacher = TeacherReader(recipe["teacher"], max_length=recipe["max_length"], batch_size=recipe["teacher_batch_size"])
-    t_windows = make_windows(teacher.tokenizer, examples, **shape)
-    t_logits = teacher.logits(t_windows, desc="teacher: dev windows")
-    out = {"teacher": qa_scores(examples, decode_answers(examples, t_windows, t_logits, recipe["max_answer_length"]))}
+    out = {"teacher": teacher.scores(examples, make_windows(teacher.tokenizer, examples, **shape), recipe)}
     for model in models:
         reader, tokenizer, _ = load_reader(str(model), require_head=True)
-        reader.eval()
         windows = make_windows(tokenizer, examples, **shape)
-        with torch.no_grad():
-            logits = _run_reader(reader, windows, list(range(len(windows))), tokenizer.pad_token_id, 32)
-        out[str(model)] = qa_scores(examples, decode_answers(examples, windows, logits, recipe["max_answer_length"]))
+        out[str(model)] = reader_scores(reader, tokenizer.pad_token_id, examples, windows, recipe["max_answer_length"])
     return out
 
 
@@ -699,19 +716,12 @@ class ReaderTask:
             self.teacher_logits, self.teacher_probs = self._teacher_outputs(self.examples, self.windows, shape, "train")
 
         # --- dev slice: gold paragraph as context -----------------------------------------------------------------
-        dev = load_dataset(data_cfg["dev"])
-        dev_queries = permuted_questions(dev, data_cfg["seed"])[: data_cfg["dev_questions"] or len(dev.queries)]
-        dev_counts: Counter = Counter()
-        self.dev_examples = [
-            e for e in reader_examples(dev, dev_queries, labelled=False, counts=dev_counts) if e.answers
-        ]
+        self.dev_examples = dev_slice_examples(data_cfg)
         self.dev_windows = make_windows(self.tokenizer, self.dev_examples, **shape)
         self.teacher_dev: dict[str, float] = {}
         if self.teacher is not None:
             t_windows = self._teacher_windows(self.dev_examples, self.dev_windows, shape)
-            t_logits = self.teacher.logits(t_windows, desc="teacher: dev windows", progress=progress)
-            predictions = decode_answers(self.dev_examples, t_windows, t_logits, recipe["max_answer_length"])
-            self.teacher_dev = qa_scores(self.dev_examples, predictions)
+            self.teacher_dev = self.teacher.scores(self.dev_examples, t_windows, recipe, progress=progress)
 
         self._module = ReaderDistillation(
             self.student, self._build_losses(active), self.teacher.model if self.needs_online_teacher else None
@@ -817,13 +827,9 @@ class ReaderTask:
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         student = model.student if isinstance(model, ReaderDistillation) else model
-        if len(self.dev_windows) == 0:
-            return {"exact_match": 0.0, "f1": 0.0}
-        logits = _run_reader(
-            student, self.dev_windows, list(range(len(self.dev_windows))), self.tokenizer.pad_token_id, 32
+        return reader_scores(
+            student, self.tokenizer.pad_token_id, self.dev_examples, self.dev_windows, self.recipe["max_answer_length"]
         )
-        predictions = decode_answers(self.dev_examples, self.dev_windows, logits, self.recipe["max_answer_length"])
-        return qa_scores(self.dev_examples, predictions)
 
     def save(self, model: nn.Module, folder: Path) -> None:
         module = model if isinstance(model, ReaderDistillation) else self._module
