@@ -152,6 +152,14 @@ def write_reader_files(folder: Path, recipe: dict[str, Any], metrics: dict[str, 
     (folder / "README.md").write_text(reader_card(recipe, metrics), encoding="utf-8")
 
 
+def saved_steps(metrics: dict[str, Any]) -> int | None:
+    """How many of a run's training steps the saved model had: its best dev checkpoint's step where the trainer kept
+    one, else all of them (None where the metrics do not say)."""
+    best, steps = metrics.get("best_step"), (metrics.get("train") or {}).get("steps")
+    value = best if isinstance(best, int) and best > 0 else steps
+    return value if isinstance(value, int) else None
+
+
 def _warm_start(metrics: dict[str, Any]) -> str:
     """A sentence for a student that was an extractive reader before this run (a run continued with a fresh
     schedule), with the steps that came before when they are known; empty otherwise."""
@@ -159,10 +167,10 @@ def _warm_start(metrics: dict[str, Any]) -> str:
     if not start:
         return ""
     text = f" It starts from a reader already trained for extractive QA (`{start['reader']}`, QA head included)"
-    before, now = start.get("steps"), metrics.get("train", {}).get("steps")
+    before, now = start.get("steps"), saved_steps(metrics)
     if not isinstance(before, int):
         return text + "; the steps below continue it."
-    total = f", {before + now} in all" if isinstance(now, int) else ""
+    total = f"; the saved weights have had {before + now} steps in all" if isinstance(now, int) else ""
     return text + f": {before} steps before this run; the steps below continue it{total}."
 
 

@@ -102,7 +102,9 @@ def _run_metrics(task: Any, state: Any, output: Path) -> dict[str, Any]:
 
 def _starts_from(student: Any) -> dict[str, Any] | None:
     """For a student that is already a trained reader folder (a run continued from another student): its path and,
-    from its metrics.json, how many training steps it had had in all (None where it does not say)."""
+    from its metrics.json, how many training steps the saved weights had had in all (a run that kept an earlier best
+    checkpoint counts up to that checkpoint; None where it does not say)."""
+    from distill.model_card import saved_steps
     from distill.reader import is_reader_folder
 
     folder = Path(student) if isinstance(student, str) else None
@@ -110,8 +112,8 @@ def _starts_from(student: Any) -> dict[str, Any] | None:
         return None
     try:
         before = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-        steps = int(before["train"]["steps"]) + int((before.get("starts_from") or {}).get("steps") or 0)
-    except (OSError, ValueError, KeyError, TypeError):
+        steps = int(saved_steps(before)) + int((before.get("starts_from") or {}).get("steps") or 0)
+    except (OSError, ValueError, TypeError):
         steps = None
     return {"reader": str(student), "steps": steps}
 

@@ -496,7 +496,8 @@ def test_a_student_continued_from_a_trained_reader_says_so_in_its_card(tmp_path,
     now = json.loads((second / "metrics.json").read_text())["train"]["steps"]
     card = (second / "README.md").read_text()
     assert f"starts from a reader already trained for extractive QA (`{first}`" in card
-    assert f"{before} steps before this run; the steps below continue it, {before + now} in all." in card
+    continued = f"{before} steps before this run; the steps below continue it; the saved weights have had"
+    assert f"{continued} {before + now} steps in all." in card
     # A continuation of a continuation counts every step that came before.
     third, _ = _distill(tmp_path / "third", tiny_squad, tiny_teacher, student=str(second), epochs=1)
     assert json.loads((third / "metrics.json").read_text())["starts_from"] == {
@@ -505,6 +506,15 @@ def test_a_student_continued_from_a_trained_reader_says_so_in_its_card(tmp_path,
     }
     # An encoder or a cut of the teacher is not a continuation.
     assert "starts from a reader" not in (first / "README.md").read_text()
+    # Where a run kept an earlier best checkpoint, the saved weights had only that checkpoint's steps.
+    from distill.model_card import _warm_start
+    from distill.train import _starts_from
+
+    assert now >= 2, "the tiny run needs two steps for an earlier checkpoint"
+    metrics = json.loads((second / "metrics.json").read_text())
+    (second / "metrics.json").write_text(json.dumps({**metrics, "best_step": 1}))
+    assert _starts_from(str(second)) == {"reader": str(second), "steps": before + 1}
+    assert f"{continued} {before + 1} steps in all." in _warm_start({**metrics, "best_step": 1})
 
 
 def test_average_of_readers_scored_on_the_recipe_dev_slice(tmp_path, tiny_squad, tiny_teacher, capsys):
