@@ -135,6 +135,8 @@ bench-reader-cross: reader-teacher
 # against gold spans of the same 3,000 labelled questions at the same budget (hard-label-3k-760, four epochs, 760 steps).
 # End to end on 200 questions: the 12-layer teacher reads 10 passages at ~4 windows/s, so 1,000 take over an hour;
 # the two 760-step students alone end to end on all 1,000 (21 min).
+# Then longer runs continued from the saved students (1,518, 1,520, 1,918 steps: ~28 min each), and the 1,918-step
+# distilled student over 9,000 new unlabelled questions (distilled-21k, 3,245 steps: 83 min with the teacher's logits).
 MPNET_TEACHER := runs/reader-teacher-mpnet-cpu
 FROM_MPNET := runs/students/reader-minilm-l6-from-mpnet-cpu
 FROM_MPNET_12K := runs/students/reader-minilm-l6-from-mpnet-12k
@@ -143,6 +145,7 @@ HARD_3K_760 := runs/students/reader-minilm-l6-hard-3k-760
 FROM_MPNET_1518 := runs/students/reader-minilm-l6-from-mpnet-12k-1518
 HARD_3K_1520 := runs/students/reader-minilm-l6-hard-3k-1520
 FROM_MPNET_2277 := runs/students/reader-minilm-l6-from-mpnet-12k-2277
+FROM_MPNET_21K := runs/students/reader-minilm-l6-from-mpnet-21k
 MPNET_E2E_QUESTIONS ?= 200
 MPNET_QA := $(MPNET_TEACHER)/pipelines/extractive_qa.yaml
 bench-reader-mpnet: reader-teacher
@@ -198,6 +201,15 @@ bench-reader-mpnet: reader-teacher
 	$(BIN)/distill eval distilled-12k-2277=$(FROM_MPNET_2277)/pipelines/extractive_qa.yaml \
 	  --data squad-dev --questions 1000 --seed 0 --out runs/reader-mpnet-2277-eval-e2e-1000
 	cp runs/reader-mpnet-2277-eval-e2e-1000/report.json benchmarks/results/squad-dev-reader-mpnet-2277-e2e-1000.json
+	test -f $(FROM_MPNET_21K)/student/metrics.json || $(BIN)/distill train recipes/reader-distill-mpnet-minilm-21k-more-cpu.yaml
+	$(BIN)/distill eval teacher-mpnet=$(MPNET_QA) hard-label-3k-760=$(HARD_3K_760)/pipelines/extractive_qa.yaml \
+	  distilled-12k-2277=$(FROM_MPNET_2277)/pipelines/extractive_qa.yaml \
+	  distilled-21k=$(FROM_MPNET_21K)/pipelines/extractive_qa.yaml \
+	  $(READER_EVAL) --context gold --versus hard-label-3k-760 --out runs/reader-mpnet-21k-eval-gold
+	cp runs/reader-mpnet-21k-eval-gold/report.json benchmarks/results/squad-dev-reader-mpnet-21k-gold.json
+	$(BIN)/distill eval distilled-21k=$(FROM_MPNET_21K)/pipelines/extractive_qa.yaml \
+	  --data squad-dev --questions 1000 --seed 0 --out runs/reader-mpnet-21k-eval-e2e-1000
+	cp runs/reader-mpnet-21k-eval-e2e-1000/report.json benchmarks/results/squad-dev-reader-mpnet-21k-e2e-1000.json
 
 # Embedder students of every kind on the full SQuAD dev retrieval benchmark, all with the vectorised retriever:
 # the teacher, the off-the-shelf MiniLM-L6, the listwise-KL MiniLM-L6 (4k questions; and with hard negatives), a
