@@ -10,8 +10,10 @@ from distill.errors import DistillError
 from distill.losses import (
     KIND,
     LOSSES,
+    TASKS,
     ListwiseKLLoss,
     build_loss,
+    losses_for,
 )
 
 
@@ -34,6 +36,45 @@ def test_registry_names_and_kinds() -> None:
     aligned = {name for name, cls in LOSSES.items() if cls.needs_aligned_tokens}
     assert aligned == {"hidden_state_mse", "attention_relation", "token_similarity"}
     assert {name for name, cls in LOSSES.items() if not cls.needs_teacher} == {"start_end_ce"}
+
+
+# The losses each recipe task took before the tasks were declared on the loss classes (recipes.READER_LOSSES).
+EMBEDDER_LOSSES = [
+    "embedding_mse",
+    "cosine",
+    "listwise_kl",
+    "margin_mse",
+    "rkd_distance",
+    "rkd_angle",
+    "similarity_matrix",
+    "hidden_state_mse",
+    "attention_relation",
+    "token_similarity",
+]
+READER_LOSSES = {"start_end_kl", "start_end_ce", "attention_relation", "token_similarity", "hidden_state_mse"}
+
+
+def test_losses_for_gives_each_task_the_losses_it_took() -> None:
+    assert losses_for("embedder") == EMBEDDER_LOSSES
+    assert set(losses_for("reader")) == READER_LOSSES
+    assert losses_for("reader") == [name for name in LOSSES if name in READER_LOSSES]
+    from distill.recipes import READER_LOSSES as OLD_READER_LOSSES
+
+    assert losses_for("embedder") == [n for n in LOSSES if n not in OLD_READER_LOSSES[:2]]
+    assert set(losses_for("reader")) == set(OLD_READER_LOSSES)
+    with pytest.raises(ValueError, match="unknown task 'finetune_reader' for losses; tasks: embedder, reader"):
+        losses_for("finetune_reader")
+
+
+def test_every_loss_declares_the_tasks_it_serves() -> None:
+    for name, cls in LOSSES.items():
+        assert cls.tasks and set(cls.tasks) <= set(TASKS), name
+        assert isinstance(cls.tasks, tuple), name
+    shared = {name for name, cls in LOSSES.items() if set(cls.tasks) == set(TASKS)}
+    assert shared == {"hidden_state_mse", "attention_relation", "token_similarity"}
+    assert {name for name in LOSSES if name not in shared} == {
+        name for name, cls in LOSSES.items() if len(cls.tasks) == 1
+    }
 
 
 def test_build_loss() -> None:

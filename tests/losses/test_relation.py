@@ -36,6 +36,17 @@ def test_rkd_angle_is_scale_and_translation_invariant() -> None:
         RKDAngleLoss(keys="passage")({"passage": teacher[:2]}, {"passage": teacher[:2]})
 
 
+def test_rkd_losses_need_enough_rows_for_a_pair_or_a_triplet() -> None:
+    rows = randn(2, 3, seed=8)
+    with pytest.raises(ValueError, match="RKDDistanceLoss needs at least 2 rows to form a pair, got 1"):
+        RKDDistanceLoss(keys="passage")({"passage": rows[:1]}, {"passage": rows[:1]})
+    with pytest.raises(ValueError, match="RKDAngleLoss needs at least 3 rows to form a triplet, got 2"):
+        RKDAngleLoss(keys="passage")({"passage": rows}, {"passage": rows})
+    both = {"query": rows[:1], "passage": rows[1:]}  # the rows of all keys count together
+    assert RKDDistanceLoss()(both, both).item() == pytest.approx(0.0, abs=1e-12)
+    assert RKDAngleLoss().requires == ("query", "passage") and RKDDistanceLoss(keys="text").requires == ("text",)
+
+
 def test_similarity_matrix_hand_values() -> None:
     teacher = {"query": t64([[1, 0], [0, 1]]), "passage": t64([[2, 0], [0, 3]])}  # cross cosines: identity
     student = {"query": t64([[1, 0], [1, 0]]), "passage": t64([[1, 0], [0, 1]])}  # cross cosines: [[1, 0], [1, 0]]
