@@ -198,7 +198,7 @@ def _normalise_losses(losses: Any, allowed: list[str]) -> list[dict[str, Any]]:
         if name not in LOSSES:
             raise DistillError(f"recipe.losses[{i}].name: unknown loss {name!r}; known: {', '.join(LOSSES)}")
         if name not in allowed:
-            kind = "a reader" if name in READER_LOSSES else "an embedder"
+            kind = "a reader" if "reader" in LOSSES[name].tasks else "an embedder"
             raise DistillError(f"recipe.losses[{i}]: {name} is {kind} loss; this recipe takes {', '.join(allowed)}")
         weight = entry.get("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
@@ -236,7 +236,7 @@ def _positive(recipe: dict[str, Any], key: str, kind: type = int, allow_none: bo
 
 def validate(recipe: dict[str, Any]) -> dict[str, Any]:
     """Check a merged recipe; return it with losses normalised to {name, weight, **kwargs}."""
-    from distill.losses import KIND, LOSSES
+    from distill.losses import KIND, LOSSES, losses_for
 
     if recipe["task"] != "embedder":
         return _validate_reader(recipe)
@@ -273,7 +273,7 @@ def validate(recipe: dict[str, Any]) -> dict[str, Any]:
             raise DistillError(f"recipe.student.from_teacher.layers must be increasing and unique, got {layers}")
     elif not isinstance(student, str):
         raise DistillError(f"recipe.student must be a model spec (string) or a mapping, got {student!r}")
-    normalised = _normalise_losses(recipe["losses"], allowed=[n for n in LOSSES if n not in READER_LOSSES[:2]])
+    normalised = _normalise_losses(recipe["losses"], allowed=losses_for("embedder"))
     names = [e["name"] for e in normalised]
     if recipe["query_only"]:
         for name in names:
@@ -352,7 +352,9 @@ def _validate_reader(recipe: dict[str, Any]) -> dict[str, Any]:
         )
     _positive(recipe, "teacher_batch_size")
     _positive(recipe, "data.unlabelled_questions", allow_none=True)
-    normalised = _normalise_losses(recipe["losses"], allowed=list(READER_LOSSES))
+    from distill.losses import losses_for
+
+    normalised = _normalise_losses(recipe["losses"], allowed=losses_for("reader"))
     names = {e["name"] for e in normalised if e["weight"] > 0}
     if recipe["data"]["unlabelled"] is not None and names <= {"start_end_ce"}:
         raise DistillError(
@@ -360,9 +362,6 @@ def _validate_reader(recipe: dict[str, Any]) -> dict[str, Any]:
             "(or another teacher loss) or set data.unlabelled: null"
         )
     return {**recipe, "losses": normalised}
-
-
-READER_LOSSES = ("start_end_kl", "start_end_ce", "attention_relation", "token_similarity", "hidden_state_mse")
 
 
 def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> dict[str, Any]:
