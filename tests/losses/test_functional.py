@@ -11,8 +11,11 @@ from loss_tensors import KL_3_1, LN3, randn, t64
 
 from distill.losses import (
     listwise_kl,
+    masked_mse,
+    pairwise_distances,
     rkd_angle,
     rkd_distance,
+    span_mask,
 )
 
 
@@ -60,3 +63,21 @@ def test_rkd_angle_matches_numpy() -> None:
     expected = _numpy_rkd_angle(student.numpy(), teacher.numpy())
     assert expected > 0
     assert rkd_angle(student, teacher).item() == pytest.approx(expected, rel=1e-9)
+
+
+def test_pairwise_distances_zero_diagonal_with_a_finite_gradient() -> None:
+    x = t64([[0, 0], [3, 4], [0, 1]]).requires_grad_(True)
+    distances = pairwise_distances(x)
+    expected = t64([[0, 5, 1], [5, 0, math.sqrt(18)], [1, math.sqrt(18), 0]])
+    assert torch.allclose(distances, expected)
+    distances.sum().backward()
+    assert torch.isfinite(x.grad).all()
+
+
+def test_masked_mse_and_span_mask_leave_out_what_the_mask_drops() -> None:
+    student, teacher = t64([[[1, 1], [2, 0], [9, 9]]]), t64([[[0, 0], [0, 0], [0, 0]]])
+    # Per position (1 + 1) / 2 = 1 and (4 + 0) / 2 = 2 on the two real tokens; the padded one is ignored.
+    assert masked_mse(student, teacher, torch.tensor([[1, 1, 0]])).item() == pytest.approx(1.5)
+    context = torch.tensor([[False, True, False], [False, False, False]])
+    assert span_mask(context).tolist() == [[True, True, False], [True, False, False]]
+    assert not context[:, 0].any()  # the caller's mask is left as it was
