@@ -109,11 +109,15 @@ class Dataset:
         }
 
 
-def _not_utf8(path: Path, error: UnicodeDecodeError) -> DistillError:
-    return DistillError(
-        f"{path} is not UTF-8 text (byte {error.start}: {error.object[error.start : error.start + 1]!r}): "
-        "save it as UTF-8"
-    )
+def _not_utf8(path: Path) -> DistillError:
+    # The decoder's own position counts from the chunk it was reading: find the file's first bad byte instead.
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+        where = ""
+    except UnicodeDecodeError as e:
+        where = f" (byte {e.start}: {raw[e.start : e.start + 1]!r})"
+    return DistillError(f"{path} is not UTF-8 text{where}: save it as UTF-8")
 
 
 def _check_file(path: Path) -> None:
@@ -130,8 +134,8 @@ def _read_json(path: Path) -> Any:
             return json.load(f)
     except json.JSONDecodeError as e:
         raise DistillError(f"{path} is not valid JSON: {e}") from None
-    except UnicodeDecodeError as e:
-        raise _not_utf8(path, e) from None
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
 
 
 def _field(record: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -216,8 +220,8 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
 def _utf8_lines(lines: Iterator[str], path: Path) -> Iterator[str]:
     try:
         yield from lines
-    except UnicodeDecodeError as e:
-        raise _not_utf8(path, e) from None
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
 
 
 def load_beir(folder: str | Path, split: str = "test") -> Dataset:
