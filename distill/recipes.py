@@ -377,7 +377,9 @@ def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> 
             raise DistillError(f"recipe {path} is not valid YAML: {e}") from None
         if raw is None:
             # Defaults alone would silently train the full default recipe into the benchmark's output folder.
-            raise DistillError(f"recipe {path} is empty: write at least its `output` folder (every key: docs/recipes.md)")
+            raise DistillError(
+                f"recipe {path} is empty: write at least its `output` folder (every key: docs/recipes.md)"
+            )
         if not isinstance(raw, dict):
             raise DistillError(f"recipe {path} must be a mapping of settings")
     task = raw.get("task", "embedder")
