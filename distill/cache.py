@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -282,15 +283,23 @@ class TeacherCache:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.lock_path, "a") as f:
+        with open(self.lock_path, "a+") as f:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                logger.info("waiting for another process to finish with %s", self.folder)
+                f.seek(0)
+                holder = f.read().strip() or "another process"
+                # A warning, so that a run that seems to hang says why without --verbose.
+                logger.warning("waiting for %s, which is using the teacher cache %s", holder, self.folder)
                 fcntl.flock(f, fcntl.LOCK_EX)
+            f.seek(0)
+            f.truncate()
+            f.write(f"process {os.getpid()} ({' '.join(sys.argv)[:200]})")
+            f.flush()
             try:
                 yield
             finally:
+                f.truncate(0)
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     def _manifest(self) -> dict[str, Any]:
@@ -385,7 +394,10 @@ class TeacherCache:
         data_path, keys_path, commit_path = _shard_paths(self.folder, shard_id)
         # The commit record goes first: a crash in between leaves an uncommitted shard, discarded on the next open.
         for path in (commit_path, data_path, keys_path):
-            path.unlink(missing_ok=True)
+            if path.is_dir() and not path.is_symlink():  # something put a folder where a shard file belongs
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
         self._verified.pop(shard_id, None)
 
     def _read_rows(self, out: np.ndarray, hits: list[tuple[int, int, int]]) -> None:

@@ -86,6 +86,17 @@ class Dataset:
             digest.update(f"{q.id}\0{q.text}\0".encode())
         return digest.hexdigest()[:16]
 
+    def judgements_fingerprint(self) -> str:
+        """A short hash of what the questions are judged against (gold document ids, answers and their offsets).
+
+        Kept apart from :meth:`fingerprint`, which reports written before it existed carry, so that they still merge
+        with new runs over the same texts; reports that both carry this one must agree on it too.
+        """
+        digest = hashlib.sha256()
+        for q in self.queries:
+            digest.update(json.dumps([q.id, q.gold_doc_ids, q.answers, q.answer_starts]).encode())
+        return digest.hexdigest()[:16]
+
     def summary(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -93,18 +104,38 @@ class Dataset:
             "documents": len(self.documents),
             "questions": len(self.queries),
             "fingerprint": self.fingerprint(),
+            "judgements": self.judgements_fingerprint(),
             **self.meta,
         }
 
 
-def _read_json(path: Path) -> Any:
+def _not_utf8(path: Path) -> DistillError:
+    # The decoder's own position counts from the chunk it was reading: find the file's first bad byte instead.
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+        where = ""
+    except UnicodeDecodeError as e:
+        where = f" (byte {e.start}: {raw[e.start : e.start + 1]!r})"
+    return DistillError(f"{path} is not UTF-8 text{where}: save it as UTF-8")
+
+
+def _check_file(path: Path) -> None:
     if not path.exists():
         raise DistillError(f"data file {path} does not exist")
+    if not path.is_file():
+        raise DistillError(f"data file {path} is a folder, not a file")
+
+
+def _read_json(path: Path) -> Any:
+    _check_file(path)
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except json.JSONDecodeError as e:
         raise DistillError(f"{path} is not valid JSON: {e}") from None
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
 
 
 def _field(record: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -172,10 +203,9 @@ def load_squad_file(path: str | Path) -> Dataset:
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     """(line number, object) for each non-empty line; a bad line raises DistillError naming file and line."""
-    if not path.exists():
-        raise DistillError(f"data file {path} does not exist")
+    _check_file(path)
     with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
+        for n, line in enumerate(_utf8_lines(f, path), start=1):
             if not line.strip():
                 continue
             try:
@@ -185,6 +215,13 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
             if not isinstance(record, dict):
                 raise DistillError(f"{path}: line {n} must be a JSON object, got {type(record).__name__}")
             yield n, record
+
+
+def _utf8_lines(lines: Iterator[str], path: Path) -> Iterator[str]:
+    try:
+        yield from lines
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
 
 
 def load_beir(folder: str | Path, split: str = "test") -> Dataset:
@@ -207,8 +244,8 @@ def load_beir(folder: str | Path, split: str = "test") -> Dataset:
     if not qrels_path.exists():
         raise DistillError(f"{qrels_path} does not exist: pick a split that has a qrels file")
     gold: dict[str, list[str]] = {}
-    with open(qrels_path, encoding="utf-8") as f:
-        for n, row in enumerate(csv.reader(f, delimiter="\t"), start=1):
+    with open(qrels_path, encoding="utf-8", newline="") as f:
+        for n, row in enumerate(csv.reader(_utf8_lines(f, qrels_path), delimiter="\t"), start=1):
             if not row or row[0] == "query-id":
                 continue
             if len(row) < 3:
@@ -222,6 +259,14 @@ def load_beir(folder: str | Path, split: str = "test") -> Dataset:
     missing = [q for q in gold if q not in texts]
     if missing:
         raise DistillError(f"{qrels_path}: query ids {missing[:5]} are not in queries.jsonl")
+    known = {d.id for d in documents}
+    unknown = sorted({doc for ids in gold.values() for doc in ids if doc not in known})
+    if unknown:
+        # Scored as misses, such judgements would quietly lower every pipeline's recall.
+        raise DistillError(
+            f"{qrels_path}: {len(unknown)} relevant corpus ids are not in corpus.jsonl (e.g. {unknown[:5]}): "
+            "use the corpus these qrels were made for, or remove those rows"
+        )
     queries = [Query(qid, texts[qid], tuple(ids)) for qid, ids in gold.items()]
     return Dataset(name=folder.name, documents=documents, queries=queries, source=str(folder))
 

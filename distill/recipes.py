@@ -371,9 +371,14 @@ def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> 
         if not path.exists():
             raise DistillError(f"recipe {path} does not exist")
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as e:
             raise DistillError(f"recipe {path} is not valid YAML: {e}") from None
+        if raw is None:
+            # Defaults alone would silently train the full default recipe into the benchmark's output folder.
+            raise DistillError(
+                f"recipe {path} is empty: write at least its `output` folder (every key: docs/recipes.md)"
+            )
         if not isinstance(raw, dict):
             raise DistillError(f"recipe {path} must be a mapping of settings")
     task = raw.get("task", "embedder")

@@ -284,6 +284,7 @@ class Trainer:
                 from safetensors.torch import load_file
 
                 self.ema.load_state_dict(load_file(str(checkpoint / EMA_FILE)))
+            self._cut_log(state.step)
             if acc.is_main_process:
                 logger.info("resuming from %s at step %d", checkpoint, state.step)
                 print(f"resuming from {checkpoint} at step {state.step}/{total}", flush=True)
@@ -304,8 +305,10 @@ class Trainer:
         )
         model.train()
         window_examples, window_start = 0, time.perf_counter()
+        resumed_mid_epoch = state.batch_in_epoch > 0
         while state.step < total and state.epoch < epochs:
-            loader = self._loader(state.epoch, skip=state.batch_in_epoch)
+            loader = self._loader(state.epoch, skip=state.batch_in_epoch, keep_rng=resumed_mid_epoch)
+            resumed_mid_epoch = False
             for batch in loader:
                 batch = send_to_device(batch, acc.device)
                 step_start = time.perf_counter()
@@ -369,16 +372,39 @@ class Trainer:
                 self._save_best(model)
         return state
 
-    def _loader(self, epoch: int, skip: int) -> Iterator[dict[str, Any]]:
+    def _loader(self, epoch: int, skip: int, keep_rng: bool = False) -> Iterator[dict[str, Any]]:
         """This process's share of the epoch's batches (every num_processes-th; equal counts, or DDP would hang),
-        minus the ``skip`` already trained on before a resume."""
+        minus the ``skip`` already trained on before a resume.
+
+        A DataLoader's iterator takes one draw from torch's random generator when it is made. An uninterrupted run
+        made this epoch's iterator before the checkpoint's random state was saved, so a run resumed mid-epoch
+        (``keep_rng``) makes its iterator without that draw: its dropout masks are then the uninterrupted run's.
+        """
         from torch.utils.data import DataLoader
 
         acc = self.accelerator
         batches = self.task.batches(epoch)
         usable = len(batches) - len(batches) % acc.num_processes
         mine = batches[acc.process_index : usable : acc.num_processes][skip:]
-        return DataLoader(mine, batch_size=None, shuffle=False, collate_fn=self.task.collate, num_workers=0)
+        loader = DataLoader(mine, batch_size=None, shuffle=False, collate_fn=self.task.collate, num_workers=0)
+        if not keep_rng:
+            return iter(loader)
+        rng = torch.random.get_rng_state()
+        iterator = iter(loader)
+        torch.random.set_rng_state(rng)
+        return iterator
+
+    def _cut_log(self, step: int) -> None:
+        """Drop the log rows written after the checkpoint a run resumes from: the resumed run writes them again."""
+        path = self.output / LOG_FILE
+        if not self.is_main or not path.exists():
+            return
+        lines = path.read_text(encoding="utf-8").splitlines()
+        kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+        if len(kept) != len(lines):
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+            tmp.replace(path)
 
 
 def finished(output: Path) -> None:

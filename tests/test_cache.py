@@ -159,6 +159,8 @@ CORRUPTIONS = {
     "data of another shape": lambda data, keys, commit: np.save(data, np.zeros((3, 6), np.float32)),
     "commit record garbage": lambda data, keys, commit: commit.write_text("{not json"),
     "commit record missing": lambda data, keys, commit: commit.unlink(),
+    "data file replaced by a folder": lambda data, keys, commit: (data.unlink(), data.mkdir()),
+    "commit record replaced by a folder": lambda data, keys, commit: (commit.unlink(), commit.mkdir()),
 }
 
 
@@ -278,6 +280,25 @@ def test_a_second_writer_waits_for_the_lock(tmp_path):
         fcntl.flock(held, fcntl.LOCK_UN)
     worker.join(timeout=5)
     np.testing.assert_array_equal(result["rows"], expected(KEYS[:2]))
+
+
+def test_a_waiting_run_says_whom_it_waits_for_and_the_holder_leaves_its_name(tmp_path, caplog):
+    cache = make_cache(tmp_path)
+    fetch(cache, KEYS[:1])
+    assert cache.lock_path.read_text() == ""  # released: no stale holder left behind
+    with open(cache.lock_path, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("process 4242 (distill train recipes/embedder-squad.yaml)")
+        held.flush()
+        worker = threading.Thread(target=lambda: fetch(make_cache(tmp_path), KEYS[:2]))
+        with caplog.at_level("WARNING", logger="distill.cache"):
+            worker.start()
+            worker.join(timeout=0.3)
+            held.truncate(0)
+            fcntl.flock(held, fcntl.LOCK_UN)
+            worker.join(timeout=5)
+    assert not worker.is_alive()
+    assert "waiting for process 4242 (distill train recipes/embedder-squad.yaml)" in caplog.text
 
 
 # -- model_fingerprint ----------------------------------------------------------------------------------------------

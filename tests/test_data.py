@@ -107,3 +107,42 @@ def test_real_squad_dev_and_train():
     assert (len(train.documents), len(train.queries)) == (18896, 87599)
     sample = dev.subset(questions=2000, seed=0)
     assert len(sample.queries) == 2000 and len(sample.documents) == 2067
+
+
+def _beir(folder, qrels: str):
+    (folder / "qrels").mkdir(parents=True, exist_ok=True)
+    (folder / "corpus.jsonl").write_text('{"_id": "d1", "text": "alpha"}\n{"_id": "d2", "text": "beta"}\n')
+    (folder / "queries.jsonl").write_text('{"_id": "q1", "text": "which alpha?"}\n')
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + qrels)
+    return folder
+
+
+def test_qrels_naming_passages_outside_the_corpus_are_an_error(tmp_path):
+    _beir(tmp_path, "q1\td1\t1\nq1\td9\t1\n")
+    with pytest.raises(DistillError, match=r"1 relevant corpus ids are not in corpus.jsonl \(e.g. \['d9'\]\)"):
+        data.load_beir(tmp_path)
+
+
+def test_the_fingerprint_of_judgements_tells_other_qrels_apart(tmp_path):
+    one = data.load_beir(_beir(tmp_path / "a", "q1\td1\t1\n"))
+    other = data.load_beir(_beir(tmp_path / "b", "q1\td2\t1\n"))
+    assert one.fingerprint() == other.fingerprint()  # same texts: older reports still merge on it
+    assert one.summary()["judgements"] != other.summary()["judgements"]
+    assert one.judgements_fingerprint() == data.load_beir(tmp_path / "a").judgements_fingerprint()
+
+
+def test_files_that_are_not_utf8_or_not_files_are_one_line_errors(tmp_path):
+    (tmp_path / "latin1.json").write_bytes('{"data": [{"title": "Caf\xe9"}]}'.encode("latin-1"))
+    with pytest.raises(DistillError, match=r"latin1.json is not UTF-8 text \(byte 24: b'\\xe9'\): save it as UTF-8"):
+        data.load_squad_file(tmp_path / "latin1.json")
+    beir = _beir(tmp_path / "beir", "q1\td1\t1\n")
+    (beir / "corpus.jsonl").write_bytes(b'{"_id": "d1", "text": "caf\xe9"}\n')
+    with pytest.raises(DistillError, match="corpus.jsonl is not UTF-8 text"):
+        data.load_beir(beir)
+    _beir(beir, "q1\td1\t1\n")
+    (beir / "qrels" / "test.tsv").write_bytes(b"q1\td1\t1\n\xff\n")
+    with pytest.raises(DistillError, match="test.tsv is not UTF-8 text"):
+        data.load_beir(beir)
+    (tmp_path / "folder.jsonl").mkdir()
+    with pytest.raises(DistillError, match="folder.jsonl is a folder, not a file"):
+        data.load_jsonl(tmp_path / "folder.jsonl")

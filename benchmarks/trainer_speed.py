@@ -5,7 +5,7 @@ texts per optimiser step and the same maximum length, in one process, one after 
 after ``warmup`` discarded ones. The unit is texts per second: our examples are (question, passage) pairs, two texts
 each, so our batch holds half as many examples. Teacher embeddings come from the same cache for both.
 
-    python -m distill.bench_trainer --steps 20 --texts-per-step 32 --out benchmarks/results/trainer-speed.json
+    python -m benchmarks.trainer_speed --steps 20 --texts-per-step 32 --out benchmarks/results/trainer-speed.json
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     ours = _ours(recipe, args.steps, args.warmup)
     peer = _peer(recipe, args.steps, args.warmup, args.texts_per_step)
     result = {
-        "command": "python -m distill.bench_trainer " + " ".join(argv or __import__("sys").argv[1:]),
+        "command": "python -m benchmarks.trainer_speed " + " ".join(argv or __import__("sys").argv[1:]),
         "texts_per_step": args.texts_per_step,
         "max_length": recipe["max_length"],
         "steps": args.steps,

@@ -6,7 +6,7 @@ fit is, the head each method gives (spectral norm, cosine to the teacher's queri
 the dev slice), and what one AdamW step of the whole student (cosine loss on one training batch, the recipe's
 learning rate) does to the cosine distance on that batch.
 
-    python -m distill.bench_query_head recipes/embedder-squad-query-only.yaml data.sibling_questions=false \
+    python -m benchmarks.probes.query_head recipes/embedder-squad-query-only.yaml data.sibling_questions=false \
         --out benchmarks/results/query-only-head.json
 """
 
@@ -108,7 +108,7 @@ def run(recipe_path: str, overrides: list[str]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    recipe_bench_main("distill.bench_query_head", __doc__, run, "student_query_singular_values", argv)
+    recipe_bench_main("benchmarks.probes.query_head", __doc__, run, "student_query_singular_values", argv)
 
 
 if __name__ == "__main__":

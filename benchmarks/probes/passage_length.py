@@ -5,7 +5,7 @@ measures each gold paragraph in a tokenizer's tokens (special tokens included, a
 reports every pipeline's nDCG@10, and its share of the first pipeline's, on the questions whose gold paragraph fits in
 ``--max-length`` tokens and on those whose gold paragraph is longer (and so is cut before it is embedded).
 
-    python -m distill.bench_passage_length runs/kl10k-ema-eval --tokenizer minilm-l6 --max-length 256 \\
+    python -m benchmarks.probes.passage_length runs/kl10k-ema-eval --tokenizer minilm-l6 --max-length 256 \\
         --out benchmarks/results/passage-length-kl-10k-ema.json
 """
 
@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     import shlex
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m distill.bench_passage_length", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.probes.passage_length", description=__doc__)
     parser.add_argument("report", type=Path, help="an evaluation folder (report.json + questions.jsonl)")
     parser.add_argument("--tokenizer", required=True, help="whose tokens to count: a model folder or offline source")
     parser.add_argument("--max-length", type=int, required=True, help="the student's max_seq_length")
@@ -112,10 +112,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         result = run(args.report, args.tokenizer, args.max_length)
     except DistillError as e:
-        print(f"bench_passage_length: error: {e}", file=sys.stderr)
+        print(f"passage_length: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     result = {
-        "command": " ".join(["python -m distill.bench_passage_length", *map(shlex.quote, argv or sys.argv[1:])])
+        "command": " ".join(["python -m benchmarks.probes.passage_length", *map(shlex.quote, argv or sys.argv[1:])])
     } | result
     print(table(result))
     if args.out:

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from distill.bench_passage_length import by_length, main
+from benchmarks.probes.passage_length import by_length, main
 from distill.errors import DistillError
 
 

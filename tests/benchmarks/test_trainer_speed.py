@@ -2,7 +2,7 @@ import json
 
 from test_train import REPO, write_recipe
 
-from distill import bench_trainer
+from benchmarks import trainer_speed as bench_trainer
 
 
 def test_speed_benchmark_times_both_trainers(tmp_path, monkeypatch, tiny_embedder, tiny_embedder_wide, tiny_squad):

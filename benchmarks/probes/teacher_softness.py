@@ -5,7 +5,7 @@ each question's candidates (the batch's paragraphs, then also one teacher-mined 
 loss's temperature: its probability on the positive and its entropy. A distribution that is almost one-hot on the
 positive carries little more than the gold label. Teacher embeddings come from the cache.
 
-    python -m distill.bench_teacher_softness recipes/embedder-squad-kl-4k.yaml \
+    python -m benchmarks.probes.teacher_softness recipes/embedder-squad-kl-4k.yaml \
         --out benchmarks/results/teacher-softness.json
 """
 
@@ -75,7 +75,7 @@ def run(recipe_path: str, overrides: list[str]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     from distill.evaluation import recipe_bench_main
 
-    recipe_bench_main("distill.bench_teacher_softness", __doc__, run, "by_temperature", argv)
+    recipe_bench_main("benchmarks.probes.teacher_softness", __doc__, run, "by_temperature", argv)
 
 
 if __name__ == "__main__":
