@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -113,7 +114,8 @@ def test_flatten_and_render_on_a_hand_made_recipe() -> None:
 
 
 def test_recipe_tables_parser_reads_keys_and_defaults() -> None:
-    text = f"intro\n\n{KEY_TABLE_HEADER}\n|---|---|---|\n| `task` | `reader` | what |\n| `data.seed` | `0` | s |\n\nafter"
+    rows = "| `task` | `reader` | what |\n| `data.seed` | `0` | s |"
+    text = f"intro\n\n{KEY_TABLE_HEADER}\n|---|---|---|\n{rows}\n\nafter"
     assert recipe_tables(text) == [{"task": "reader", "data.seed": "0"}]
 
 
