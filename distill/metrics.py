@@ -1,4 +1,5 @@
-"""Quality and latency metrics as pure functions (no Haystack, no models), so tests can check them by hand.
+"""Quality and latency metrics as pure functions (no Haystack, no models), so tests can check them by hand, and the
+one table of how each quality metric of a report is named and printed (:data:`QUALITY_METRICS`).
 
 Answer normalisation and F1 follow the official SQuAD v1.1 evaluation script (Rajpurkar et al., 2016).
 """

@@ -135,7 +135,7 @@ def _bootstrap_lines(entries: dict[str, dict[str, Any]], sign: str, part: Callab
 
 
 def _estimate(result: dict[str, Any], key: str, number: str, between: str, unit: str = "", note: str = "") -> str:
-    """``VALUE (95% CI LOW<between>HIGH<note>)``, each in points (x 100) written with format ``number``."""
+    """``VALUE<unit> (95% CI LOW<between>HIGH<unit><note>)``, each number times 100 in format ``number``."""
     value, low, high = (number.format(100 * result[k]) for k in (key, "low", "high"))
     return f"{value}{unit} ({100 * result['confidence']:.0f}% CI {low}{between}{high}{unit}{note})"
 
