@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from distill.evaluation import library_versions, machine_info
+from distill.provenance import library_versions, machine_info
 
 
 def _ours(recipe: dict[str, Any], steps: int, warmup: int) -> dict[str, float]:

@@ -17,7 +17,7 @@ import yaml
 
 from distill.data import iter_jsonl
 from distill.errors import DistillError
-from distill.evaluation import load_report
+from distill.report import load_report
 
 DEFAULT_REPORTS = os.pathsep.join(["benchmarks/results/*.json", "runs/*/report.json"])
 DEFAULT_STUDENTS = "runs/students/*"

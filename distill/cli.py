@@ -158,14 +158,13 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
 
 @command("eval", "run pipelines on the same questions; report quality and latency side by side", _eval_args)
 def cmd_eval(args: argparse.Namespace) -> int:
-    from distill.evaluation import (
-        System,
+    from distill.evaluation import System, evaluate
+    from distill.report import (
         answer_source_lines,
         answer_sources,
         comparison_table,
         component_table,
         difference_lines,
-        evaluate,
         load_questions,
         relative_lines,
     )
@@ -311,27 +310,36 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     _report_args,
 )
 def cmd_report(args: argparse.Namespace) -> int:
-    from distill import evaluation
+    from distill.report import (
+        answer_source_lines,
+        answer_sources,
+        comparison_table,
+        difference_lines,
+        merge_reports,
+        paired_differences,
+        relative_lines,
+        relative_quality,
+    )
 
-    report, questions = evaluation.merge_reports(args.report)
+    report, questions = merge_reports(args.report)
     where = " ".join(map(str, args.report))
     if args.versus is not None and questions is None:
         raise DistillError(f"--versus compares question by question, but there is no questions.jsonl beside {where}")
-    print(evaluation.comparison_table(report, markdown=args.markdown))
+    print(comparison_table(report, markdown=args.markdown))
     if len(args.report) > 1:
         print(f"{len(args.report)} reports on the same questions; each latency as its own run measured it")
     relative = report.get("relative")
     if relative is None and questions is not None:
-        relative = evaluation.relative_quality(report, questions)  # a report written before the bootstrap was added
+        relative = relative_quality(report, questions)  # a report written before the bootstrap was added
     if relative:
-        print(evaluation.relative_lines(relative))
+        print(relative_lines(relative))
     differences = report.get("differences")
     if args.versus is not None:
-        differences = evaluation.paired_differences(report, questions, args.versus)
+        differences = paired_differences(report, questions, args.versus)
     if differences:
-        print(evaluation.difference_lines(differences))
-    if questions is not None and (sources := evaluation.answer_sources(report, questions)):
-        print(evaluation.answer_source_lines(sources))
+        print(difference_lines(differences))
+    if questions is not None and (sources := answer_sources(report, questions)):
+        print(answer_source_lines(sources))
     return 0
 
 

@@ -4,6 +4,7 @@ Each *system* is a query pipeline (retrieval or extractive QA) plus the indexing
 store. The corpus is indexed once per distinct indexing pipeline; every question then runs through every system,
 interleaved question by question so that a drift in machine load hits all systems alike. Latency comes from a
 Haystack tracer (per component) and a wall clock around ``Pipeline.run`` (per query), after discarded warm-up queries.
+Reading, merging and printing the reports it writes is :mod:`distill.report`'s.
 """
 
 from __future__ import annotations
@@ -12,12 +13,9 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
-import platform
-import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,8 @@ from distill.data import Dataset, Query
 from distill.errors import DistillError
 from distill.models import model_footprint
 from distill.pipelines import fit_devices, is_reader, load_pipeline, read_pipeline_dict, resolve_models
+from distill.provenance import library_versions, machine_info
+from distill.report import paired_differences, relative_quality, write_report
 
 logger = logging.getLogger(__name__)
 
@@ -352,46 +352,6 @@ def retrieval_metrics(queries: list[Query], retrieved: list[list[str]]) -> dict[
     return out
 
 
-def machine_info() -> dict[str, Any]:
-    import torch
-
-    cpu = platform.processor()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.is_available(),
-        "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
-    }
-
-
-def library_versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {}
-    for name in (
-        "haystack-ai",
-        "sentence-transformers-haystack",
-        "transformers-haystack",
-        "transformers",
-        "sentence-transformers",
-        "torch",
-        "accelerate",
-        "numpy",
-        "tokenizers",
-    ):
-        with contextlib.suppress(md.PackageNotFoundError):
-            out[name] = md.version(name)
-    return out
-
-
 def recipe_bench_main(
     module: str, doc: str, run: Callable[[str, list[str]], dict[str, Any]], summary: str, argv: list[str] | None
 ) -> dict[str, Any]:
@@ -435,7 +395,7 @@ def evaluate(
     ``context="retrieved"`` runs each whole pipeline; ``context="gold"`` asks each pipeline's reader alone, with the
     question's gold paragraph as its only document (reader quality without retrieval errors). With ``versus`` (a
     pipeline's name) the report also holds every other pipeline's paired difference from it
-    (:func:`paired_differences`)."""
+    (:func:`distill.report.paired_differences`)."""
     if not data.queries:
         raise DistillError(f"data set {data.name} has no questions to evaluate")
     if versus is not None and versus not in {s.name for s in systems}:
@@ -518,273 +478,3 @@ def evaluate(
     if out_dir is not None:
         write_report(report, per_question, out_dir)
     return report
-
-
-# Per-question scores that a paired bootstrap compares, by the report's quality key.
-_PER_QUESTION: dict[str, Callable[[dict[str, Any], dict[str, Any]], float]] = {
-    "ndcg@10": lambda question, run: metrics.ndcg_at_k(run.get("retrieved", []), question["gold_doc_ids"], 10),
-    "f1": lambda question, run: run.get("f1", 0.0),
-}
-
-
-def _paired_scores(
-    report: dict[str, Any], per_question: list[dict[str, Any]], reference: str, name: str
-) -> dict[str, tuple[list[float], list[float]]]:
-    """Per-question scores of ``reference`` and ``name`` for every quality key both report, in question order."""
-    out = {}
-    for key, score in _PER_QUESTION.items():
-        if key not in report["pipelines"][reference]["quality"] or key not in report["pipelines"][name]["quality"]:
-            continue
-        runs = [(q, q["runs"].get(reference), q["runs"].get(name)) for q in per_question]
-        if any(a is None or b is None for _, a, b in runs):
-            raise DistillError(f"per-question results lack a run of {reference!r} or {name!r}")
-        out[key] = ([score(q, a) for q, a, _ in runs], [score(q, b) for q, _, b in runs])
-    return out
-
-
-def relative_quality(
-    report: dict[str, Any], per_question: list[dict[str, Any]], *, resamples: int = 2000, seed: int = 0
-) -> dict[str, dict[str, Any]]:
-    """What share of the first pipeline's nDCG@10 and F1 each other pipeline keeps, with a 95% paired bootstrap
-    interval over the questions (:func:`distill.metrics.paired_bootstrap_ratio`): is a student's gap to its teacher
-    larger than the noise of this question sample?"""
-    names = list(report["pipelines"])
-    if len(names) < 2:
-        return {}
-    reference = names[0]
-    out: dict[str, dict[str, Any]] = {}
-    for name in names[1:]:
-        entry: dict[str, Any] = {"reference": reference}
-        for key, (ref_scores, scores) in _paired_scores(report, per_question, reference, name).items():
-            if sum(ref_scores) <= 0:
-                continue
-            entry[key] = metrics.paired_bootstrap_ratio(ref_scores, scores, resamples=resamples, seed=seed)
-        if len(entry) > 1:
-            out[name] = entry
-    return out
-
-
-def paired_differences(
-    report: dict[str, Any],
-    per_question: list[dict[str, Any]],
-    versus: str,
-    *,
-    resamples: int = 2000,
-    seed: int = 0,
-) -> dict[str, dict[str, Any]]:
-    """How far each other pipeline's nDCG@10 and F1 lie from pipeline ``versus``'s on the same questions, in points,
-    with a 95% paired bootstrap interval (:func:`distill.metrics.paired_bootstrap_difference`): does one student
-    beat another by more than the noise of this question sample?"""
-    names = list(report["pipelines"])
-    if versus not in names:
-        raise DistillError(f"no pipeline named {versus!r} in this report; it has: {', '.join(names)}")
-    out: dict[str, dict[str, Any]] = {}
-    for name in names:
-        if name == versus:
-            continue
-        entry: dict[str, Any] = {"reference": versus}
-        for key, (ref_scores, scores) in _paired_scores(report, per_question, versus, name).items():
-            entry[key] = metrics.paired_bootstrap_difference(ref_scores, scores, resamples=resamples, seed=seed)
-        if len(entry) > 1:
-            out[name] = entry
-    return out
-
-
-def answer_sources(report: dict[str, Any], per_question: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Where each reader pipeline took its top answer from, end to end: on how many questions a gold passage, the
-    mean F1 on those questions, and the mean score of the top answer. Readers that read well but rank answers
-    across passages badly show here: few answers from a gold passage, good F1 on them. Empty for a gold-context
-    report (there the only passage is the gold one)."""
-    if report.get("context") == "gold":
-        return {}
-    out: dict[str, dict[str, Any]] = {}
-    for name, pipeline in report["pipelines"].items():
-        if "f1" not in pipeline["quality"]:
-            continue
-        runs = [(q, q["runs"].get(name)) for q in per_question]
-        if any(r is None for _, r in runs):
-            raise DistillError(f"per-question results lack a run of {name!r}")
-        gold = [r for q, r in runs if r.get("answer_doc") is not None and r["answer_doc"] in q["gold_doc_ids"]]
-        scores = [r["answer_score"] for _, r in runs if r.get("answer_score") is not None]
-        out[name] = {
-            "from_gold": len(gold),
-            "questions": len(runs),
-            "f1_from_gold": 100 * sum(r.get("f1", 0.0) for r in gold) / len(gold) if gold else None,
-            "mean_answer_score": sum(scores) / len(scores) if scores else None,
-        }
-    return out
-
-
-def answer_source_lines(sources: dict[str, dict[str, Any]]) -> str:
-    lines = []
-    for name, s in sources.items():
-        f1 = f", F1 {s['f1_from_gold']:.1f} on those" if s["f1_from_gold"] is not None else ""
-        score = f"; mean top-answer score {s['mean_answer_score']:.3f}" if s["mean_answer_score"] is not None else ""
-        lines.append(f"{name}: answer from a gold passage on {s['from_gold']} of {s['questions']} questions{f1}{score}")
-    return "\n".join(lines)
-
-
-_LABELS = {"ndcg@10": "nDCG@10", "f1": "F1"}
-
-
-def _bootstrap_lines(entries: dict[str, dict[str, Any]], sign: str, part: Callable[[dict[str, Any]], str]) -> str:
-    """One line per pipeline: ``NAME SIGN REFERENCE: nDCG@10 ..., F1 ...; paired bootstrap over N questions``."""
-    lines = []
-    for name, entry in entries.items():
-        shown = {key: r for key, r in entry.items() if key in _LABELS}
-        parts = ", ".join(f"{_LABELS[key]} {part(r)}" for key, r in shown.items())
-        n = next(iter(shown.values()))["questions"]
-        lines.append(f"{name} {sign} {entry['reference']}: {parts}; paired bootstrap over {n} questions")
-    return "\n".join(lines)
-
-
-def difference_lines(differences: dict[str, dict[str, Any]]) -> str:
-    return _bootstrap_lines(
-        differences,
-        "-",
-        lambda d: (
-            f"{100 * d['difference']:+.2f} ({100 * d['confidence']:.0f}% CI {100 * d['low']:+.2f} to "
-            f"{100 * d['high']:+.2f}; better on {d['better']}, worse on {d['worse']})"
-        ),
-    )
-
-
-def relative_lines(relative: dict[str, dict[str, Any]]) -> str:
-    return _bootstrap_lines(
-        relative,
-        "/",
-        lambda r: (
-            f"{100 * r['ratio']:.1f}% ({100 * r['confidence']:.0f}% CI {100 * r['low']:.1f}-{100 * r['high']:.1f}%)"
-        ),
-    )
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
-def write_report(report: dict[str, Any], per_question: list[dict[str, Any]], out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
-    _atomic_write(out_dir / "questions.jsonl", "".join(json.dumps(row) + "\n" for row in per_question))
-
-
-def load_questions(report_path: str | Path) -> list[dict[str, Any]] | None:
-    """The per-question results written beside a report (``questions.jsonl``), or None when there are none."""
-    path = Path(report_path)
-    path = (path if path.is_dir() else path.parent) / "questions.jsonl"
-    if not path.exists():
-        return None
-    try:
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except json.JSONDecodeError as e:
-        raise DistillError(f"{path} is not valid JSON lines: {e}") from None
-
-
-def load_report(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if path.is_dir():
-        path = path / "report.json"
-    if not path.exists():
-        raise DistillError(f"report {path} does not exist: run `distill eval ... --out {path.parent}` first")
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DistillError(f"report {path} is not valid JSON: {e}") from None
-    if not isinstance(report, dict) or not isinstance(report.get("pipelines"), dict):
-        raise DistillError(f"report {path} has no 'pipelines' section: is it a `distill eval` report?")
-    return report
-
-
-def merge_reports(paths: Sequence[str | Path]) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
-    """One report (and its per-question rows) from several ``distill eval`` runs over the same questions, so that
-    pipelines evaluated apart can be compared question by question: the first report's pipelines come first (its
-    first is the reference of the shares), then each next report's. The runs must share the data set (by
-    fingerprint), the context and the question ids, and no pipeline name may repeat. Latencies stay as each run
-    measured them (runs apart may have met a different machine load)."""
-    if len(paths) == 1:
-        return load_report(paths[0]), load_questions(paths[0])
-    reports = [load_report(p) for p in paths]
-    first, first_path = reports[0], paths[0]
-    merged = {**first, "pipelines": {}, "merged_from": [str(p) for p in paths]}
-    merged.pop("relative", None)
-    merged.pop("differences", None)
-    for path, report in zip(paths, reports):
-        for key in ("fingerprint", "questions"):
-            if report.get("dataset", {}).get(key) != first.get("dataset", {}).get(key):
-                raise DistillError(
-                    f"{path} and {first_path} were not evaluated on the same questions (dataset {key} "
-                    f"{report.get('dataset', {}).get(key)} against {first.get('dataset', {}).get(key)})"
-                )
-        if report.get("context") != first.get("context"):
-            raise DistillError(
-                f"{path} read with context {report.get('context')!r}, {first_path} with {first.get('context')!r}"
-            )
-        for name, entry in report["pipelines"].items():
-            if name in merged["pipelines"]:
-                raise DistillError(f"pipeline {name!r} is in more than one of the reports; each name must be unique")
-            merged["pipelines"][name] = entry
-    rows = [load_questions(p) for p in paths]
-    if any(r is None for r in rows):
-        return merged, None
-    by_id = [{row["id"]: row for row in r} for r in rows]
-    for path, table in zip(paths[1:], by_id[1:]):
-        if set(table) != set(by_id[0]):
-            raise DistillError(f"{path} and {first_path} hold different question ids in questions.jsonl")
-    questions = [
-        {**row, "runs": {name: run for table in by_id for name, run in table[row["id"]]["runs"].items()}}
-        for row in rows[0]
-    ]
-    return merged, questions
-
-
-TABLE_METRICS = [
-    ("recall@1", "R@1", "{:.3f}"),
-    ("recall@10", "R@10", "{:.3f}"),
-    ("mrr@10", "MRR@10", "{:.3f}"),
-    ("ndcg@10", "nDCG@10", "{:.3f}"),
-    ("answer_recall@10", "AnsR@10", "{:.3f}"),
-    ("exact_match", "EM", "{:.1f}"),
-    ("f1", "F1", "{:.1f}"),
-]
-
-
-def comparison_table(report: dict[str, Any], *, markdown: bool = False) -> str:
-    """The report's pipelines side by side: quality, latency, speed-up against the first pipeline, size."""
-    pipelines = report["pipelines"]
-    names = list(pipelines)
-    present = [m for m in TABLE_METRICS if any(m[0] in p["quality"] for p in pipelines.values())]
-    header = ["pipeline", *[label for _, label, _ in present], "p50 ms", "p95 ms", "speed-up", "params (M)"]
-    base_p50 = pipelines[names[0]]["latency"]["query"]["p50_ms"]
-    rows = []
-    for name in names:
-        p = pipelines[name]
-        lat = p["latency"]["query"]
-        params = sum(m.get("parameters", 0) for m in p["models"].values()) / 1e6
-        rows.append(
-            [
-                name,
-                *[fmt.format(p["quality"][key]) if key in p["quality"] else "-" for key, _, fmt in present],
-                f"{lat['p50_ms']:.1f}",
-                f"{lat['p95_ms']:.1f}",
-                f"{base_p50 / lat['p50_ms']:.2f}x",
-                f"{params:.1f}",
-            ]
-        )
-    if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-        return "\n".join(lines)
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    fmt_row = lambda r: "  ".join(str(x).rjust(w) if i else str(x).ljust(w) for i, (x, w) in enumerate(zip(r, widths)))  # noqa: E731
-    return "\n".join([fmt_row(header), fmt_row(["-" * w for w in widths]), *[fmt_row(r) for r in rows]])
-
-
-def component_table(report: dict[str, Any]) -> str:
-    lines = []
-    for name, p in report["pipelines"].items():
-        parts = [f"{c} {v['p50_ms']:.1f}" for c, v in p["latency"]["components"].items()]
-        lines.append(f"{name}: per-component p50 ms: " + ", ".join(parts))
-    return "\n".join(lines)

@@ -20,23 +20,17 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from distill.metrics import QUALITY_METRICS
+
 TEACHER, OFF_THE_SHELF, DISTILLED = "teacher", "off-the-shelf student", "distilled student"
 ROLE_COLORS = {TEACHER: "#4C78A8", OFF_THE_SHELF: "#F58518", DISTILLED: "#54A24B"}
 SERIES_COLORS = ["#4C78A8", "#F58518", "#54A24B", "#B279A2", "#E45756", "#72B7B2", "#9D755D", "#FF9DA6"]
 COMPONENT_COLORS = {"text_embedder": "#4C78A8", "retriever": "#72B7B2", "reader": "#F58518", "ranker": "#B279A2"}
 
-# (key in report["pipelines"][name]["quality"], label, format, scale for display)
-QUALITY_METRICS: list[tuple[str, str, str]] = [
-    ("recall@1", "Recall@1", "{:.3f}"),
-    ("recall@5", "Recall@5", "{:.3f}"),
-    ("recall@10", "Recall@10", "{:.3f}"),
-    ("mrr@10", "MRR@10", "{:.3f}"),
-    ("ndcg@10", "nDCG@10", "{:.3f}"),
-    ("answer_recall@10", "Answer recall@10", "{:.3f}"),
-    ("exact_match", "Exact match", "{:.1f}"),
-    ("f1", "F1", "{:.1f}"),
-]
-METRIC_LABELS = {key: label for key, label, _ in QUALITY_METRICS}
+# Quality keys in display order, and how each is named and printed: from the one table in distill.metrics.
+QUALITY_KEYS = [m.key for m in QUALITY_METRICS]
+METRIC_LABELS = {m.key: m.label for m in QUALITY_METRICS}
+METRIC_FORMATS = {m.key: m.fmt for m in QUALITY_METRICS}
 CARD_METRICS = ("recall@1", "recall@10", "mrr@10", "ndcg@10", "exact_match", "f1")
 
 RIGHT_RULES = {
@@ -105,10 +99,10 @@ def runs_frame(reports: Mapping[str, Mapping[str, Any]], student_dirs: Sequence[
                 "params_m": params / 1e6 if params is not None else None,
                 "size_mb": size / 1e6 if size is not None else None,
             }
-            row.update({key: (entry.get("quality") or {}).get(key) for key, _, _ in QUALITY_METRICS})
+            row.update({key: (entry.get("quality") or {}).get(key) for key in QUALITY_KEYS})
             rows.append(row)
     columns = ["run", "pipeline", "point", "role", "p50_ms", "p95_ms", "params_m", "size_mb"]
-    return pd.DataFrame(rows, columns=[*columns, *(key for key, _, _ in QUALITY_METRICS)])
+    return pd.DataFrame(rows, columns=[*columns, *QUALITY_KEYS])
 
 
 def default_metric(frame: pd.DataFrame) -> str | None:
@@ -122,7 +116,7 @@ def default_metric(frame: pd.DataFrame) -> str | None:
 
 def metrics_present(frame: pd.DataFrame) -> list[str]:
     """Quality metrics that at least one run reports, in display order."""
-    return [key for key, _, _ in QUALITY_METRICS if key in frame and frame[key].notna().any()]
+    return [key for key in QUALITY_KEYS if key in frame and frame[key].notna().any()]
 
 
 def comparison_frame(report: Mapping[str, Any], reference: str | None = None) -> pd.DataFrame:
@@ -130,7 +124,7 @@ def comparison_frame(report: Mapping[str, Any], reference: str | None = None) ->
     names = list(report["pipelines"])
     reference = reference or reference_of(report)
     base = report["pipelines"][reference]["latency"]["query"]["p50_ms"]
-    present = [k for k, _, _ in QUALITY_METRICS if any(k in p.get("quality", {}) for p in report["pipelines"].values())]
+    present = [k for k in QUALITY_KEYS if any(k in p.get("quality", {}) for p in report["pipelines"].values())]
     rows = []
     for name in names:
         entry = report["pipelines"][name]
@@ -178,13 +172,12 @@ def metric_cards(report: Mapping[str, Any], name: str, reference: str | None = N
     reference = reference or reference_of(report)
     entry, ref = pipelines[name], pipelines[reference]
     against = name != reference
-    formats = {key: fmt for key, _, fmt in QUALITY_METRICS}
     cards = []
     for key in CARD_METRICS:
         value, base = entry.get("quality", {}).get(key), ref.get("quality", {}).get(key)
         if value is None:
             continue
-        fmt = formats[key]
+        fmt = METRIC_FORMATS[key]
         if against and base is not None:
             delta, color = _delta(value, base, fmt, "", "normal")
             cards.append(Card(METRIC_LABELS[key], fmt.format(value), delta, color, f"{reference}: {fmt.format(base)}"))

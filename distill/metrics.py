@@ -1,4 +1,5 @@
-"""Quality and latency metrics as pure functions (no Haystack, no models), so tests can check them by hand.
+"""Quality and latency metrics as pure functions (no Haystack, no models), so tests can check them by hand, and the
+one table of how each quality metric of a report is named and printed (:data:`QUALITY_METRICS`).
 
 Answer normalisation and F1 follow the official SQuAD v1.1 evaluation script (Rajpurkar et al., 2016).
 """
@@ -10,6 +11,11 @@ import re
 import string
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict, Unpack
+
+if TYPE_CHECKING:  # numpy is imported where a bootstrap runs: the SQuAD metrics need none
+    import numpy as np
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 _PUNCT = set(string.punctuation)
@@ -91,6 +97,30 @@ def answer_in_passages(passages: Sequence[str], answers: Iterable[str], k: int) 
     return 0.0
 
 
+@dataclass(frozen=True)
+class QualityMetric:
+    """How one quality key of a report (``report["pipelines"][name]["quality"][key]``) is named and printed."""
+
+    key: str
+    label: str  # figures, metric cards, the UI
+    short: str | None  # column of the CLI's fixed-width comparison table; None: not a column there
+    fmt: str
+
+
+# Every quality key a report can hold, in display order: the one table that the CLI, the UI and the figures name
+# metrics from.
+QUALITY_METRICS: tuple[QualityMetric, ...] = (
+    QualityMetric("recall@1", "Recall@1", "R@1", "{:.3f}"),
+    QualityMetric("recall@5", "Recall@5", None, "{:.3f}"),  # the CLI table keeps to R@1 and R@10
+    QualityMetric("recall@10", "Recall@10", "R@10", "{:.3f}"),
+    QualityMetric("mrr@10", "MRR@10", "MRR@10", "{:.3f}"),
+    QualityMetric("ndcg@10", "nDCG@10", "nDCG@10", "{:.3f}"),
+    QualityMetric("answer_recall@10", "Answer recall@10", "AnsR@10", "{:.3f}"),
+    QualityMetric("exact_match", "Exact match", "EM", "{:.1f}"),
+    QualityMetric("f1", "F1", "F1", "{:.1f}"),
+)
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """Linear-interpolated percentile (numpy's default), q in [0, 100]."""
     if not values:
@@ -110,7 +140,44 @@ def latency_summary(values_ms: Sequence[float]) -> dict[str, float]:
     }
 
 
-def _checked_scores(reference: Sequence[float], other: Sequence[float], confidence: float, resamples: int):
+class BootstrapOptions(TypedDict, total=False):
+    """The paired bootstraps' keyword options; their defaults live in one place, :func:`_paired_resamples`."""
+
+    resamples: int  # resamples of the questions (default 2000)
+    confidence: float  # central share of the resampled statistics the interval spans (default 0.95)
+    seed: int  # seed of the resampling (default 0): the same seed draws the same resamples for both statistics
+
+
+@dataclass(frozen=True)
+class _PairedResamples:
+    """Two systems' per-question scores and their sums over the same resamples of the questions (pairing kept)."""
+
+    reference: np.ndarray  # per-question scores, shape (questions,)
+    other: np.ndarray
+    reference_sums: np.ndarray  # shape (resamples,)
+    other_sums: np.ndarray
+    confidence: float
+
+    def interval(self, statistics: np.ndarray) -> dict[str, float]:
+        """The percentile bootstrap interval: the central ``confidence`` share of the resampled ``statistics``."""
+        import numpy as np
+
+        tail = (1 - self.confidence) / 2 * 100
+        return {"low": float(np.percentile(statistics, tail)), "high": float(np.percentile(statistics, 100 - tail))}
+
+    def sizes(self) -> dict[str, float]:
+        return {"confidence": self.confidence, "resamples": len(self.reference_sums), "questions": len(self.reference)}
+
+
+def _paired_resamples(
+    reference: Sequence[float],
+    other: Sequence[float],
+    *,
+    resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> _PairedResamples:
+    """Check both score lists and resample the questions with replacement ``resamples`` times, the pairing kept."""
     import numpy as np
 
     ref = np.asarray(reference, dtype=np.float64)
@@ -123,14 +190,6 @@ def _checked_scores(reference: Sequence[float], other: Sequence[float], confiden
         raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1, got {resamples}")
-    return ref, oth
-
-
-def _resampled_sums(ref, oth, resamples: int, seed: int):
-    """Sums of both systems' scores over ``resamples`` resamples of the questions with replacement, the pairing
-    kept: two arrays of shape (resamples,)."""
-    import numpy as np
-
     rng = np.random.default_rng(seed)
     ref_sums, oth_sums = np.empty(resamples), np.empty(resamples)
     chunk = max(1, 2_000_000 // len(ref))  # bound the (chunk, n) index matrix to ~16 MB
@@ -138,16 +197,11 @@ def _resampled_sums(ref, oth, resamples: int, seed: int):
         idx = rng.integers(0, len(ref), size=(min(chunk, resamples - start), len(ref)))
         ref_sums[start : start + len(idx)] = ref[idx].sum(axis=1)
         oth_sums[start : start + len(idx)] = oth[idx].sum(axis=1)
-    return ref_sums, oth_sums
+    return _PairedResamples(ref, oth, ref_sums, oth_sums, confidence)
 
 
 def paired_bootstrap_ratio(
-    reference: Sequence[float],
-    other: Sequence[float],
-    *,
-    resamples: int = 2000,
-    confidence: float = 0.95,
-    seed: int = 0,
+    reference: Sequence[float], other: Sequence[float], **options: Unpack[BootstrapOptions]
 ) -> dict[str, float]:
     """How much of ``reference``'s mean score ``other`` keeps, with a paired bootstrap confidence interval.
 
@@ -155,55 +209,37 @@ def paired_bootstrap_ratio(
     The ratio is ``sum(other) / sum(reference)``; the interval resamples the *questions* with replacement (both
     systems keep their pairing) ``resamples`` times and takes the central ``confidence`` share of the ratios
     (percentile bootstrap; Efron and Tibshirani, An Introduction to the Bootstrap, 1993). Resamples whose reference
-    sums to zero are dropped.
+    sums to zero are dropped. Options: :class:`BootstrapOptions`.
     """
     import numpy as np
 
-    ref, oth = _checked_scores(reference, other, confidence, resamples)
+    paired = _paired_resamples(reference, other, **options)
+    ref, oth = paired.reference, paired.other
     if ref.sum() <= 0:
         raise ValueError("the reference's scores sum to zero: a ratio against it is undefined")
-    ref_sums, oth_sums = _resampled_sums(ref, oth, resamples, seed)
-    ratios = np.divide(oth_sums, ref_sums, out=np.full(resamples, np.nan), where=ref_sums > 0)
+    ref_sums, oth_sums = paired.reference_sums, paired.other_sums
+    ratios = np.divide(oth_sums, ref_sums, out=np.full(len(ref_sums), np.nan), where=ref_sums > 0)
     ratios = ratios[~np.isnan(ratios)]
-    tail = (1 - confidence) / 2 * 100
-    return {
-        "ratio": float(oth.sum() / ref.sum()),
-        "low": float(np.percentile(ratios, tail)),
-        "high": float(np.percentile(ratios, 100 - tail)),
-        "confidence": confidence,
-        "resamples": resamples,
-        "questions": len(ref),
-    }
+    return {"ratio": float(oth.sum() / ref.sum()), **paired.interval(ratios), **paired.sizes()}
 
 
 def paired_bootstrap_difference(
-    reference: Sequence[float],
-    other: Sequence[float],
-    *,
-    resamples: int = 2000,
-    confidence: float = 0.95,
-    seed: int = 0,
+    reference: Sequence[float], other: Sequence[float], **options: Unpack[BootstrapOptions]
 ) -> dict[str, float]:
     """How far ``other``'s mean score lies above (or below) ``reference``'s on the same questions, with the same
     paired percentile bootstrap as :func:`paired_bootstrap_ratio` (same seed, same resamples of the questions).
 
     Returns the mean difference ``mean(other - reference)``, its interval, and on how many questions ``other``
     scores higher (``better``) or lower (``worse``). An interval that excludes 0 says the gap is larger than the
-    noise of this question sample.
+    noise of this question sample. Options: :class:`BootstrapOptions`.
     """
-    import numpy as np
-
-    ref, oth = _checked_scores(reference, other, confidence, resamples)
-    ref_sums, oth_sums = _resampled_sums(ref, oth, resamples, seed)
-    differences = (oth_sums - ref_sums) / len(ref)
-    tail = (1 - confidence) / 2 * 100
+    paired = _paired_resamples(reference, other, **options)
+    ref, oth = paired.reference, paired.other
+    differences = (paired.other_sums - paired.reference_sums) / len(ref)
     return {
         "difference": float((oth - ref).mean()),
-        "low": float(np.percentile(differences, tail)),
-        "high": float(np.percentile(differences, 100 - tail)),
+        **paired.interval(differences),
         "better": int((oth > ref).sum()),
         "worse": int((oth < ref).sum()),
-        "confidence": confidence,
-        "resamples": resamples,
-        "questions": len(ref),
+        **paired.sizes(),
     }

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from distill.evaluation import library_versions, machine_info
 from distill.losses import KIND
+from distill.provenance import library_versions, machine_info
 from distill.recipes import dump_recipe
 
 REFERENCES = {

@@ -324,6 +324,23 @@ def test_warm_up_builds_once_and_run_async_matches_run() -> None:
     assert asyncio.run(fast.run_async(query_embedding=query)) == fast.run(query_embedding=query)
 
 
+def test_run_async_declares_exactly_runs_parameters_and_outputs() -> None:
+    import inspect
+
+    run, run_async = FastInMemoryEmbeddingRetriever.run, FastInMemoryEmbeddingRetriever.run_async
+    assert inspect.signature(run_async) == inspect.signature(run)
+    assert inspect.iscoroutinefunction(run_async) and run_async.__name__ == "run_async"
+    assert run_async._output_types_cache == run._output_types_cache
+    store = make_store("dot_product", n=30)
+    fast = FastInMemoryEmbeddingRetriever(store, top_k=3)
+    query = queries(1)[0]
+    assert asyncio.run(fast.run_async(query, None, 2)) == fast.run(query_embedding=query, top_k=2)  # positional too
+    pipeline = Pipeline()
+    pipeline.add_component("retriever", fast)
+    got = asyncio.run(pipeline.run_async({"retriever": {"query_embedding": query}}))["retriever"]["documents"]
+    assert_same(got, InMemoryEmbeddingRetriever(store, top_k=3).run(query_embedding=query)["documents"])
+
+
 def test_to_dict_from_dict_round_trips_every_init_parameter() -> None:
     store = InMemoryDocumentStore(embedding_similarity_function="cosine", index=f"test-{uuid.uuid4()}")
     init = {
@@ -446,3 +463,43 @@ def test_fast_pipeline_copies_return_exactly_what_haystacks_copier_returns():
     assert base._deepcopy_with_exceptions.distill_fast_copy and pipeline._deepcopy_with_exceptions.distill_fast_copy
     assert fast_pipeline_copies()  # idempotent: never wraps twice
     assert pipeline._deepcopy_with_exceptions.__wrapped__ is original
+
+
+@pytest.fixture()
+def haystack_copier(monkeypatch: pytest.MonkeyPatch):
+    """Haystack's own copier in both pipeline modules for this test (an earlier test may have patched them)."""
+    from haystack.core.pipeline import base, pipeline
+    from haystack.core.pipeline.utils import _deepcopy_with_exceptions as original
+
+    for module in (base, pipeline):
+        monkeypatch.setattr(module, "_deepcopy_with_exceptions", original)
+    monkeypatch.delenv("DISTILL_HAYSTACK_FAST_COPY", raising=False)
+    return lambda: [module._deepcopy_with_exceptions for module in (base, pipeline)], original
+
+
+def test_building_the_retriever_patches_nothing_and_warm_up_turns_fast_copies_on(haystack_copier) -> None:
+    copiers, original = haystack_copier
+    fast = FastInMemoryEmbeddingRetriever(make_store("cosine", n=20), top_k=3)
+    FastInMemoryEmbeddingRetriever.from_dict(fast.to_dict())
+    assert copiers() == [original, original]  # a user who only builds or inspects it finds Haystack untouched
+    fast.warm_up()
+    assert all(c.distill_fast_copy and c.__wrapped__ is original for c in copiers())
+
+
+def test_a_pipeline_run_warms_the_retriever_up_and_so_turns_fast_copies_on(haystack_copier) -> None:
+    copiers, original = haystack_copier
+    store = make_store("cosine", n=20)
+    pipeline = Pipeline()
+    pipeline.add_component("retriever", FastInMemoryEmbeddingRetriever(store, top_k=3))
+    assert copiers() == [original, original]
+    query = queries(1)[0]
+    got = pipeline.run({"retriever": {"query_embedding": query}})["retriever"]["documents"]
+    assert all(c.distill_fast_copy for c in copiers())
+    assert_same(got, InMemoryEmbeddingRetriever(store, top_k=3).run(query_embedding=query)["documents"])
+
+
+def test_fast_copies_stay_off_when_turned_off(haystack_copier, monkeypatch: pytest.MonkeyPatch) -> None:
+    copiers, original = haystack_copier
+    monkeypatch.setenv("DISTILL_HAYSTACK_FAST_COPY", "0")
+    FastInMemoryEmbeddingRetriever(make_store("cosine", n=20)).warm_up()
+    assert copiers() == [original, original]

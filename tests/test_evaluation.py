@@ -1,11 +1,11 @@
 import json
-import math
 
 import pytest
 
 from distill import evaluation, pipelines
 from distill.data import load_squad_file
 from distill.errors import DistillError
+from distill.report import load_questions, relative_quality
 
 
 @pytest.fixture(scope="module")
@@ -74,15 +74,6 @@ def test_per_question_rows_agree_with_the_aggregates(report):
         assert rep["pipelines"][name]["quality"]["recall@1"] == pytest.approx(r1)
     f1 = sum(r["runs"]["student"]["f1"] for r in rows) / len(rows) * 100
     assert rep["pipelines"]["student"]["quality"]["f1"] == pytest.approx(f1)
-
-
-def test_comparison_table_lists_every_pipeline(report):
-    rep, _, _ = report
-    table = evaluation.comparison_table(rep)
-    assert table.splitlines()[0].startswith("pipeline") and "nDCG@10" in table and "F1" in table
-    assert all(name in table for name in rep["pipelines"])
-    md = evaluation.comparison_table(rep, markdown=True)
-    assert md.count("\n") == 1 + len(rep["pipelines"])
 
 
 def test_cached_indexing_writes_what_the_pipeline_writes(tiny_pipelines, tiny_squad, tmp_path, monkeypatch):
@@ -176,17 +167,6 @@ def test_bad_inputs(systems, tiny_squad, tmp_path, tiny_pipelines):
         evaluation.load_systems([evaluation.System.parse(f"lonely={lonely / 'extractive_qa.yaml'}")], data.documents)
 
 
-def test_load_report_errors(tmp_path):
-    with pytest.raises(DistillError, match="does not exist"):
-        evaluation.load_report(tmp_path)
-    (tmp_path / "report.json").write_text("{")
-    with pytest.raises(DistillError, match="not valid JSON"):
-        evaluation.load_report(tmp_path)
-    (tmp_path / "report.json").write_text("{}")
-    with pytest.raises(DistillError, match="no 'pipelines'"):
-        evaluation.load_report(tmp_path / "report.json")
-
-
 @pytest.mark.slow
 def test_real_minilm_through_the_yaml_retrieval_pipeline(tmp_path):
     """The real MiniLM-L6 on a slice of SQuAD dev: recall far above chance."""
@@ -210,7 +190,7 @@ def test_real_minilm_through_the_yaml_retrieval_pipeline(tmp_path):
 
 def test_relative_quality_against_the_first_pipeline(report):
     rep, out, _ = report
-    rows = evaluation.load_questions(out)
+    rows = load_questions(out)
     relative = rep["relative"]
     assert set(relative) == {"student", "student-retrieval"}
     student = relative["student"]
@@ -219,73 +199,4 @@ def test_relative_quality_against_the_first_pipeline(report):
     assert student["ndcg@10"]["ratio"] == pytest.approx(other["ndcg@10"] / teacher["ndcg@10"])
     assert student["ndcg@10"]["questions"] == len(rows)
     assert "f1" not in relative["student-retrieval"]  # a retrieval pipeline has no answers to compare
-    assert evaluation.relative_quality(rep, rows) == json.loads(json.dumps(relative))
-
-
-def test_answer_sources_by_hand():
-    def run(doc, f1, score):
-        return {"answer_doc": doc, "f1": f1, "answer_score": score}
-
-    rep = {
-        "context": "retrieved",
-        "pipelines": {
-            "teacher": {"quality": {"f1": 50.0}},
-            "student": {"quality": {"f1": 50.0}},
-            "retriever": {"quality": {"ndcg@10": 1.0}},
-        },
-    }
-    questions = [
-        {"gold_doc_ids": ["g1"], "runs": {"teacher": run("x", 0.0, 0.9), "student": run("g1", 1.0, 0.6)}},
-        {"gold_doc_ids": ["g2", "g3"], "runs": {"teacher": run("g3", 1.0, 0.7), "student": run("g2", 0.5, 0.8)}},
-        {"gold_doc_ids": ["g4"], "runs": {"teacher": run(None, 0.0, None), "student": run("y", 0.0, 0.4)}},
-    ]
-    sources = evaluation.answer_sources(rep, questions)
-    assert set(sources) == {"teacher", "student"}  # a retrieval pipeline has no answers
-    assert sources["teacher"] == {"from_gold": 1, "questions": 3, "f1_from_gold": 100.0, "mean_answer_score": 0.8}
-    assert sources["student"]["from_gold"] == 2 and sources["student"]["f1_from_gold"] == pytest.approx(75.0)
-    assert sources["student"]["mean_answer_score"] == pytest.approx(0.6)
-    assert evaluation.answer_source_lines(sources).splitlines()[1] == (
-        "student: answer from a gold passage on 2 of 3 questions, F1 75.0 on those; mean top-answer score 0.600"
-    )
-    assert evaluation.answer_sources({**rep, "context": "gold"}, questions) == {}
-    del questions[0]["runs"]["student"]
-    with pytest.raises(DistillError, match="lack a run of 'student'"):
-        evaluation.answer_sources(rep, questions)
-
-
-def test_relative_quality_by_hand():
-    def run(retrieved: list[str], f1: float) -> dict:
-        return {"retrieved": retrieved, "f1": f1}
-
-    rep = {
-        "pipelines": {
-            "teacher": {"quality": {"ndcg@10": 1.0, "f1": 1.0}},
-            "student": {"quality": {"ndcg@10": 0.8, "f1": 0.5}},
-        }
-    }
-    questions = [
-        {"gold_doc_ids": ["g"], "runs": {"teacher": run(["g", "x"], 1.0), "student": run(["x", "g"], 0.5)}},
-        {"gold_doc_ids": ["g"], "runs": {"teacher": run(["g", "x"], 1.0), "student": run(["g", "x"], 0.5)}},
-    ]
-    relative = evaluation.relative_quality(rep, questions, resamples=200)["student"]
-    # The student ranks the gold paragraph 2nd on one question (nDCG 1/log2(3)) and 1st on the other.
-    expected = (1 / math.log2(3) + 1) / 2
-    assert relative["ndcg@10"]["ratio"] == pytest.approx(expected)
-    assert relative["ndcg@10"]["low"] == pytest.approx(1 / math.log2(3)) and relative["ndcg@10"]["high"] == 1.0
-    assert relative["f1"]["ratio"] == relative["f1"]["low"] == relative["f1"]["high"] == pytest.approx(0.5)
-    text = evaluation.relative_lines({"student": relative})
-    assert text.startswith("student / teacher: nDCG@10 ") and "F1 50.0% (95% CI 50.0-50.0%)" in text
-    # The same questions as paired differences against the teacher, in points.
-    differences = evaluation.paired_differences(rep, questions, "teacher", resamples=200)["student"]
-    assert differences["reference"] == "teacher"
-    assert differences["f1"]["difference"] == differences["f1"]["low"] == pytest.approx(-0.5)
-    assert differences["ndcg@10"]["difference"] == pytest.approx(expected - 1)
-    assert (differences["ndcg@10"]["better"], differences["ndcg@10"]["worse"]) == (0, 1)
-    assert evaluation.paired_differences(rep, questions, "student")["teacher"]["f1"]["difference"] == pytest.approx(0.5)
-    text = evaluation.difference_lines({"student": differences})
-    assert text.startswith("student - teacher: nDCG@10 -") and "F1 -50.00 (95% CI -50.00 to -50.00; " in text
-    with pytest.raises(DistillError, match="no pipeline named 'hard-label'"):
-        evaluation.paired_differences(rep, questions, "hard-label")
-    del questions[1]["runs"]["student"]
-    with pytest.raises(DistillError, match="lack a run"):
-        evaluation.relative_quality(rep, questions)
+    assert relative_quality(rep, rows) == json.loads(json.dumps(relative))

@@ -5,7 +5,6 @@ from haystack.core.errors import PipelineRuntimeError
 from ui_workspace import shared_workspace
 
 from distill.errors import DistillError
-from distill.evaluation import load_report
 from distill.live import (
     MAX_QUESTION_CHARS,
     Answer,
@@ -19,6 +18,7 @@ from distill.live import (
     systems_from_report,
 )
 from distill.pipelines import dump_pipeline_dict, read_pipeline_dict, swap
+from distill.report import load_report
 
 
 @pytest.fixture(scope="module")

@@ -29,8 +29,8 @@ import streamlit as st
 import distill  # noqa: F401  (telemetry off, hub offline: before anything imports haystack)
 from distill import catalog, figures
 from distill.errors import DistillError
-from distill.evaluation import difference_lines, load_report, paired_differences, relative_lines, relative_quality
 from distill.live import LiveEngine, LiveResult, SystemResult, short_error
+from distill.report import difference_lines, load_report, paired_differences, relative_lines, relative_quality
 
 logger = logging.getLogger("distill.ui")
 

@@ -51,8 +51,8 @@ def run(report_dir: Path, tokenizer_spec: str, max_length: int) -> dict[str, Any
     from transformers import AutoTokenizer
 
     from distill.data import load_dataset
-    from distill.evaluation import load_questions, load_report
     from distill.models import resolve_model
+    from distill.report import load_questions, load_report
 
     report = load_report(report_dir)
     rows = load_questions(report_dir)

@@ -19,7 +19,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from distill.evaluation import library_versions, machine_info, recipe_bench_main
+from distill.evaluation import recipe_bench_main
+from distill.provenance import library_versions, machine_info
 
 
 def _one_step(student, head: torch.Tensor, batch: dict[str, Any], target: torch.Tensor, lr: float) -> dict[str, float]:
