@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from distill.evaluation import recipe_bench_main
+from benchmarks.common import recipe_bench_main
 from distill.provenance import library_versions, machine_info
 
 

@@ -73,7 +73,7 @@ def run(recipe_path: str, overrides: list[str]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from distill.evaluation import recipe_bench_main
+    from benchmarks.common import recipe_bench_main
 
     recipe_bench_main("benchmarks.probes.teacher_softness", __doc__, run, "by_temperature", argv)
 
