@@ -227,8 +227,9 @@ def test_data_parallel_on_two_cpu_processes(home, tiny_embedder, tiny_embedder_w
     student = home / "out" / "student"
     metrics = json.loads((student / "metrics.json").read_text())
     # Each process trains on every second batch; each step counts both processes' examples.
-    from distill.data import load_squad_file
     from distill.embedder import length_grouped_batches, training_pairs
+
+    from distill.data import load_squad_file
 
     pairs = training_pairs(load_squad_file(tiny_squad), None, 0)
     lengths = [len(pairs.passages[p]) for p in pairs.positive]
@@ -280,7 +281,6 @@ def test_query_only_head_stays_small_on_rank_deficient_queries():
     """The query-only collapse: student queries spanning fewer directions than their width made plain least squares
     put huge weights on directions with (almost) no variance, so one optimiser step turned the head into noise."""
     import torch
-
     from distill.embedder import ridge_projection
 
     gen = torch.Generator().manual_seed(0)
@@ -305,8 +305,9 @@ def test_query_only_head_stays_small_on_rank_deficient_queries():
 def test_sibling_questions_add_every_question_of_the_sampled_passages(tiny_squad):
     from collections import Counter
 
-    from distill.data import load_squad_file
     from distill.embedder import training_pairs
+
+    from distill.data import load_squad_file
 
     data = load_squad_file(tiny_squad)
     full = training_pairs(data, None, 0)
@@ -322,8 +323,9 @@ def test_sibling_questions_add_every_question_of_the_sampled_passages(tiny_squad
 
 
 def test_dev_slice_drawn_from_the_training_set_is_held_out_of_training(tiny_squad):
-    from distill.data import load_squad_file
     from distill.embedder import dev_slice, training_pairs
+
+    from distill.data import load_squad_file
 
     data = load_squad_file(tiny_squad)
     cfg = {"train": str(tiny_squad), "dev": str(tiny_squad), "dev_articles": 1, "dev_questions": None, "seed": 0}
@@ -445,11 +447,11 @@ def test_weight_average_by_hand():
 def test_a_run_with_a_weight_average_saves_the_average_and_resumes_it(
     home, tiny_embedder, tiny_embedder_wide, tiny_squad, monkeypatch
 ):
+    from distill.embedder import retrieval_scores
     from safetensors.torch import load_file
     from sentence_transformers import SentenceTransformer
 
     from distill import trainer
-    from distill.embedder import retrieval_scores
     from distill.train import train_embedder
 
     path = write_recipe(
@@ -490,7 +492,6 @@ def test_a_run_with_a_weight_average_saves_the_average_and_resumes_it(
 def test_passage_memory_is_first_in_first_out_and_leaves_out_the_batchs_passages():
     import numpy as np
     import torch
-
     from distill.embedder import PassageMemory
 
     teacher = np.arange(10 * 3, dtype=np.float32).reshape(10, 3)
@@ -542,9 +543,9 @@ def test_a_run_with_a_passage_memory_trains(home, tiny_embedder, tiny_embedder_w
 
 def test_teacher_embeddings_reuse_a_shorter_length_cache(tmp_path, tiny_embedder, tiny_embedder_wide):
     import numpy as np
+    from distill.embedder import TeacherEmbeddings, load_sentence_transformer
 
     from distill.cache import TeacherCache
-    from distill.embedder import TeacherEmbeddings, load_sentence_transformer
 
     texts = [
         "the nile",

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import build_tokenizer, tiny_bert_config
+from distill.reader import NO_TOKEN, ReaderExample, Windows
 
 from distill import reader
 from distill.errors import DistillError
-from distill.reader import NO_TOKEN, ReaderExample, Windows
 
 LONG = (
     "The Nile is the longest river in Africa. It flows north through Egypt into the Mediterranean Sea. "
@@ -257,6 +257,7 @@ def test_finetune_reader_saves_a_haystack_ready_reader_with_card(tiny_teacher):
 
 def test_finetune_reader_resumes_after_an_interruption(tmp_path, tiny_squad, tiny_reader, monkeypatch, capsys):
     from distill.reader import ReaderTask
+
     from distill.train import finetune_reader
 
     overrides, _ = _recipe(tmp_path, tiny_squad, "finetune_reader", model=str(tiny_reader), max_steps=4)
@@ -358,6 +359,7 @@ def test_distil_across_tokenizers_maps_teacher_probabilities(tmp_path, tiny_squa
 
 def test_unlabelled_questions_train_on_teacher_soft_labels_only(tmp_path, tiny_squad, tiny_teacher):
     from distill.reader import ReaderTask
+
     from distill.recipes import load_recipe
 
     overrides, _ = _recipe(
