@@ -74,7 +74,7 @@ def test_average_refuses_another_tokenizer(tmp_path, two_seeds):
 def test_average_scores_models_on_a_recipes_dev_slice(
     tmp_path, two_seeds, tiny_embedder_wide, tiny_squad, monkeypatch, capsys
 ):
-    from test_train import write_recipe
+    from conftest import write_recipe
 
     from distill.recipes import load_recipe
     from distill.tasks.embedder import score_on_dev_slice
@@ -103,7 +103,7 @@ def test_average_scores_models_on_a_recipes_dev_slice(
 def test_dev_slice_scores_of_a_query_only_recipe_use_the_teachers_passages(
     tmp_path, tiny_embedder, tiny_squad, monkeypatch
 ):
-    from test_train import write_recipe
+    from conftest import write_recipe
 
     from distill.recipes import load_recipe
     from distill.tasks.embedder import score_on_dev_slice
