@@ -116,3 +116,14 @@ def test_teacher_embeddings_reuse_a_shorter_length_cache(tmp_path, tiny_embedder
     assert not np.allclose(at_32[1], at_8[1], atol=1e-3)  # truncated at 8 it was another embedding
     # Another teacher never reads this teacher's rows.
     assert TeacherEmbeddings(str(tiny_embedder_wide), cache_root=tmp_path).cached_lengths() == []
+
+
+def test_hard_negatives_are_the_teachers_best_passage_that_is_not_the_positive():
+    import numpy as np
+
+    from distill.tasks.embedder import mine_hard_negatives
+
+    passages = np.eye(3, dtype=np.float32)
+    queries = np.array([[0.9, 0.4, 0.1], [0.2, 0.1, 0.8]], dtype=np.float32)
+    assert mine_hard_negatives(queries, passages, [0, 2]) == [1, 0]
+    assert mine_hard_negatives(queries, passages, [1, 0]) == [0, 2]  # the positive is never its own negative
