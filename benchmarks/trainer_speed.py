@@ -25,7 +25,7 @@ from distill.provenance import library_versions, machine_info
 
 def _ours(recipe: dict[str, Any], steps: int, warmup: int) -> dict[str, float]:
     """Our real Trainer (Accelerate loop, clipping, scheduler, logging), timed from its per-step log rows."""
-    from distill.embedder import EmbedderTask
+    from distill.tasks.embedder import EmbedderTask
     from distill.trainer import LOG_FILE, Trainer
 
     out = Path(tempfile.mkdtemp(prefix="ours-"))
@@ -47,7 +47,7 @@ def _peer(recipe: dict[str, Any], steps: int, warmup: int, texts_per_step: int) 
     from sentence_transformers.sentence_transformer import losses
     from transformers import TrainerCallback
 
-    from distill.embedder import EmbedderTask, load_sentence_transformer
+    from distill.tasks.embedder import EmbedderTask, load_sentence_transformer
 
     task = EmbedderTask(recipe)  # the same pairs and cached teacher embeddings
     pairs = task.pairs

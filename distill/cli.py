@@ -201,39 +201,41 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-swap", action="store_true", help="do not write the student's pipeline YAML")
 
 
-@command(
-    "train",
-    "distil a teacher (embedder or reader) into a student as a recipe says (resumes an interrupted run)",
-    _train_args,
-)
-def cmd_train(args: argparse.Namespace) -> int:
-    from distill.recipes import load_recipe
-    from distill.train import train_embedder, train_reader
-
-    recipe = load_recipe(args.recipe, args.overrides)
-    if recipe["task"] == "reader":
-        train_reader(recipe, swap=not args.no_swap)
-    elif recipe["task"] == "finetune_reader":
-        raise DistillError(f"{args.recipe} fine-tunes a teacher reader: run `distill finetune-reader {args.recipe}`")
-    else:
-        train_embedder(args.recipe, args.overrides, swap=not args.no_swap)
-    return 0
-
-
 def _finetune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("recipe", type=Path, help="a recipe YAML with task: finetune_reader (see recipes/)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. data.questions=500 model=mpnet-base")
 
 
-@command(
-    "finetune-reader",
-    "fine-tune an encoder as an extractive reader on SQuAD-format data (the teacher; resumes an interrupted run)",
-    _finetune_args,
+_TRAIN_HELP = "distil a teacher (embedder or reader) into a student as a recipe says (resumes an interrupted run)"
+_FINETUNE_HELP = (
+    "fine-tune an encoder as an extractive reader on SQuAD-format data (the teacher; resumes an interrupted run)"
 )
-def cmd_finetune_reader(args: argparse.Namespace) -> int:
-    from distill.train import finetune_reader
 
-    finetune_reader(args.recipe, args.overrides)
+
+@command("train", _TRAIN_HELP, _train_args)
+def cmd_train(args: argparse.Namespace) -> int:
+    return _train(args, finetune=False, swap=not args.no_swap)
+
+
+@command("finetune-reader", _FINETUNE_HELP, _finetune_args)
+def cmd_finetune_reader(args: argparse.Namespace) -> int:
+    return _train(args, finetune=True, swap=False)
+
+
+def _train(args: argparse.Namespace, *, finetune: bool, swap: bool) -> int:
+    """Parse the recipe once and train it; each command refuses the other's recipes, naming the right command."""
+    from distill.recipes import load_recipe
+    from distill.train import train
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    if finetune and recipe["task"] != "finetune_reader":
+        raise DistillError(
+            f"`distill finetune-reader` needs a recipe with task: finetune_reader, got {recipe['task']!r} (distil "
+            "with `distill train`)"
+        )
+    if not finetune and recipe["task"] == "finetune_reader":
+        raise DistillError(f"{args.recipe} fine-tunes a teacher reader: run `distill finetune-reader {args.recipe}`")
+    train(recipe, swap=swap)
     return 0
 
 
@@ -272,8 +274,8 @@ def cmd_average(args: argparse.Namespace) -> int:
     print(out)
     if args.dev is not None:
         from distill.average import add_dev_scores
-        from distill.embedder import score_on_dev_slice
-        from distill.reader import score_readers_on_dev_slice
+        from distill.tasks.embedder import score_on_dev_slice
+        from distill.tasks.reader import score_readers_on_dev_slice
 
         score = score_readers_on_dev_slice if recipe["task"] == "reader" else score_on_dev_slice
         scores = score(recipe, [*map(str, args.models), str(out)])

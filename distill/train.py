@@ -1,10 +1,16 @@
-"""``distill train``: recipe -> cached teacher outputs -> trained student -> model card -> student pipelines."""
+"""``distill train``: recipe -> cached teacher outputs -> trained student -> model card -> student pipelines.
+
+:func:`train` runs the loop every task shares (seed, resolved recipe printed and saved, resume, the
+:class:`~distill.trainer.Trainer`, run metrics, the log beside the student); a finishing step per task then writes
+that task's files (model card, pipelines) and says where the student is.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,57 +20,60 @@ from distill.recipes import dump_recipe, load_recipe
 logger = logging.getLogger(__name__)
 
 
-def train_embedder(recipe_path: str | Path | None, overrides: list[str] | None = None, *, swap: bool = True) -> Path:
-    """Run a recipe end to end and return the student folder (``<output>/student``)."""
-    from distill.embedder import EmbedderTask
-    from distill.model_card import write_student_files
-    from distill.trainer import LOG_FILE, Trainer, finished
+def train(recipe: dict[str, Any], *, swap: bool = True) -> Path:
+    """Run a resolved recipe end to end (resuming an interrupted run) and return the trained model's folder:
+    ``<output>/student`` for an embedder or reader student, ``<output>`` itself for a fine-tuned teacher reader.
+    With ``swap``, a student's pipelines are written from the teacher's (``recipe.pipelines``)."""
+    from distill.trainer import Trainer
 
-    recipe = load_recipe(recipe_path, overrides)
+    kind = recipe["task"]
+    if kind not in _FINISH:
+        raise DistillError(f"recipe.task must be one of {', '.join(_FINISH)}, got {kind!r}")
     output = Path(recipe["output"])
-    _start(recipe, output)
-
     # Checked before training, so a wrong folder costs seconds, not a training run.
-    paths: list[Path] = []
-    if swap and recipe["pipelines"]:
-        paths = [Path(recipe["pipelines"]) / "indexing.yaml", Path(recipe["pipelines"]) / "retrieval.yaml"]
-        missing = [str(p) for p in paths if not p.exists()]
-        if missing:
-            raise DistillError(
-                f"recipe.pipelines: {missing} do not exist; point it at the folder of the teacher's YAML pipelines, "
-                "or set it to null to skip writing the student's pipelines"
-            )
-
-    task = EmbedderTask(recipe)
-    trainer = Trainer(task, recipe, output)
+    pipelines = _teacher_pipelines(recipe) if swap and kind != "finetune_reader" else []
+    # A fine-tuned reader is the output folder itself: its checkpoints and log live in a folder beside the weights.
+    work = output / "training" if kind == "finetune_reader" else output
+    _start(recipe, work)
+    task = _task(recipe)
+    trainer = Trainer(task, recipe, work)
     state = trainer.fit()
     if not trainer.is_main:
-        return output / "student"
-    student = output / "student"
-    metrics = _run_metrics(task, state, output)
-    untrained = metrics["untrained_dev"]
-    shutil.copy(output / LOG_FILE, student / LOG_FILE)
-    write_student_files(student, recipe, metrics, kind="embedder")
-    if paths:
-        from distill.pipelines import slug, swap_files
+        return output if kind == "finetune_reader" else work / "student"
+    return _FINISH[kind](recipe, task, state, work, pipelines)
 
-        components = ["text_embedder"] if recipe["query_only"] else None
-        written = swap_files(
-            paths,
-            output / "pipelines",
-            model=str(student),
-            components=components,
-            index=None if recipe["query_only"] else f"student-{slug(str(output))}",
-            keep_index=recipe["query_only"],
+
+def _task(recipe: dict[str, Any]) -> Any:
+    if recipe["task"] == "embedder":
+        from distill.tasks.embedder import EmbedderTask
+
+        return EmbedderTask(recipe)
+    from distill.tasks.reader import ReaderTask
+
+    return ReaderTask(recipe)
+
+
+def _teacher_pipelines(recipe: dict[str, Any]) -> list[Path]:
+    """The teacher's pipeline files the student's are written from: indexing and retrieval for an embedder, the
+    extractive QA pipeline for a reader; none when ``recipe.pipelines`` is null."""
+    if not recipe["pipelines"]:
+        return []
+    folder = Path(recipe["pipelines"])
+    if recipe["task"] == "reader":
+        if not folder.exists():
+            raise DistillError(
+                f"recipe.pipelines: {folder} does not exist; point it at the teacher's extractive QA YAML, or set it "
+                "to null to skip writing the student's pipeline"
+            )
+        return [folder]
+    paths = [folder / "indexing.yaml", folder / "retrieval.yaml"]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise DistillError(
+            f"recipe.pipelines: {missing} do not exist; point it at the folder of the teacher's YAML pipelines, "
+            "or set it to null to skip writing the student's pipelines"
         )
-        print("student pipelines: " + ", ".join(map(str, written)))
-    finished(output)
-    before = untrained.get(task.best_metric, float("nan"))
-    print(
-        f"student saved to {student}; dev {task.best_metric} {state.best:.4f} (teacher "
-        f"{task.teacher_dev[task.best_metric]:.4f}, before distillation {before:.4f})"
-    )
-    return student
+    return paths
 
 
 def _start(recipe: dict[str, Any], output: Path) -> None:
@@ -105,7 +114,7 @@ def _starts_from(student: Any) -> dict[str, Any] | None:
     from its metrics.json, how many training steps the saved weights had had in all (a run that kept an earlier best
     checkpoint counts up to that checkpoint; None where it does not say)."""
     from distill.model_card import saved_steps
-    from distill.reader import is_reader_folder
+    from distill.tasks.reader import is_reader_folder
 
     folder = Path(student) if isinstance(student, str) else None
     if folder is None or not folder.is_dir() or not is_reader_folder(folder):
@@ -118,29 +127,43 @@ def _starts_from(student: Any) -> dict[str, Any] | None:
     return {"reader": str(student), "steps": steps}
 
 
-def train_reader(recipe_path: str | Path | None, overrides: list[str] | None = None, *, swap: bool = True) -> Path:
-    """Distil a fine-tuned reader into a student (``task: reader``); return ``<output>/student``."""
-    from distill.model_card import write_reader_files
-    from distill.reader import ReaderTask
-    from distill.trainer import LOG_FILE, Trainer, finished
+# --- one finishing step per task: (recipe, task, state, work folder, teacher pipelines) -> the model's folder -------
 
-    recipe = recipe_path if isinstance(recipe_path, dict) else load_recipe(recipe_path, overrides)
-    if recipe["task"] != "reader":
-        raise DistillError(f"train_reader needs a recipe with task: reader, got {recipe['task']!r}")
-    output = Path(recipe["output"])
-    pipeline = Path(recipe["pipelines"]) if swap and recipe["pipelines"] else None
-    if pipeline is not None and not pipeline.exists():
-        raise DistillError(
-            f"recipe.pipelines: {pipeline} does not exist; point it at the teacher's extractive QA YAML, or set it to "
-            "null to skip writing the student's pipeline"
-        )
-    _start(recipe, output)
-    task = ReaderTask(recipe)
-    trainer = Trainer(task, recipe, output)
-    state = trainer.fit()
+
+def _finish_embedder(recipe: dict[str, Any], task: Any, state: Any, output: Path, pipelines: list[Path]) -> Path:
+    from distill.model_card import write_student_files
+    from distill.trainer import LOG_FILE, finished
+
     student = output / "student"
-    if not trainer.is_main:
-        return student
+    metrics = _run_metrics(task, state, output)
+    shutil.copy(output / LOG_FILE, student / LOG_FILE)
+    write_student_files(student, recipe, metrics, kind="embedder")
+    if pipelines:
+        from distill.pipelines import slug, swap_files
+
+        written = swap_files(
+            pipelines,
+            output / "pipelines",
+            model=str(student),
+            components=["text_embedder"] if recipe["query_only"] else None,
+            index=None if recipe["query_only"] else f"student-{slug(str(output))}",
+            keep_index=recipe["query_only"],
+        )
+        print("student pipelines: " + ", ".join(map(str, written)))
+    finished(output)
+    before = metrics["untrained_dev"].get(task.best_metric, float("nan"))
+    print(
+        f"student saved to {student}; dev {task.best_metric} {state.best:.4f} (teacher "
+        f"{task.teacher_dev[task.best_metric]:.4f}, before distillation {before:.4f})"
+    )
+    return student
+
+
+def _finish_reader(recipe: dict[str, Any], task: Any, state: Any, output: Path, pipelines: list[Path]) -> Path:
+    from distill.model_card import write_reader_files
+    from distill.trainer import LOG_FILE, finished
+
+    student = output / "student"
     metrics = _run_metrics(task, state, output)
     metrics["skipped"] = dict(task.counts)
     metrics["cross_tokenizer"] = task.cross_tokenizer
@@ -149,11 +172,11 @@ def train_reader(recipe_path: str | Path | None, overrides: list[str] | None = N
         metrics["starts_from"] = start
     shutil.copy(output / LOG_FILE, student / LOG_FILE)
     write_reader_files(student, recipe, metrics)
-    if pipeline is not None:
+    if pipelines:
         from distill.pipelines import swap_files
 
         # the retrieval half is the teacher's: swap_files copies the indexing pipeline beside it too
-        written = swap_files([pipeline], output / "pipelines", model=str(student))
+        written = swap_files(pipelines, output / "pipelines", model=str(student))
         print("student pipeline: " + ", ".join(map(str, written)))
     finished(output)
     teacher = f"teacher {task.teacher_dev['f1']:.1f}, " if task.teacher_dev else ""
@@ -164,27 +187,13 @@ def train_reader(recipe_path: str | Path | None, overrides: list[str] | None = N
     return student
 
 
-def finetune_reader(recipe_path: str | Path | None, overrides: list[str] | None = None) -> Path:
-    """Fine-tune an encoder as an extractive reader on gold answers (``task: finetune_reader``); the model folder is
-    ``<output>`` itself, ready for ``TransformersExtractiveReader(model=<output>)``. Resumes an interrupted run."""
+def _finish_finetuned_reader(recipe: dict[str, Any], task: Any, state: Any, work: Path, pipelines: list[Path]) -> Path:
+    """The fine-tuned reader moves from ``<output>/training/student`` up into ``<output>``, ready for
+    ``TransformersExtractiveReader(model=<output>)``; a teacher has no student pipelines to write."""
     from distill.model_card import write_reader_files
-    from distill.reader import ReaderTask
-    from distill.trainer import LOG_FILE, Trainer, finished
+    from distill.trainer import LOG_FILE, finished
 
-    recipe = load_recipe(recipe_path, overrides)
-    if recipe["task"] != "finetune_reader":
-        raise DistillError(
-            f"`distill finetune-reader` needs a recipe with task: finetune_reader, got {recipe['task']!r} (distil "
-            "with `distill train`)"
-        )
-    output = Path(recipe["output"])
-    work = output / "training"
-    _start(recipe, work)
-    task = ReaderTask(recipe)
-    trainer = Trainer(task, recipe, work)
-    state = trainer.fit()
-    if not trainer.is_main:
-        return output
+    output = work.parent
     metrics = _run_metrics(task, state, work)
     metrics["skipped"] = dict(task.counts)
     for item in (work / "student").iterdir():
@@ -198,3 +207,10 @@ def finetune_reader(recipe_path: str | Path | None, overrides: list[str] | None 
     shutil.rmtree(work / "student")
     print(f"reader saved to {output}; dev EM {metrics['dev'].get('exact_match', 0):.1f} F1 {state.best:.1f}")
     return output
+
+
+_FINISH: dict[str, Callable[[dict[str, Any], Any, Any, Path, list[Path]], Path]] = {
+    "embedder": _finish_embedder,
+    "reader": _finish_reader,
+    "finetune_reader": _finish_finetuned_reader,
+}

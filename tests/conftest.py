@@ -155,3 +155,78 @@ def tiny_pipelines(tmp_path_factory, tiny_embedder, tiny_reader) -> Path:
     ).items():
         (folder / f"{name}.yaml").write_text(text, encoding="utf-8")
     return folder
+
+
+# --- recipes and reader examples shared by the training and task tests ----------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+LONG = (
+    "The Nile is the longest river in Africa. It flows north through Egypt into the Mediterranean Sea. "
+    "Mozart was born in Salzburg in 1756. The piano was invented in Italy by Bartolomeo Cristofori."
+)
+
+
+def write_recipe(folder: Path, teacher: Path, student, squad: Path, **extra) -> Path:
+    import yaml
+
+    # The same questions under another name: a dev set that *is* the training set would be held out of it.
+    dev = folder / "dev-copy.json"
+    dev.write_bytes(squad.read_bytes())
+    recipe = {
+        "teacher": str(teacher),
+        "student": student if isinstance(student, dict) else str(student),
+        "data": {
+            "train": str(squad),
+            "questions": None,
+            "dev": str(dev),
+            "dev_articles": None,
+            "dev_questions": None,
+        },
+        "batch_size": 4,
+        "max_length": {"query": 16, "passage": 32},
+        "epochs": 2,
+        "eval_every": 2,
+        "save_every": 2,
+        "log_every": 1,
+        "output": str(folder / "out"),
+        "losses": [
+            {"name": "listwise_kl", "weight": 1.0, "temperature": 0.1},
+            {"name": "similarity_matrix", "weight": 1.0},
+            {"name": "embedding_mse", "weight": 0.5},
+        ],
+    }
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(recipe.get(key), dict):
+            recipe[key].update(value)
+        else:
+            recipe[key] = value
+    path = folder / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("DISTILL_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(REPO)
+    return tmp_path
+
+
+def char_tokenizer():
+    """A WordPiece tokenizer that splits every word into characters: another tokenization of the same text."""
+    import string
+
+    from transformers import BertTokenizerFast
+
+    chars = string.ascii_lowercase + string.digits + string.punctuation
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *[f"##{c}" for c in chars]]
+    return BertTokenizerFast(vocab={t: i for i, t in enumerate(tokens)}, do_lower_case=True)
+
+
+def long_example(answer: str, question: str = "Where was Mozart born?"):
+    """A reader example over :data:`LONG`, labelled with ``answer``'s first occurrence."""
+    from distill.tasks.windows import ReaderExample
+
+    start = LONG.index(answer)
+    return ReaderExample("q", question, LONG, (answer,), start, answer)

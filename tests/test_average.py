@@ -19,7 +19,7 @@ def two_seeds(tmp_path_factory):
 
 
 def test_average_is_the_weighted_mean_of_every_tensor_and_loads(tmp_path, two_seeds):
-    from distill.embedder import load_sentence_transformer
+    from distill.tasks.embedder import load_sentence_transformer
 
     a, b = two_seeds
     (a / "metrics.json").write_text("{}")  # a training run's files describe one ingredient: not copied
@@ -74,10 +74,10 @@ def test_average_refuses_another_tokenizer(tmp_path, two_seeds):
 def test_average_scores_models_on_a_recipes_dev_slice(
     tmp_path, two_seeds, tiny_embedder_wide, tiny_squad, monkeypatch, capsys
 ):
-    from test_train import write_recipe
+    from conftest import write_recipe
 
-    from distill.embedder import score_on_dev_slice
     from distill.recipes import load_recipe
+    from distill.tasks.embedder import score_on_dev_slice
 
     monkeypatch.setenv("DISTILL_HOME", str(tmp_path / "home"))
     a, b = two_seeds
@@ -103,10 +103,10 @@ def test_average_scores_models_on_a_recipes_dev_slice(
 def test_dev_slice_scores_of_a_query_only_recipe_use_the_teachers_passages(
     tmp_path, tiny_embedder, tiny_squad, monkeypatch
 ):
-    from test_train import write_recipe
+    from conftest import write_recipe
 
-    from distill.embedder import score_on_dev_slice
     from distill.recipes import load_recipe
+    from distill.tasks.embedder import score_on_dev_slice
 
     monkeypatch.setenv("DISTILL_HOME", str(tmp_path / "home"))
     losses = [{"name": "listwise_kl", "weight": 1.0}]

@@ -24,7 +24,7 @@ from distill.provenance import library_versions, machine_info
 
 
 def _one_step(student, head: torch.Tensor, batch: dict[str, Any], target: torch.Tensor, lr: float) -> dict[str, float]:
-    from distill.embedder import append_head
+    from distill.tasks.embedder import append_head
 
     model = copy.deepcopy(student)
     append_head(model, head)
@@ -46,8 +46,8 @@ def _one_step(student, head: torch.Tensor, batch: dict[str, Any], target: torch.
 
 
 def run(recipe_path: str, overrides: list[str]) -> dict[str, Any]:
-    from distill.embedder import TeacherEmbeddings, load_sentence_transformer, ridge_projection, training_split
     from distill.recipes import load_recipe
+    from distill.tasks.embedder import TeacherEmbeddings, load_sentence_transformer, ridge_projection, training_split
 
     recipe = load_recipe(recipe_path, overrides)
     max_q = recipe["max_length"]["query"]

@@ -13,7 +13,7 @@ import torch
 
 from distill import metrics
 from distill.data import load_dataset
-from distill.embedder import load_sentence_transformer
+from distill.tasks.embedder import load_sentence_transformer
 
 
 def main(student_path: str, length: int, stride: int, evaluation: str) -> None:

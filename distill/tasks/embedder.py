@@ -6,6 +6,10 @@ Three kinds of student:
 - a query-only student (``query_only: true``): only the query encoder is trained, into the teacher's space, so the
   documents keep the teacher's embeddings and index; a linear head (initialised by ridge regression on the training
   queries) maps a narrower student into the teacher's width.
+
+Over 400 lines because it holds the embedder's whole chain, as :mod:`distill.tasks.reader` does the reader's: the
+teacher's cached embeddings, the training pairs and dev slice, the students, the module that mixes the losses and the
+task the trainer runs; what both tasks share is in :mod:`distill.tasks.common`.
 """
 
 from __future__ import annotations
@@ -28,6 +32,14 @@ from distill.data import Dataset, load_dataset
 from distill.errors import DistillError
 from distill.losses import KIND, LOSSES, build_loss, save_loss_parameters
 from distill.models import model_fingerprint, resolve_model
+from distill.tasks.common import (
+    QKVRecorder,
+    keep_layers,
+    length_grouped_batches,
+    loss_requirements,
+    split_losses,
+    weighted_losses,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,15 +63,7 @@ def embedding_dim(model) -> int:
 def drop_layers(teacher, layers: list[int]):
     """A copy of a sentence-transformers teacher that keeps only ``layers`` of its transformer encoder."""
     student = copy.deepcopy(teacher)
-    auto = student[0].auto_model
-    encoder_layers = auto.encoder.layer
-    if max(layers) >= len(encoder_layers):
-        raise DistillError(
-            f"recipe.student.from_teacher.layers {layers} names layer {max(layers)}, but the teacher has "
-            f"{len(encoder_layers)} layers (0..{len(encoder_layers) - 1})"
-        )
-    auto.encoder.layer = nn.ModuleList([encoder_layers[i] for i in layers])
-    auto.config.num_hidden_layers = len(layers)
+    keep_layers(student[0].auto_model, layers, field="recipe.student.from_teacher.layers", owner="the teacher")
     return student
 
 
@@ -239,39 +243,6 @@ def mine_hard_negatives(query_emb: np.ndarray, passage_emb: np.ndarray, positive
     return scores.argmax(axis=1).tolist()
 
 
-def length_grouped_batches(lengths: list[int], positive: list[int], batch_size: int, seed: int) -> list[list[int]]:
-    """Batches of similar passage length (less padding), never two pairs with the same passage in one batch (the
-    in-batch losses would treat a question's own passage as a negative), in a seeded random order."""
-    rng = random.Random(seed)
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    chunk = batch_size * 50
-    batches: list[list[int]] = []
-    for start in range(0, len(order), chunk):
-        group = sorted(order[start : start + chunk], key=lambda i: lengths[i])
-        pending = group
-        while pending:
-            batch, seen, rest = [], set(), []
-            for i in pending:
-                if len(batch) < batch_size and positive[i] not in seen:
-                    batch.append(i)
-                    seen.add(positive[i])
-                else:
-                    rest.append(i)
-            if len(batch) == 1 and batches:
-                # A lone leftover joins an earlier batch that lacks its passage, rather than train alone.
-                fits = [b for b in batches if positive[batch[0]] not in {positive[j] for j in b}]
-                home = min(fits, key=len, default=None)
-                if home is not None:
-                    home.append(batch[0])
-                    batch = []
-            if batch:
-                batches.append(batch)
-            pending = rest
-    rng.shuffle(batches)
-    return batches
-
-
 def token_states(model, features: dict[str, Tensor]) -> tuple[Tensor, list[Tensor]]:
     """A sentence-transformers model's sentence embeddings and every layer's hidden states (index 0: embeddings),
     in one pass: the transformer with ``output_hidden_states``, then the model's other modules (pooling, dense,
@@ -340,18 +311,12 @@ class EmbedderDistillation(nn.Module):
         super().__init__()
         self.memory = memory
         self.student = student
-        self.names = [name for name, _, _ in losses]
-        self.weights = [weight for _, weight, _ in losses]
-        self.losses = nn.ModuleList([loss for _, _, loss in losses])
+        self.names, self.weights, self.losses = split_losses(losses)
         self.query_only = query_only
         object.__setattr__(self, "_teacher", teacher)
         self._qkv = None
-        if teacher is not None:
-            from distill.reader import _QKVRecorder
-
-            needs = {key for _, _, loss in losses for key in getattr(loss, "requires", ())}
-            if "qkv" in needs:
-                self._qkv = (_QKVRecorder(student[0].auto_model), _QKVRecorder(teacher[0].auto_model))
+        if teacher is not None and "qkv" in loss_requirements(losses):
+            self._qkv = (QKVRecorder(student[0].auto_model), QKVRecorder(teacher[0].auto_model))
 
     def embed(self, features: dict[str, Tensor]) -> Tensor:
         return self.student(dict(features))["sentence_embedding"]
@@ -388,11 +353,7 @@ class EmbedderDistillation(nn.Module):
             extra = self.memory.columns(ids)
             if extra is not None:
                 student["memory"], teacher["memory"] = extra
-        terms = {
-            name: weight * loss(student, teacher)
-            for name, weight, loss in zip(self.names, self.weights, self.losses)
-            if weight > 0
-        }
+        terms = weighted_losses(self.names, self.weights, self.losses, student, teacher)
         if self.memory is not None and self.training:
             self.memory.push(ids, student["passage"])
         return terms

@@ -1,35 +1,18 @@
-"""Reader windows, answer checks, span decoding, the cross-tokenizer mapping, and tiny end-to-end runs of
-`distill finetune-reader` and reader distillation (tiny models built in the session; no real model)."""
+"""Tiny end-to-end runs of `distill finetune-reader` and reader distillation, the teacher's cached logits, and the
+reader in pipelines (tiny models built in the session; no real model)."""
 
 from __future__ import annotations
 
 import json
-import string
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import build_tokenizer, tiny_bert_config
+from conftest import LONG, build_tokenizer, char_tokenizer, long_example, tiny_bert_config
 
-from distill import reader
 from distill.errors import DistillError
-from distill.reader import NO_TOKEN, ReaderExample, Windows
-
-LONG = (
-    "The Nile is the longest river in Africa. It flows north through Egypt into the Mediterranean Sea. "
-    "Mozart was born in Salzburg in 1756. The piano was invented in Italy by Bartolomeo Cristofori."
-)
-
-
-def char_tokenizer():
-    """A WordPiece tokenizer that splits every word into characters: another tokenization of the same text."""
-    from transformers import BertTokenizerFast
-
-    chars = string.ascii_lowercase + string.digits + string.punctuation
-    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *[f"##{c}" for c in chars]]
-    return BertTokenizerFast(vocab={t: i for i, t in enumerate(tokens)}, do_lower_case=True)
+from distill.tasks.windows import ReaderExample, make_windows
 
 
 @pytest.fixture(scope="session")
@@ -46,166 +29,7 @@ def char_reader(tmp_path_factory) -> Path:
     return folder
 
 
-# --- answers and examples -------------------------------------------------------------------------------------------
-
-
-def test_check_answer_keeps_a_correct_offset_and_corrects_or_skips_a_wrong_one():
-    counts: Counter = Counter()
-    context = "Mozart was born in Salzburg. Salzburg is in Austria."
-    assert reader.check_answer(context, "Salzburg", 19, "q1", strict=False, counts=counts) == 19
-    assert not counts
-    # Stated offset wrong: the nearest occurrence is used and counted.
-    assert reader.check_answer(context, "Salzburg", 27, "q2", strict=False, counts=counts) == 29
-    assert counts["answer offset corrected"] == 1
-    assert reader.check_answer(context, "Vienna", 3, "q3", strict=False, counts=counts) is None
-    assert counts["answer not in context"] == 1
-    with pytest.raises(DistillError, match="question q4: answer 'Vienna' is not at its stated offset 3"):
-        reader.check_answer(context, "Vienna", 3, "q4", strict=True, counts=counts)
-    with pytest.raises(DistillError, match="q5.*occurs at \\[19, 29\\]"):
-        reader.check_answer(context, "Salzburg", 0, "q5", strict=True, counts=counts)
-
-
-def test_reader_examples_skip_and_count_empty_contexts(tiny_squad):
-    from haystack import Document
-
-    from distill.data import Query, load_squad_file
-
-    data = load_squad_file(tiny_squad)
-    data.documents.append(Document(id="empty", content="   "))
-    queries = [*data.queries[:2], Query("qe", "Anything?", ("empty",), ("x",), (0,))]
-    counts: Counter = Counter()
-    examples = reader.reader_examples(data, queries, labelled=True, counts=counts)
-    assert [e.id for e in examples] == [q.id for q in data.queries[:2]]
-    assert counts == {"empty context": 1}
-    with pytest.raises(DistillError, match="question qe: its context is empty"):
-        reader.reader_examples(data, queries, labelled=True, strict=True)
-
-
-# --- windows ----------------------------------------------------------------------------------------------------------
-
-
-def _example(answer: str, question: str = "Where was Mozart born?") -> ReaderExample:
-    start = LONG.index(answer)
-    return ReaderExample("q", question, LONG, (answer,), start, answer)
-
-
-def test_long_context_becomes_overlapping_windows_and_labels_point_at_the_answer():
-    tokenizer = build_tokenizer()
-    ex = _example("Salzburg")
-    windows = reader.make_windows(tokenizer, [ex], max_length=24, stride=8, max_query_length=8)
-    assert len(windows) > 2  # a context longer than the model is cut into windows
-    spans = [windows.context_span(w) for w in range(len(windows))]
-    for (_, b0), (a1, _) in zip(spans, spans[1:]):
-        assert a1 < b0  # consecutive windows overlap (stride)
-    labelled = [w for w in range(len(windows)) if windows.start[w] > 0]
-    assert labelled
-    for w in labelled:
-        a = windows.offsets[w][windows.start[w]][0]
-        b = windows.offsets[w][windows.end[w]][1]
-        assert LONG[a:b] == "Salzburg"
-    # Windows that do not hold the whole answer point at position 0.
-    for w in set(range(len(windows))) - set(labelled):
-        assert windows.start[w] == windows.end[w] == 0
-        a, b = windows.context_span(w)
-        assert not (a <= ex.answer_start and ex.answer_start + len("Salzburg") <= b)
-
-
-def test_an_answer_cut_by_the_window_edge_is_labelled_no_answer():
-    offsets = [NO_TOKEN, (0, 3), (4, 9), (10, 15)]
-    assert reader.answer_positions(offsets, 4, 9) == (2, 2)
-    assert reader.answer_positions(offsets, 10, 20) == (0, 0)  # runs past the window's last token
-    assert reader.answer_positions(offsets, 0, 9) == (1, 2)
-
-
-def test_questions_are_cut_so_every_window_keeps_context():
-    tokenizer = build_tokenizer()
-    question = " ".join(["which river flows north"] * 10)
-    ex = ReaderExample("q", question, LONG, ("north",), LONG.index("north"), "north")
-    windows = reader.make_windows(tokenizer, [ex], max_length=32, stride=8, max_query_length=6)
-    assert all(any(o != NO_TOKEN for o in offsets) for offsets in windows.offsets)
-    assert all(w.count(tokenizer.sep_token_id) == 2 for w in windows.input_ids)
-
-
-def test_empty_context_gives_no_answer_instead_of_failing():
-    tokenizer = build_tokenizer()
-    examples = [ReaderExample("q", "Where?", "", ("x",))]
-    windows = reader.make_windows(tokenizer, examples, max_length=32, stride=8, max_query_length=8)
-    logits = [np.zeros((2, len(ids))) for ids in windows.input_ids]
-    assert reader.decode_answers(examples, windows, logits, 30) == [""]
-
-
-# --- decoding ---------------------------------------------------------------------------------------------------------
-
-
-def test_best_span_respects_order_and_maximum_length():
-    offsets = [NO_TOKEN, NO_TOKEN, (0, 3), (4, 7), (8, 11), NO_TOKEN]
-    start = np.array([9.0, 9.0, 1.0, 0.0, 5.0, 9.0])
-    end = np.array([9.0, 9.0, 4.0, 2.0, 0.0, 9.0])
-    # The best start (token 4) comes after the best end (token 2): spans must run forwards.
-    score, a, b = reader.best_span(start, end, offsets, max_answer_length=30)
-    assert (a, b) == (0, 3) and score == 5.0
-    score, a, b = reader.best_span(start, end, offsets, max_answer_length=1)
-    assert (a, b) == (0, 3)
-    assert reader.best_span(start, end, [NO_TOKEN] * 6, 30) is None
-
-
-def test_decode_takes_the_best_window_of_each_example():
-    examples = [ReaderExample("a", "?", "red green blue", ("blue",))]
-    windows = Windows(
-        example=[0, 0],
-        input_ids=[[1, 2, 3], [1, 2, 3]],
-        offsets=[[NO_TOKEN, (0, 3), (4, 9)], [NO_TOKEN, (4, 9), (10, 14)]],
-        start=[0, 0],
-        end=[0, 0],
-    )
-    logits = [np.array([[0, 1.0, 0.0], [0, 1.0, 0.0]]), np.array([[0, 0.0, 3.0], [0, 0.0, 3.0]])]
-    assert reader.decode_answers(examples, windows, logits, 30) == ["blue"]
-    assert reader.qa_scores(examples, ["blue"]) == {"exact_match": 100.0, "f1": 100.0}
-
-
-# --- across tokenizers ------------------------------------------------------------------------------------------------
-
-
-def test_map_span_logits_collects_the_teacher_tokens_inside_each_student_token():
-    # context "playing ball": teacher "play" "##ing" "ball"; student "playing" "ba" "##ll"
-    teacher_offsets = [NO_TOKEN, (0, 4), (4, 7), (8, 12)]
-    student_offsets = [NO_TOKEN, (0, 7), (8, 10), (10, 12)]
-    start = np.log(np.array([0.1, 0.5, 0.2, 0.2]))
-    mapped = reader.map_span_logits(start, teacher_offsets, student_offsets, "start")
-    probs = np.exp(mapped)
-    # "playing" spans two teacher tokens: it collects both starts (0.5 + 0.2); "ba" gets "ball"'s; "##ll" none.
-    np.testing.assert_allclose(probs, [0.1, 0.7, 0.2, 0.0], atol=1e-12)
-    end = np.log(np.array([0.1, 0.3, 0.4, 0.2]))
-    np.testing.assert_allclose(
-        np.exp(reader.map_span_logits(end, teacher_offsets, student_offsets, "end")), [0.1, 0.7, 0.0, 0.2]
-    )
-    # The other way round: one teacher token over two student tokens lands on the one holding its first (last) char.
-    back = reader.map_span_logits(
-        np.log(np.array([0.1, 0.7, 0.2, 0.0]) + 1e-300), student_offsets, teacher_offsets, "start"
-    )
-    np.testing.assert_allclose(np.exp(back)[[0, 1, 3]], [0.1, 0.7, 0.2], atol=1e-12)
-    assert np.exp(back)[2] == 0.0
-    with pytest.raises(ValueError, match="side"):
-        reader.map_span_logits(start, teacher_offsets, student_offsets, "middle")
-
-
-def test_map_teacher_probs_uses_the_overlapping_teacher_window_and_sums_to_one():
-    ex = _example("Salzburg")
-    word, chars = build_tokenizer(), char_tokenizer()
-    teacher = reader.make_windows(word, [ex], max_length=64, stride=16, max_query_length=8)
-    student = reader.make_windows(chars, [ex], max_length=96, stride=32, max_query_length=16)
-    rng = np.random.default_rng(0)
-    logits = rng.normal(size=(len(teacher), 2, 64)).astype(np.float32)
-    mapped = reader.map_teacher_probs(teacher, logits, student)
-    assert len(mapped) == len(student)
-    for w, probs in enumerate(mapped):
-        assert probs.shape == (2, len(student.input_ids[w]))
-        np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
-        outside = [i for i, o in enumerate(student.offsets[w]) if o == NO_TOKEN and i != 0]
-        assert np.all(probs[:, outside] == 0)
-
-
-# --- end to end on tiny models ------------------------------------------------------------------------------------
+# --- end to end on tiny models ----------------------------------------------------------------------------------------
 
 
 def _recipe(tmp_path, tiny_squad, task: str, **extra):
@@ -232,11 +56,12 @@ def _recipe(tmp_path, tiny_squad, task: str, **extra):
 
 @pytest.fixture(scope="module")
 def tiny_teacher(tmp_path_factory, tiny_squad, tiny_reader) -> Path:
-    from distill.train import finetune_reader
+    from distill.recipes import load_recipe
+    from distill.train import train
 
     tmp = tmp_path_factory.mktemp("teacher")
     overrides, _ = _recipe(tmp, tiny_squad, "finetune_reader", model=str(tiny_reader))
-    return finetune_reader(Path("recipes/reader-teacher-minilm.yaml"), overrides)
+    return train(load_recipe(Path("recipes/reader-teacher-minilm.yaml"), overrides))
 
 
 def test_finetune_reader_saves_a_haystack_ready_reader_with_card(tiny_teacher):
@@ -256,8 +81,9 @@ def test_finetune_reader_saves_a_haystack_ready_reader_with_card(tiny_teacher):
 
 
 def test_finetune_reader_resumes_after_an_interruption(tmp_path, tiny_squad, tiny_reader, monkeypatch, capsys):
-    from distill.reader import ReaderTask
-    from distill.train import finetune_reader
+    from distill.recipes import load_recipe
+    from distill.tasks.reader import ReaderTask
+    from distill.train import train
 
     overrides, _ = _recipe(tmp_path, tiny_squad, "finetune_reader", model=str(tiny_reader), max_steps=4)
     calls = {"n": 0}
@@ -271,10 +97,10 @@ def test_finetune_reader_resumes_after_an_interruption(tmp_path, tiny_squad, tin
 
     monkeypatch.setattr(ReaderTask, "collate", flaky)
     with pytest.raises(KeyboardInterrupt):
-        finetune_reader(Path("recipes/reader-teacher-minilm.yaml"), overrides)
+        train(load_recipe(Path("recipes/reader-teacher-minilm.yaml"), overrides))
     assert (tmp_path / "out" / "training" / "checkpoint").exists()
     monkeypatch.setattr(ReaderTask, "collate", original)
-    finetune_reader(Path("recipes/reader-teacher-minilm.yaml"), overrides)
+    train(load_recipe(Path("recipes/reader-teacher-minilm.yaml"), overrides))
     assert "resuming from" in capsys.readouterr().out
     steps = [json.loads(x)["step"] for x in (tmp_path / "out" / "train_log.jsonl").read_text().splitlines()]
     assert max(steps) == 4
@@ -284,14 +110,15 @@ def test_finetune_reader_is_reproducible_from_its_seed(tmp_path, tiny_squad, tin
     """The encoder's fresh QA head is random: it must come from the recipe's seed, not from whatever ran before."""
     from safetensors.torch import load_file
 
-    from distill.train import finetune_reader
+    from distill.recipes import load_recipe
+    from distill.train import train
 
     weights = []
     for run in ("a", "b"):
         torch.manual_seed(len(weights) + 123)  # a different global RNG state before each run
         overrides, _ = _recipe(tmp_path / run, tiny_squad, "finetune_reader", model=str(tiny_embedder), max_steps=2)
         weights.append(
-            load_file(finetune_reader(Path("recipes/reader-teacher-minilm.yaml"), overrides) / "model.safetensors")
+            load_file(train(load_recipe(Path("recipes/reader-teacher-minilm.yaml"), overrides)) / "model.safetensors")
         )
     assert weights[0].keys() == weights[1].keys()
     for name in weights[0]:
@@ -300,12 +127,12 @@ def test_finetune_reader_is_reproducible_from_its_seed(tmp_path, tiny_squad, tin
 
 def _distill(tmp_path, tiny_squad, teacher, **extra):
     from distill.recipes import load_recipe
-    from distill.train import train_reader
+    from distill.train import train
 
     extra.setdefault("student", "{from_teacher: {layers: [1]}}")
     overrides, _ = _recipe(tmp_path, tiny_squad, "reader", teacher=str(teacher), pipelines="null", **extra)
     recipe = load_recipe(Path("recipes/reader-distill-minilm-2l.yaml"), overrides)
-    return train_reader(recipe), recipe
+    return train(recipe), recipe
 
 
 def test_distil_with_response_relation_and_feature_losses(tmp_path, tiny_squad, tiny_teacher, tiny_embedder_wide):
@@ -357,8 +184,8 @@ def test_distil_across_tokenizers_maps_teacher_probabilities(tmp_path, tiny_squa
 
 
 def test_unlabelled_questions_train_on_teacher_soft_labels_only(tmp_path, tiny_squad, tiny_teacher):
-    from distill.reader import ReaderTask
     from distill.recipes import load_recipe
+    from distill.tasks.reader import ReaderTask
 
     overrides, _ = _recipe(
         tmp_path,
@@ -386,11 +213,11 @@ def test_unlabelled_questions_train_on_teacher_soft_labels_only(tmp_path, tiny_s
 
 
 def test_teacher_logits_are_cached_across_runs(tmp_path, tiny_squad, tiny_teacher, monkeypatch):
-    from distill.reader import TeacherReader
+    from distill.tasks.reader import TeacherReader
 
     monkeypatch.setenv("DISTILL_HOME", str(tmp_path / "home"))
     tokenizer = build_tokenizer()
-    windows = reader.make_windows(tokenizer, [_example("Salzburg")], max_length=64, stride=16, max_query_length=8)
+    windows = make_windows(tokenizer, [long_example("Salzburg")], max_length=64, stride=16, max_query_length=8)
     first = TeacherReader(str(tiny_teacher), max_length=64).logits(windows, progress=False)
     again = TeacherReader(str(tiny_teacher), max_length=64)
     again._model = "not loaded: every window comes from the cache"  # any model call would fail
@@ -398,13 +225,13 @@ def test_teacher_logits_are_cached_across_runs(tmp_path, tiny_squad, tiny_teache
 
 
 def test_teacher_logits_come_back_in_window_order_though_computed_by_length(tmp_path, tiny_teacher, monkeypatch):
-    from distill.reader import TeacherReader, _run_reader
+    from distill.tasks.reader import TeacherReader, _run_reader
 
     monkeypatch.setenv("DISTILL_HOME", str(tmp_path / "home"))
     tokenizer = build_tokenizer()
     short = ReaderExample("s", "Who?", "Mozart was born in Salzburg.", ("Mozart",), 0, "Mozart")
-    examples = [_example("Salzburg"), short, _example("Italy", "Where was the piano invented?"), short]
-    windows = reader.make_windows(tokenizer, examples, max_length=64, stride=16, max_query_length=8)
+    examples = [long_example("Salzburg"), short, long_example("Italy", "Where was the piano invented?"), short]
+    windows = make_windows(tokenizer, examples, max_length=64, stride=16, max_query_length=8)
     lengths = [len(ids) for ids in windows.input_ids]
     assert lengths != sorted(lengths)  # question order is not length order
     teacher = TeacherReader(str(tiny_teacher), max_length=64, batch_size=2)
@@ -417,24 +244,6 @@ def test_teacher_logits_come_back_in_window_order_though_computed_by_length(tmp_
 def test_teacher_and_student_tasks_must_match(tmp_path, tiny_squad, tiny_embedder):
     with pytest.raises(DistillError, match="is not an extractive reader.*finetune-reader"):
         _distill(tmp_path, tiny_squad, tiny_embedder)
-
-
-@pytest.mark.parametrize(
-    ("override", "message"),
-    [
-        ("losses=[{name: listwise_kl}]", "listwise_kl is an embedder loss"),
-        ("stride=400", "stride .* must be smaller"),
-        ("student={from_teacher: {layers: [2, 1]}}", "increasing"),
-        ("data.unlabelled=squad-train", "only teach through the teacher"),
-        ("bogus=1", "unknown key"),
-    ],
-)
-def test_bad_reader_recipes_name_the_field(override, message):
-    from distill.recipes import load_recipe
-
-    extra = ["losses=[{name: start_end_ce}]"] if "unlabelled" in override else []
-    with pytest.raises(DistillError, match=message):
-        load_recipe(Path("recipes/reader-distill-minilm-2l.yaml"), [*extra, override])
 
 
 def test_swap_puts_a_reader_into_the_qa_pipeline_only(tmp_path, tiny_pipelines, tiny_teacher):

@@ -1,15 +1,12 @@
-"""Extractive readers: SQuAD windows, a fine-tuned teacher, and its distillation into a student (also across
-tokenizers), all through the shared :class:`~distill.trainer.Trainer` and :class:`~distill.cache.TeacherCache`.
-
-A question and its context become *windows* the way Haystack's ``TransformersExtractiveReader`` makes them at
-inference: ``[CLS] question [SEP] context-slice [SEP]`` of at most ``max_length`` tokens, consecutive slices sharing
-``stride`` tokens. A window's label is the answer's first and last token, or position 0 when the answer is not
-wholly inside it (cut by the window's edge, or in another window).
+"""Extractive readers: a fine-tuned teacher (its logits cached), and its distillation into a student (also across
+tokenizers) or the fine-tuning of the teacher itself, through the shared :class:`~distill.trainer.Trainer` and
+:class:`~distill.cache.TeacherCache`. The windows and span decoding are in :mod:`distill.tasks.windows`.
 
 The teacher's start/end logits are computed once per window and cached, keyed by the teacher's fingerprint and the
-window's token ids. When the student tokenizes differently, the teacher's distributions are carried over through
-characters: each teacher token votes for the character where it starts (start logits) or ends (end logits), and a
-student token collects the votes of the characters it covers (:func:`map_span_logits`).
+window's token ids.
+
+Over 400 lines because :class:`ReaderTask` (the data, the teacher outputs and the dev slice of one reader run) is
+one class of ~200 lines; the teacher that fills it and the loaders it uses sit beside it.
 """
 
 from __future__ import annotations
@@ -18,7 +15,6 @@ import json
 import logging
 import random
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,84 +22,33 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from distill import metrics
 from distill.cache import TeacherCache
 from distill.data import Dataset, Query, load_dataset
 from distill.errors import DistillError
 from distill.losses import LOSSES, build_loss, save_loss_parameters
 from distill.models import model_fingerprint, resolve_model
+from distill.tasks.common import (
+    QKVRecorder,
+    keep_layers,
+    length_grouped_rows,
+    loss_requirements,
+    split_losses,
+    weighted_losses,
+)
+from distill.tasks.windows import (
+    ReaderExample,
+    Windows,
+    decode_answers,
+    make_windows,
+    map_teacher_probs,
+    pad_windows,
+    qa_scores,
+    reader_examples,
+)
 
 logger = logging.getLogger(__name__)
 
 PAD_LOGIT = -1.0e4  # teacher logits beyond a window's last token (never read: every loss masks to the window)
-NO_TOKEN = (-1, -1)  # the offset of a token outside the context
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Examples: (question, context, answer) with the answer checked against its stated offset
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class ReaderExample:
-    id: str
-    question: str
-    context: str
-    answers: tuple[str, ...]  # every gold answer text (EM/F1 take the best)
-    answer_start: int | None = None  # the training answer's character offset; None: unlabelled
-    answer_text: str | None = None
-
-
-def check_answer(context: str, text: str, start: int | None, qid: str, *, strict: bool, counts: Counter) -> int | None:
-    """The offset of ``text`` in ``context``: ``start`` when the text is there, else (unless ``strict``) the nearest
-    occurrence, counted as ``answer offset corrected``; None (counted as ``answer not in context``) when absent."""
-    if not text.strip():
-        if strict:
-            raise DistillError(f"question {qid}: its answer text is empty")
-        counts["empty answer"] += 1
-        return None
-    if start is not None and 0 <= start and context[start : start + len(text)] == text:
-        return start
-    found = [i for i in range(len(context)) if context.startswith(text, i)]
-    if strict:
-        where = f"it occurs at {found[:5]}" if found else "it does not occur in the context"
-        raise DistillError(f"question {qid}: answer {text!r} is not at its stated offset {start} ({where})")
-    if not found:
-        counts["answer not in context"] += 1
-        return None
-    counts["answer offset corrected"] += 1
-    return min(found, key=lambda i: abs(i - (start or 0)))
-
-
-def reader_examples(
-    data: Dataset, queries: list[Query], *, labelled: bool, strict: bool = False, counts: Counter | None = None
-) -> list[ReaderExample]:
-    """One example per question with its gold paragraph as context. Skips (and counts) what cannot train a reader:
-    no paragraph, an empty context and, when ``labelled``, a missing or misplaced answer."""
-    counts = counts if counts is not None else Counter()
-    out = []
-    for q in queries:
-        if not q.gold_doc_ids:
-            counts["no context"] += 1
-            continue
-        context = data.document(q.gold_doc_ids[0]).content or ""
-        if not context.strip():
-            if strict:
-                raise DistillError(f"question {q.id}: its context is empty")
-            counts["empty context"] += 1
-            continue
-        if not labelled:
-            out.append(ReaderExample(q.id, q.text, context, tuple(q.answers)))
-            continue
-        if not q.answers:
-            counts["no answer"] += 1
-            continue
-        stated = q.answer_starts[0] if q.answer_starts else None
-        start = check_answer(context, q.answers[0], stated, q.id, strict=strict, counts=counts)
-        if start is None:
-            continue
-        out.append(ReaderExample(q.id, q.text, context, tuple(q.answers), start, q.answers[0]))
-    return out
 
 
 def permuted_questions(data: Dataset, seed: int) -> list[Query]:
@@ -112,235 +57,6 @@ def permuted_questions(data: Dataset, seed: int) -> list[Query]:
     order = list(range(len(data.queries)))
     random.Random(seed).shuffle(order)
     return [data.queries[i] for i in order]
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Windows
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Windows:
-    """Tokenized windows; ``offsets`` are character spans in the example's context (``NO_TOKEN`` outside it)."""
-
-    example: list[int] = field(default_factory=list)
-    input_ids: list[list[int]] = field(default_factory=list)
-    token_type_ids: list[list[int]] | None = None
-    offsets: list[list[tuple[int, int]]] = field(default_factory=list)
-    start: list[int] = field(default_factory=list)  # label positions; -1 for an unlabelled example
-    end: list[int] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.input_ids)
-
-    def context_span(self, w: int) -> tuple[int, int]:
-        spans = [o for o in self.offsets[w] if o != NO_TOKEN]
-        return (spans[0][0], spans[-1][1]) if spans else (0, 0)
-
-
-def _cut_questions(tokenizer, questions: list[str], max_query_length: int) -> list[str]:
-    enc = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)
-    out = []
-    for question, offsets in zip(questions, enc["offset_mapping"]):
-        out.append(question[: offsets[max_query_length - 1][1]] if len(offsets) > max_query_length else question)
-    return out
-
-
-def answer_positions(offsets: list[tuple[int, int]], start_char: int, end_char: int) -> tuple[int, int]:
-    """The first and last context tokens of the answer ``[start_char, end_char)``, or (0, 0) when the window does not
-    hold all of it."""
-    context = [i for i, o in enumerate(offsets) if o != NO_TOKEN]
-    if not context or offsets[context[0]][0] > start_char or offsets[context[-1]][1] < end_char:
-        return 0, 0
-    start = next(i for i in context if offsets[i][1] > start_char)
-    end = next(i for i in reversed(context) if offsets[i][0] < end_char)
-    return (start, end) if start <= end else (0, 0)
-
-
-def make_windows(
-    tokenizer, examples: list[ReaderExample], *, max_length: int, stride: int, max_query_length: int
-) -> Windows:
-    """Every example's windows, labelled where the example has an answer."""
-    windows = Windows()
-    if not examples:
-        return windows
-    if not getattr(tokenizer, "is_fast", False):
-        raise DistillError(f"{type(tokenizer).__name__} is not a fast tokenizer: readers need character offsets")
-    questions = _cut_questions(tokenizer, [e.question for e in examples], max_query_length)
-    enc = tokenizer(
-        questions,
-        [e.context for e in examples],
-        truncation="only_second",
-        max_length=max_length,
-        stride=stride,
-        return_overflowing_tokens=True,
-        return_offsets_mapping=True,
-        padding=False,
-    )
-    has_types = "token_type_ids" in enc
-    windows.token_type_ids = [] if has_types else None
-    for w, sample in enumerate(enc["overflow_to_sample_mapping"]):
-        sequence = enc.sequence_ids(w)
-        offsets = [tuple(o) if s == 1 else NO_TOKEN for o, s in zip(enc["offset_mapping"][w], sequence)]
-        example = examples[sample]
-        if example.answer_start is None:
-            start, end = -1, -1
-        else:
-            start, end = answer_positions(
-                offsets, example.answer_start, example.answer_start + len(example.answer_text)
-            )
-        windows.example.append(sample)
-        windows.input_ids.append(list(enc["input_ids"][w]))
-        if has_types:
-            windows.token_type_ids.append(list(enc["token_type_ids"][w]))
-        windows.offsets.append(offsets)
-        windows.start.append(start)
-        windows.end.append(end)
-    return windows
-
-
-def pad_windows(
-    windows: Windows, rows: list[int], pad_id: int, *, labels: bool = True
-) -> tuple[dict[str, Tensor], Tensor]:
-    """Model inputs for ``rows`` padded to their longest, and the (B, L) context mask."""
-    length = max(len(windows.input_ids[w]) for w in rows)
-    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(rows), length), dtype=torch.long)
-    context = torch.zeros((len(rows), length), dtype=torch.bool)
-    types = torch.zeros((len(rows), length), dtype=torch.long) if windows.token_type_ids is not None else None
-    for i, w in enumerate(rows):
-        n = len(windows.input_ids[w])
-        ids[i, :n] = torch.tensor(windows.input_ids[w])
-        attention[i, :n] = 1
-        context[i, :n] = torch.tensor([o != NO_TOKEN for o in windows.offsets[w]])
-        if types is not None:
-            types[i, :n] = torch.tensor(windows.token_type_ids[w])
-    inputs = {"input_ids": ids, "attention_mask": attention}
-    if types is not None:
-        inputs["token_type_ids"] = types
-    return inputs, context
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Decoding spans and scoring
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def best_span(
-    start_logits: np.ndarray, end_logits: np.ndarray, offsets: list[tuple[int, int]], max_answer_length: int
-) -> tuple[float, int, int] | None:
-    """The highest ``start + end`` logit span of context tokens with ``end - start < max_answer_length``:
-    (score, first char, end char), or None when the window holds no context."""
-    context = np.array([i for i, o in enumerate(offsets) if o != NO_TOKEN])
-    if len(context) == 0:
-        return None
-    s, e = start_logits[context], end_logits[context]
-    scores = s[:, None] + e[None, :]
-    n = len(context)
-    i, j = np.triu_indices(n)
-    keep = (j - i) < max_answer_length
-    i, j = i[keep], j[keep]
-    best = int(np.argmax(scores[i, j]))
-    a, b = context[i[best]], context[j[best]]
-    return float(scores[i[best], j[best]]), offsets[a][0], offsets[b][1]
-
-
-def decode_answers(
-    examples: list[ReaderExample], windows: Windows, logits: np.ndarray | list[np.ndarray], max_answer_length: int
-) -> list[str]:
-    """The best span of each example over all its windows (``logits[w]`` is (2, >= len(window)))."""
-    best: dict[int, tuple[float, int, int]] = {}
-    for w in range(len(windows)):
-        n = len(windows.input_ids[w])
-        span = best_span(logits[w][0][:n], logits[w][1][:n], windows.offsets[w], max_answer_length)
-        if span is not None and (windows.example[w] not in best or span[0] > best[windows.example[w]][0]):
-            best[windows.example[w]] = span
-    return [ex.context[best[i][1] : best[i][2]] if i in best else "" for i, ex in enumerate(examples)]
-
-
-def qa_scores(examples: list[ReaderExample], predictions: list[str]) -> dict[str, float]:
-    """SQuAD v1.1 exact match and F1 (official normalisation), in percent."""
-    n = max(1, len(examples))
-    return {
-        "exact_match": 100 * sum(metrics.exact_match(p, e.answers) for p, e in zip(predictions, examples)) / n,
-        "f1": 100 * sum(metrics.f1_score(p, e.answers) for p, e in zip(predictions, examples)) / n,
-    }
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Across tokenizers: teacher span distributions onto the student's tokens, through characters
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def map_span_logits(
-    teacher_logits: np.ndarray,
-    teacher_offsets: list[tuple[int, int]],
-    student_offsets: list[tuple[int, int]],
-    side: str,
-) -> np.ndarray:
-    """Teacher start (or end) logits over its tokens -> logits over the student's tokens.
-
-    Each teacher context token puts its logit on one character: the first it covers (``side="start"``) or the last
-    (``side="end"``). A student context token gets ``logsumexp`` of the logits on the characters it covers, so its
-    probability is the teacher's total probability of starting (ending) a span inside it: a student token that spans
-    two teacher tokens collects both. Position 0 (the CLS / no-answer slot) carries over; student tokens that no teacher
-    token starts (ends) in get ``-inf`` (probability 0).
-    """
-    if side not in ("start", "end"):
-        raise ValueError(f"side must be 'start' or 'end', got {side!r}")
-    chars, values = [], []
-    for logit, (a, b) in zip(teacher_logits, teacher_offsets):
-        if (a, b) != NO_TOKEN and b > a:
-            chars.append(a if side == "start" else b - 1)
-            values.append(float(logit))
-    out = np.full(len(student_offsets), -np.inf, dtype=np.float64)
-    out[0] = float(teacher_logits[0])
-    if not chars:
-        return out
-    order = np.argsort(chars, kind="stable")
-    chars_sorted, values_sorted = np.asarray(chars)[order], np.asarray(values, dtype=np.float64)[order]
-    for s, (a, b) in enumerate(student_offsets):
-        if s == 0 or (a, b) == NO_TOKEN or b <= a:
-            continue
-        lo, hi = np.searchsorted(chars_sorted, a, "left"), np.searchsorted(chars_sorted, b, "left")
-        if hi > lo:
-            out[s] = np.logaddexp.reduce(values_sorted[lo:hi])
-    return out
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    finite = np.isfinite(logits)
-    out = np.zeros_like(logits, dtype=np.float64)
-    if finite.any():
-        shifted = np.exp(logits[finite] - logits[finite].max())
-        out[finite] = shifted / shifted.sum()
-    return out
-
-
-def map_teacher_probs(teacher: Windows, teacher_logits: np.ndarray, student: Windows) -> list[np.ndarray]:
-    """For every student window, the teacher's start and end probabilities on its tokens, (2, len(window)).
-
-    Each student window takes the teacher window of the same example whose context overlaps it most.
-    """
-    by_example: dict[int, list[int]] = {}
-    for w, ex in enumerate(teacher.example):
-        by_example.setdefault(ex, []).append(w)
-    out = []
-    for w in range(len(student)):
-        a, b = student.context_span(w)
-        candidates = by_example.get(student.example[w], [])
-        if not candidates:
-            raise DistillError(f"student window {w} has no teacher window: the two tokenizations cover other examples")
-
-        spans = [teacher.context_span(t) for t in candidates]
-        t = candidates[max(range(len(candidates)), key=lambda i: min(b, spans[i][1]) - max(a, spans[i][0]))]
-        n_t = len(teacher.input_ids[t])
-        rows = [
-            _softmax(map_span_logits(teacher_logits[t][k][:n_t], teacher.offsets[t], student.offsets[w], side))
-            for k, side in enumerate(("start", "end"))
-        ]
-        out.append(np.stack(rows).astype(np.float32))
-    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -354,30 +70,6 @@ def is_reader_folder(path: str | Path) -> bool:
         return False
     architectures = json.loads(config.read_text(encoding="utf-8")).get("architectures") or []
     return any(a.endswith("ForQuestionAnswering") for a in architectures)
-
-
-def encoder_layers(model: nn.Module) -> nn.ModuleList:
-    base = getattr(model, "base_model", model)
-    layers = getattr(getattr(base, "encoder", None), "layer", None)
-    if not isinstance(layers, nn.ModuleList):
-        raise DistillError(
-            f"{type(model).__name__}: cannot find its encoder layers (base_model.encoder.layer); layer selection and "
-            "attention relations support BERT-, MPNet- and RoBERTa-style encoders"
-        )
-    return layers
-
-
-def keep_layers(model: nn.Module, layers: list[int]) -> nn.Module:
-    """Keep only ``layers`` of the model's encoder (in place)."""
-    current = encoder_layers(model)
-    if max(layers) >= len(current):
-        raise DistillError(
-            f"layers {layers} name layer {max(layers)}, but the model has {len(current)} layers (0..{len(current) - 1})"
-        )
-    base = getattr(model, "base_model", model)
-    base.encoder.layer = nn.ModuleList([current[i] for i in layers])
-    model.config.num_hidden_layers = len(layers)
-    return model
 
 
 def load_reader(spec: str, *, layers: list[int] | None = None, require_head: bool = False):
@@ -410,48 +102,6 @@ def load_reader(spec: str, *, layers: list[int] | None = None, require_head: boo
 
 def same_tokenization(a, b) -> bool:
     return type(a).__name__ == type(b).__name__ and a.get_vocab() == b.get_vocab() and a("A b") == b("A b")
-
-
-def qkv_linears(model: nn.Module) -> list[tuple[nn.Module, nn.Module, nn.Module]]:
-    """The query, key and value projections of every encoder layer (BERT: attention.self.query; MPNet: attn.q)."""
-    out = []
-    for i, layer in enumerate(encoder_layers(model)):
-        found: dict[str, nn.Module] = {}
-        for name, module in layer.named_modules():
-            last = name.rsplit(".", 1)[-1]
-            if (
-                isinstance(module, nn.Linear)
-                and "attention" in name
-                and last in ("query", "key", "value", "q", "k", "v")
-            ):
-                found.setdefault(last[0], module)
-        if set(found) != {"q", "k", "v"}:
-            raise DistillError(f"layer {i} of {type(model).__name__}: cannot find its query/key/value projections")
-        out.append((found["q"], found["k"], found["v"]))
-    return out
-
-
-class _QKVRecorder:
-    """Forward hooks that keep the last output of every q, k, v projection."""
-
-    def __init__(self, model: nn.Module):
-        self.outputs: list[list[Tensor | None]] = []
-        for i, triple in enumerate(qkv_linears(model)):
-            self.outputs.append([None, None, None])
-            for j, linear in enumerate(triple):
-                linear.register_forward_hook(self._hook(i, j))
-
-    def _hook(self, i: int, j: int):
-        def hook(module, inputs, output):
-            self.outputs[i][j] = output
-
-        return hook
-
-    def take(self) -> list[tuple[Tensor, Tensor, Tensor]]:
-        out = [tuple(x) for x in self.outputs]
-        for row in self.outputs:
-            row[:] = [None, None, None]
-        return out  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -556,15 +206,13 @@ class ReaderDistillation(nn.Module):
     def __init__(self, student: nn.Module, losses: list[tuple[str, float, nn.Module]], teacher: nn.Module | None):
         super().__init__()
         self.student = student
-        self.names = [name for name, _, _ in losses]
-        self.weights = [weight for _, weight, _ in losses]
-        self.losses = nn.ModuleList([loss for _, _, loss in losses])
-        needs = {key for _, _, loss in losses for key in getattr(loss, "requires", ())}
+        self.names, self.weights, self.losses = split_losses(losses)
+        needs = loss_requirements(losses)
         self.need_hidden = "hidden_states" in needs
         self.need_qkv = "qkv" in needs
-        self._student_qkv = _QKVRecorder(student) if self.need_qkv else None
+        self._student_qkv = QKVRecorder(student) if self.need_qkv else None
         object.__setattr__(self, "_teacher", teacher)
-        self._teacher_qkv = _QKVRecorder(teacher) if teacher is not None and self.need_qkv else None
+        self._teacher_qkv = QKVRecorder(teacher) if teacher is not None and self.need_qkv else None
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         inputs = batch["inputs"]
@@ -593,19 +241,7 @@ class ReaderDistillation(nn.Module):
                 teacher["hidden_states"] = list(t_out.hidden_states)
             if self._teacher_qkv is not None:
                 teacher["qkv"] = self._teacher_qkv.take()
-        return {
-            name: weight * loss(student, teacher)
-            for name, weight, loss in zip(self.names, self.weights, self.losses)
-            if weight > 0
-        }
-
-
-def _group_batches(windows: Windows, rows: list[int], batch_size: int, seed: int) -> list[list[int]]:
-    from distill.embedder import length_grouped_batches
-
-    lengths = [len(windows.input_ids[w]) for w in rows]
-    local = length_grouped_batches(lengths, list(range(len(rows))), batch_size, seed)
-    return [[rows[i] for i in batch] for batch in local]
+        return weighted_losses(self.names, self.weights, self.losses, student, teacher)
 
 
 def dev_slice_examples(data_cfg: dict[str, Any]) -> list[ReaderExample]:
@@ -794,13 +430,16 @@ class ReaderTask:
 
     def batches(self, epoch: int) -> list[list[int]]:
         seed = self.recipe["seed"] * 1000 + epoch
-        batch_size = self.recipe["batch_size"]
-        rows = self.labelled_rows
+
+        def grouped(rows: list[int], seed: int) -> list[list[int]]:
+            lengths = [len(self.windows.input_ids[w]) for w in rows]
+            return length_grouped_rows(rows, lengths, self.recipe["batch_size"], seed)
+
         # Labelled and unlabelled windows train in separate batches: the hard-label part of a loss needs every row
         # of its batch labelled.
-        out = _group_batches(self.windows, rows, batch_size, seed)
+        out = grouped(self.labelled_rows, seed)
         if self.needs_teacher and self.unlabelled_rows:
-            out += _group_batches(self.windows, self.unlabelled_rows, batch_size, seed + 1)
+            out += grouped(self.unlabelled_rows, seed + 1)
         random.Random(seed).shuffle(out)
         return out
 
