@@ -64,3 +64,11 @@ def test_bad_reader_recipes_name_the_field(override, message):
     extra = ["losses=[{name: start_end_ce}]"] if "unlabelled" in override else []
     with pytest.raises(DistillError, match=message):
         load_recipe(Path("recipes/reader-distill-minilm-2l.yaml"), [*extra, override])
+
+
+def test_an_empty_recipe_file_is_an_error_not_the_default_run(tmp_path):
+    for text in ("", "\n# nothing but a comment\n"):
+        path = tmp_path / "empty.yaml"
+        path.write_text(text)
+        with pytest.raises(DistillError, match=r"empty.yaml is empty: write at least its `output` folder"):
+            recipes.load_recipe(path)

@@ -1,6 +1,6 @@
 import json
 
-from test_train import REPO, write_recipe
+from conftest import REPO, write_recipe
 
 from benchmarks import trainer_speed as bench_trainer
 

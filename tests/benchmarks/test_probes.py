@@ -8,7 +8,7 @@ from conftest import write_recipe
 
 
 def test_query_head_benchmark_runs_on_tiny_models(home, tiny_embedder, tiny_embedder_wide, tiny_squad):
-    from distill import bench_query_head
+    from benchmarks.probes import query_head as bench_query_head
 
     path = write_recipe(
         home,
@@ -35,13 +35,13 @@ def test_query_head_benchmark_runs_on_tiny_models(home, tiny_embedder, tiny_embe
     assert norms == sorted(norms, reverse=True)  # more ridge, a smaller head
     for row in heads.values():
         assert -1 <= row["dev_cosine"] <= 1 and row["cosine_distance_after_one_step"] >= 0
-    assert report["command"].startswith("python -m distill.bench_query_head")
+    assert report["command"].startswith("python -m benchmarks.probes.query_head")
 
 
 def test_teacher_softness_on_hand_made_embeddings():
     import numpy as np
 
-    from distill.bench_teacher_softness import softness
+    from benchmarks.probes.teacher_softness import softness
 
     passage = np.eye(3, dtype=np.float32)
     query = passage[:2].copy()  # question i is its passage i; the hard negatives are the other question's passage
