@@ -49,7 +49,6 @@ BEIR = frozenset(
 # Both offline base models are Apache-2.0; SQuAD's CC BY-SA 4.0 is stated in every card's body.
 LICENSE = "apache-2.0"
 EMBEDDER_TAGS = ["sentence-transformers", "feature-extraction", "sentence-similarity"]
-DISTILLATION_TAGS = ["knowledge-distillation", "haystack"]
 
 
 def _fmt(value: Any) -> str:
@@ -344,17 +343,20 @@ def _dev_dataset(data: dict[str, Any]) -> dict[str, Any]:
     dev = str(data["dev"])
     path, _, split = dev.partition(":")
     label = "SQuAD v1.1" if dev in SQUAD_SPLITS else Path(path).name
-    size = ", ".join(
-        f"{data[key]} {key.removeprefix('dev_')}" for key in ("dev_articles", "dev_questions") if key in data
-    )
-    held_out = ", held out of training" if data["dev"] == data.get("train") else ""
-    entry: dict[str, Any] = {"type": hub_dataset(dev) or label, "name": f"{label} dev slice ({size}{held_out})"}
+    parts = [
+        f"{data[k]} {k.removeprefix('dev_')}" for k in ("dev_articles", "dev_questions") if data.get(k) is not None
+    ]
+    if data["dev"] == data.get("train"):
+        parts.append("held out of training")
+    about = f" ({', '.join(parts)})" if parts else ""
+    entry: dict[str, Any] = {"type": hub_dataset(dev) or label, "name": f"{label} dev slice{about}"}
     if SQUAD_SPLITS.get(dev, split):
         entry["split"] = SQUAD_SPLITS.get(dev, split)
     return entry
 
 
 def _scores(row: Any) -> dict[str, float]:
+    """A metrics.json row's numbers, less the teacher_* copies an embedder's trainer logs beside its own scores."""
     numbers = (int, float)
     return {
         k: v
@@ -381,7 +383,13 @@ def _model_index(recipe: dict[str, Any], metrics: dict[str, Any], task: dict[str
 
 
 def _metadata(
-    recipe: dict[str, Any], metrics: dict[str, Any], *, library: str, pipeline_tag: str, tags: list[str], task: dict
+    recipe: dict[str, Any],
+    metrics: dict[str, Any],
+    *,
+    library: str,
+    pipeline_tag: str,
+    tags: list[str],
+    task: dict[str, str],
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"library_name": library, "pipeline_tag": pipeline_tag}
     base, datasets = _base_model(recipe), _datasets(recipe.get("data") or {})
@@ -404,7 +412,7 @@ def embedder_metadata(recipe: dict[str, Any], metrics: dict[str, Any]) -> dict[s
         metrics,
         library="sentence-transformers",
         pipeline_tag="sentence-similarity",
-        tags=[*EMBEDDER_TAGS, *DISTILLATION_TAGS],
+        tags=[*EMBEDDER_TAGS, "knowledge-distillation", "haystack"],
         task=task,
     )
 
@@ -413,7 +421,7 @@ def reader_metadata(recipe: dict[str, Any], metrics: dict[str, Any]) -> dict[str
     """The Hub front matter of an extractive reader's card (a fine-tuned teacher, a distilled or a gold-spans
     student); only a student that learnt from the teacher is tagged knowledge-distillation."""
     distilled = recipe.get("task") != "finetune_reader" and _distilled(recipe)
-    tags = ["extractive-qa", *(DISTILLATION_TAGS if distilled else DISTILLATION_TAGS[1:])]
+    tags = ["extractive-qa", *(["knowledge-distillation"] if distilled else []), "haystack"]
     task = {"type": "question-answering", "name": "Extractive question answering (gold paragraph as context)"}
     return _metadata(recipe, metrics, library="transformers", pipeline_tag="question-answering", tags=tags, task=task)
 
