@@ -1,4 +1,9 @@
-"""The model card (README.md) and metrics.json written into every saved student folder."""
+"""The model card (README.md) and metrics.json written into every saved student folder.
+
+A card starts with the YAML front matter that the Hugging Face Hub reads (library, base model, data sets, tags,
+licence and the dev-slice metrics as ``model-index``); :func:`rewrite_card` refreshes it on a saved folder from its
+``config.yaml`` and ``metrics.json`` without touching the body.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from distill.losses import KIND
+import yaml
+
+from distill.errors import DistillError
+from distill.losses import KIND, LOSSES
+from distill.models import looks_like_hub_id
+from distill.pipelines import HUB_ALIASES, HUB_IDS
 from distill.provenance import library_versions, machine_info
 from distill.recipes import dump_recipe
 
@@ -27,6 +37,18 @@ REFERENCES = {
     "token_similarity": "Tung & Mori, Similarity-Preserving Knowledge Distillation, ICCV 2019",
     "hidden_state_mse": "Jiao et al., TinyBERT, 2020; Romero et al., FitNets, 2015",
 }
+
+
+SQUAD = "rajpurkar/squad"
+SQUAD_SPLITS = {"squad-dev": "validation", "squad-train": "train"}
+# BEIR folders named after a BEIR data set are that data set on the Hub.
+BEIR = frozenset(
+    "arguana climate-fever cqadupstack dbpedia-entity fever fiqa hotpotqa msmarco nfcorpus nq quora scidocs scifact "
+    "trec-covid webis-touche2020".split()
+)
+# Both offline base models are Apache-2.0; SQuAD's CC BY-SA 4.0 is stated in every card's body.
+LICENSE = "apache-2.0"
+EMBEDDER_TAGS = ["sentence-transformers", "feature-extraction", "sentence-similarity"]
 
 
 def _fmt(value: Any) -> str:
@@ -61,6 +83,30 @@ def _weight_average_lines(recipe: dict[str, Any]) -> list[str]:
     ]
 
 
+def _loss_table(recipe: dict[str, Any]) -> list[str]:
+    lines = ["| loss | kind | weight | settings | reference |", "|---|---|---|---|---|"]
+    for entry in recipe["losses"]:
+        settings = ", ".join(f"{k}={v}" for k, v in entry.items() if k not in ("name", "weight")) or "-"
+        lines.append(
+            f"| {entry['name']} | {KIND[entry['name']]} | {entry['weight']} | {settings} | "
+            f"{REFERENCES.get(entry['name'], '-')} |"
+        )
+    return lines
+
+
+def _training_lines(metrics: dict[str, Any], unit: str) -> list[str]:
+    """The training time and throughput in ``unit`` (examples, windows), where the metrics have them."""
+    train = metrics.get("train", {})
+    if not train:
+        return []
+    return [
+        "",
+        f"Training: {train.get('steps')} steps, {train.get('examples')} {unit} in {train.get('seconds', 0):.0f} s "
+        f"of training steps ({train.get('examples_per_s', 0):.1f} {unit}/s) on {machine_info()['cpu']}; best "
+        f"checkpoint at step {metrics.get('best_step')}.",
+    ]
+
+
 def write_student_files(folder: Path, recipe: dict[str, Any], metrics: dict[str, Any], *, kind: str) -> None:
     """config.yaml (the resolved recipe), metrics.json and README.md beside the student's weights."""
     folder = Path(folder)
@@ -76,11 +122,6 @@ def model_card(recipe: dict[str, Any], metrics: dict[str, Any], *, kind: str) ->
         f"the teacher with layers {student['from_teacher']['layers']} kept" if isinstance(student, dict) else student
     )
     lines = [
-        "---",
-        "library_name: sentence-transformers" if kind == "embedder" else "library_name: transformers",
-        "tags: [distillation, haystack]",
-        "license: apache-2.0",
-        "---",
         f"# Distilled {kind}: {Path(recipe['output']).name}",
         "",
         f"A student distilled from **{recipe['teacher']}** into **{student_text}**"
@@ -99,15 +140,8 @@ def model_card(recipe: dict[str, Any], metrics: dict[str, Any], *, kind: str) ->
         "- SQuAD v1.1 (Rajpurkar et al., 2016) is licensed CC BY-SA 4.0.",
         "",
         "## Losses",
-        "| loss | kind | weight | settings | reference |",
-        "|---|---|---|---|---|",
+        *_loss_table(recipe),
     ]
-    for entry in recipe["losses"]:
-        settings = ", ".join(f"{k}={v}" for k, v in entry.items() if k not in ("name", "weight")) or "-"
-        lines.append(
-            f"| {entry['name']} | {KIND[entry['name']]} | {entry['weight']} | {settings} | "
-            f"{REFERENCES.get(entry['name'], '-')} |"
-        )
     if recipe.get("passage_memory"):
         lines += [
             "",
@@ -123,15 +157,7 @@ def model_card(recipe: dict[str, Any], metrics: dict[str, Any], *, kind: str) ->
         lines += [
             f"| {k} | {_fmt(teacher.get(k, '-'))} | {_fmt(untrained.get(k, '-'))} | {_fmt(dev[k])} |" for k in keys
         ]
-    train = metrics.get("train", {})
-    if train:
-        lines += [
-            "",
-            f"Training: {train.get('steps')} steps, {train.get('examples')} examples in "
-            f"{train.get('seconds', 0):.0f} s "
-            f"of training steps ({train.get('examples_per_s', 0):.1f} examples/s) on {machine_info()['cpu']}; best "
-            f"checkpoint at step {metrics.get('best_step')}.",
-        ]
+    lines += _training_lines(metrics, "examples")
     for name, report in metrics.get("benchmarks", {}).items():
         lines += ["", f"Benchmark `{name}`: see `{report}`."]
     lines += [
@@ -142,7 +168,7 @@ def model_card(recipe: dict[str, Any], metrics: dict[str, Any], *, kind: str) ->
         + (" --component text_embedder --keep-index" if recipe.get("query_only") else "")
         + " and compare with `distill eval`.",
     ]
-    return "\n".join(lines + _card_tail(recipe))
+    return front_matter(embedder_metadata(recipe, metrics)) + "\n".join(lines + _card_tail(recipe))
 
 
 def write_reader_files(folder: Path, recipe: dict[str, Any], metrics: dict[str, Any]) -> None:
@@ -190,10 +216,7 @@ def reader_card(recipe: dict[str, Any], metrics: dict[str, Any]) -> str:
             text = f"{student['model']} with encoder layers {student['layers']} kept"
         else:
             text = str(student)
-        from distill.losses import LOSSES
-
-        distilled = any(LOSSES[e["name"]].needs_teacher for e in recipe["losses"] if e["weight"] > 0)
-        if distilled:
+        if _distilled(recipe):
             title = f"# Distilled reader: {Path(recipe['output']).name}"
             intro = f"A student reader distilled from **{recipe['teacher']}** into **{text}**."
         else:
@@ -209,12 +232,6 @@ def reader_card(recipe: dict[str, Any], metrics: dict[str, Any]) -> str:
                 "the student's tokens through character offsets."
             )
     lines = [
-        "---",
-        "library_name: transformers",
-        "pipeline_tag: question-answering",
-        "tags: [extractive-qa, distillation, haystack]",
-        "license: apache-2.0",
-        "---",
         title,
         "",
         intro,
@@ -243,14 +260,7 @@ def reader_card(recipe: dict[str, Any], metrics: dict[str, Any]) -> str:
         "",
     ]
     if not finetune:
-        lines += ["## Losses", "| loss | kind | weight | settings | reference |", "|---|---|---|---|---|"]
-        for entry in recipe["losses"]:
-            settings = ", ".join(f"{k}={v}" for k, v in entry.items() if k not in ("name", "weight")) or "-"
-            lines.append(
-                f"| {entry['name']} | {KIND[entry['name']]} | {entry['weight']} | {settings} | "
-                f"{REFERENCES.get(entry['name'], '-')} |"
-            )
-        lines.append("")
+        lines += ["## Losses", *_loss_table(recipe), ""]
     dev, teacher, untrained = metrics.get("dev", {}), metrics.get("teacher_dev", {}), metrics.get("untrained_dev", {})
     lines += ["## Metrics (dev slice, measured during training; SQuAD v1.1 EM / F1)", ""]
     if finetune:
@@ -261,14 +271,7 @@ def reader_card(recipe: dict[str, Any], metrics: dict[str, Any]) -> str:
         lines += [
             f"| {k} | {_fmt(teacher.get(k, '-'))} | {_fmt(untrained.get(k, '-'))} | {_fmt(v)} |" for k, v in dev.items()
         ]
-    train = metrics.get("train", {})
-    if train:
-        lines += [
-            "",
-            f"Training: {train.get('steps')} steps, {train.get('examples')} windows in {train.get('seconds', 0):.0f} s "
-            f"of training steps ({train.get('examples_per_s', 0):.1f} windows/s) on {machine_info()['cpu']}; best "
-            f"checkpoint at step {metrics.get('best_step')}.",
-        ]
+    lines += _training_lines(metrics, "windows")
     lines += [
         "",
         "## Use",
@@ -277,4 +280,184 @@ def reader_card(recipe: dict[str, Any], metrics: dict[str, Any]) -> str:
         "`distill swap pipelines/extractive_qa.yaml --model <this folder> --out <dir>` and compare with "
         "`distill eval ... --context gold`.",
     ]
-    return "\n".join(lines + _card_tail(recipe))
+    return front_matter(reader_metadata(recipe, metrics)) + "\n".join(lines + _card_tail(recipe))
+
+
+def _distilled(recipe: dict[str, Any]) -> bool:
+    """Whether any weighted loss learns from the teacher (else the student trained on gold labels only)."""
+    return any(LOSSES[e["name"]].needs_teacher for e in recipe.get("losses", []) if e["weight"] > 0)
+
+
+def front_matter(metadata: dict[str, Any]) -> str:
+    """The block the Hub reads at the top of a README.md: ``---``, the metadata as YAML, ``---``."""
+    return "---\n" + yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True) + "---\n"
+
+
+def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
+    """A card's front matter (empty where it has none) and the body after it."""
+    if text.startswith("---\n"):
+        end = text.find("\n---\n", 3)
+        if end >= 0:
+            return yaml.safe_load(text[4:end]) or {}, text[end + 5 :]
+    return {}, text
+
+
+def hub_model(spec: Any) -> str | None:
+    """The Hub id of a model spec: an offline source's, or the spec itself where it is one. None for a local folder:
+    a spec under ``runs/`` (where recipes write their models) or one that exists here."""
+    if isinstance(spec, dict):
+        spec = spec.get("model")
+    if not isinstance(spec, str):
+        return None
+    if spec in HUB_IDS or spec in HUB_ALIASES:
+        return HUB_IDS.get(spec, spec)
+    local = spec.startswith("runs/") or Path(spec).expanduser().exists()
+    return spec if looks_like_hub_id(spec) and not local else None
+
+
+def hub_dataset(spec: Any) -> str | None:
+    """The Hub id of a data spec: SQuAD's for ``squad-*``, BEIR's for a BEIR folder named after its data set."""
+    if spec in SQUAD_SPLITS:
+        return SQUAD
+    name = Path(str(spec).partition(":")[0]).name
+    return f"BeIR/{name}" if name in BEIR else None
+
+
+def _base_model(recipe: dict[str, Any]) -> str | None:
+    """The Hub model the student started from: the teacher's where the student is the teacher with layers dropped."""
+    if recipe.get("task") == "finetune_reader":
+        return hub_model(recipe.get("model"))
+    student = recipe.get("student")
+    if isinstance(student, dict) and "from_teacher" in student:
+        return hub_model(recipe.get("teacher"))
+    return hub_model(student)
+
+
+def _datasets(data: dict[str, Any]) -> list[str]:
+    ids = [hub_dataset(data.get(key)) for key in ("train", "unlabelled", "dev")]
+    return list(dict.fromkeys(i for i in ids if i))
+
+
+def _dev_dataset(data: dict[str, Any]) -> dict[str, Any]:
+    """The model-index dataset of the dev slice the metrics were measured on."""
+    dev = str(data["dev"])
+    path, _, split = dev.partition(":")
+    label = "SQuAD v1.1" if dev in SQUAD_SPLITS else Path(path).name
+    parts = [
+        f"{data[k]} {k.removeprefix('dev_')}" for k in ("dev_articles", "dev_questions") if data.get(k) is not None
+    ]
+    if data["dev"] == data.get("train"):
+        parts.append("held out of training")
+    about = f" ({', '.join(parts)})" if parts else ""
+    entry: dict[str, Any] = {"type": hub_dataset(dev) or label, "name": f"{label} dev slice{about}"}
+    if SQUAD_SPLITS.get(dev, split):
+        entry["split"] = SQUAD_SPLITS.get(dev, split)
+    return entry
+
+
+def _scores(row: Any) -> dict[str, float]:
+    """A metrics.json row's numbers, less the teacher_* copies an embedder's trainer logs beside its own scores."""
+    numbers = (int, float)
+    return {
+        k: v
+        for k, v in (row or {}).items()
+        if isinstance(v, numbers) and not isinstance(v, bool) and not k.startswith("teacher_")
+    }
+
+
+def _model_index(recipe: dict[str, Any], metrics: dict[str, Any], task: dict[str, str]) -> list[dict[str, Any]]:
+    """The dev-slice scores of metrics.json as the Hub's model-index: the model's own, then the teacher's on the same
+    slice under ``teacher_<metric>`` types (so no leaderboard mistakes them for this model's). Empty where
+    metrics.json has no dev scores or the recipe no dev slice."""
+    own, teacher = _scores(metrics.get("dev")), _scores(metrics.get("teacher_dev"))
+    data = recipe.get("data") or {}
+    if not own or "dev" not in data:
+        return []
+    rows = [{"type": k, "value": v, "name": f"{k} (this model)"} for k, v in own.items()]
+    rows += [
+        {"type": f"teacher_{k}", "value": v, "name": f"{k} of the teacher ({recipe.get('teacher')})"}
+        for k, v in teacher.items()
+    ]
+    results = [{"task": task, "dataset": _dev_dataset(data), "metrics": rows}]
+    return [{"name": Path(recipe["output"]).name, "results": results}]
+
+
+def _metadata(
+    recipe: dict[str, Any],
+    metrics: dict[str, Any],
+    *,
+    library: str,
+    pipeline_tag: str,
+    tags: list[str],
+    task: dict[str, str],
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"library_name": library, "pipeline_tag": pipeline_tag}
+    base, datasets = _base_model(recipe), _datasets(recipe.get("data") or {})
+    if base:
+        out["base_model"] = base
+    if datasets:
+        out["datasets"] = datasets
+    out |= {"tags": tags, "license": LICENSE}
+    index = _model_index(recipe, metrics, task)
+    if index:
+        out["model-index"] = index
+    return out
+
+
+def embedder_metadata(recipe: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    """The Hub front matter of a distilled embedder's card."""
+    task = {"type": "information-retrieval", "name": "Passage retrieval (questions to their paragraphs)"}
+    return _metadata(
+        recipe,
+        metrics,
+        library="sentence-transformers",
+        pipeline_tag="sentence-similarity",
+        tags=[*EMBEDDER_TAGS, "knowledge-distillation", "haystack"],
+        task=task,
+    )
+
+
+def reader_metadata(recipe: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    """The Hub front matter of an extractive reader's card (a fine-tuned teacher, a distilled or a gold-spans
+    student); only a student that learnt from the teacher is tagged knowledge-distillation."""
+    distilled = recipe.get("task") != "finetune_reader" and _distilled(recipe)
+    tags = ["extractive-qa", *(["knowledge-distillation"] if distilled else []), "haystack"]
+    task = {"type": "question-answering", "name": "Extractive question answering (gold paragraph as context)"}
+    return _metadata(recipe, metrics, library="transformers", pipeline_tag="question-answering", tags=tags, task=task)
+
+
+def average_metadata() -> dict[str, Any]:
+    """The Hub front matter of a weight average (``distill average``): its ingredients are local folders and its dev
+    slice lives in another recipe, so no base model, data set or model-index."""
+    return {
+        "library_name": "sentence-transformers",
+        "pipeline_tag": "sentence-similarity",
+        "tags": [*EMBEDDER_TAGS, "model-soup", "haystack"],
+        "license": LICENSE,
+    }
+
+
+def card_metadata(recipe: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    """The front matter of a saved folder's card, by its recipe's task."""
+    task = recipe.get("task")
+    if task == "average":
+        return average_metadata()
+    if task in ("reader", "finetune_reader"):
+        return reader_metadata(recipe, metrics)
+    return embedder_metadata(recipe, metrics)
+
+
+def rewrite_card(folder: str | Path) -> Path:
+    """Replace the front matter of ``folder``/README.md by the one its config.yaml and metrics.json give now, keeping
+    the body byte for byte (its versions and timings are those of the run that wrote it)."""
+    folder = Path(folder)
+    card = folder / "README.md"
+    for name in ("README.md", "config.yaml"):
+        if not (folder / name).is_file():
+            raise DistillError(f"{folder} has no {name}: rewrite_card needs a saved folder with a card and its recipe")
+    recipe = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
+    metrics_path = folder / "metrics.json"
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
+    _, body = split_front_matter(card.read_text(encoding="utf-8"))
+    card.write_text(front_matter(card_metadata(recipe, metrics)) + body, encoding="utf-8")
+    return card

@@ -6,12 +6,17 @@
 - :func:`swap` replaces a teacher's model by a student's in the named components (default: every component of the
   student's kind) and points the document store at the student's own index, so a student of another width never
   meets the teacher's embeddings.
+
+A relative local ``model:`` path in a YAML file means the folder beside that file when one is there, else the folder
+under the working directory (the committed ``pipelines/*.yaml`` name ``runs/reader-teacher`` from the repository
+root); :func:`swap_files` writes local model folders relative to the YAML it writes, so its output works from anywhere.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -60,21 +65,73 @@ def is_reader(component: dict[str, Any]) -> bool:
 
 
 def read_pipeline_dict(source: str | Path) -> dict[str, Any]:
-    """A pipeline YAML file (or YAML text) as a dict, with a clear error for a missing or malformed file."""
+    """A pipeline YAML file (or YAML text) as a dict, with a clear error for a missing or malformed file.
+
+    A file's relative local ``model`` paths are read as the module docstring says (beside the file, else from here).
+    """
     text = str(source)
-    name = text
+    name, folder = text, None
     if "\n" not in text:
         path = Path(text)
         if not path.exists():
             raise DistillError(f"pipeline file {path} does not exist")
-        name, text = str(path), path.read_text(encoding="utf-8")
+        name, text, folder = str(path), path.read_text(encoding="utf-8"), path.parent
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise DistillError(f"{name} is not valid YAML: {e}") from None
     if not isinstance(data, dict) or not isinstance(data.get("components"), dict) or not data["components"]:
         raise DistillError(f"{name} is not a Haystack pipeline: it needs a non-empty 'components' mapping")
+    return _models_beside(data, folder) if folder is not None else data
+
+
+def _local_model(params: dict[str, Any]) -> str | None:
+    """The component's ``model`` where it is a relative path (not an offline source, a Hub alias or absolute)."""
+    model = params.get("model")
+    if not isinstance(model, str) or not model or model in OFFLINE_SOURCES or model in HUB_ALIASES:
+        return None
+    return None if Path(model).expanduser().is_absolute() or model.startswith("~") else model
+
+
+def _models_beside(data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Point each relative ``model`` that names a folder beside the YAML file at that folder, as seen from here.
+
+    A path found there wins; one that is not there stays as written, for the working directory (the YAMLs written
+    before paths were relative to their file, and the committed teacher YAMLs, name folders from the repository
+    root). Unchanged when the YAML sits in the working directory, so the strings (and the cache keys built from
+    them) are the same as before.
+    """
+    if folder.resolve() == Path.cwd().resolve():
+        return data
+    for component in data["components"].values():
+        params = component.get("init_parameters") or {}
+        model = _local_model(params)
+        if model is not None and (folder / model).exists():
+            params["model"] = Path(os.path.normpath(folder / model)).as_posix()
     return data
+
+
+def _models_relative_to(data: dict[str, Any], folder: Path) -> bool:
+    """Rewrite each relative ``model`` that names an existing folder from here relative to ``folder`` (where the YAML
+    goes); True when any was."""
+    rewritten = False
+    for component in data["components"].values():
+        params = component.get("init_parameters") or {}
+        model = _local_model(params)
+        if model is not None and Path(model).exists():
+            try:
+                params["model"] = Path(os.path.relpath(model, folder)).as_posix()
+            except ValueError:  # another drive (Windows): only an absolute path reaches it
+                params["model"] = str(Path(model).resolve())
+            rewritten = True
+    return rewritten
+
+
+RELATIVE_PATHS_NOTE = (
+    "# Local model folders in this file are relative to this file's folder. distill (eval, the UI) resolves them so\n"
+    "# from any working directory; plain Haystack (Pipeline.loads) resolves them against the working directory, so\n"
+    "# load it from this file's folder there.\n"
+)
 
 
 def fit_devices(data: dict[str, Any], device: str | None = None) -> dict[str, Any]:
@@ -239,8 +296,9 @@ def swap_files(
     for path, swapped in outputs:
         if fast_retriever:
             swapped = use_fast_retrievers(swapped)
+        note = RELATIVE_PATHS_NOTE if _models_relative_to(swapped, out_dir) else ""
         target = out_dir / Path(path).name
-        target.write_text(dump_pipeline_dict(swapped), encoding="utf-8")
+        target.write_text(note + dump_pipeline_dict(swapped), encoding="utf-8")
         written.append(target)
     if model is not None and _is_reader_model(model):
         # A reader swap leaves retrieval as it was: the teacher's indexing pipeline fills the student's store too, and

@@ -57,12 +57,16 @@ def test_malformed_squad_names_file_record_and_field(tmp_path, payload, message)
     assert str(path) in str(err.value)
 
 
-def test_missing_and_invalid_files(tmp_path):
-    with pytest.raises(DistillError, match="does not exist"):
-        data.load_squad_file(tmp_path / "nope.json")
-    (tmp_path / "broken.json").write_text("{not json")
-    with pytest.raises(DistillError, match="not valid JSON"):
-        data.load_squad_file(tmp_path / "broken.json")
+@pytest.mark.parametrize("text, message", [(None, "does not exist"), ("{not json", "not valid JSON")])
+def test_missing_and_invalid_squad_files(tmp_path, text, message):
+    path = tmp_path / "squad.json"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(DistillError, match=message):
+        data.load_squad_file(path)
+
+
+def test_missing_data_specs(tmp_path):
     with pytest.raises(DistillError, match="does not exist"):
         data.load_dataset(str(tmp_path / "nothing.json"))
     with pytest.raises(DistillError, match="not found: give squad-dev"):

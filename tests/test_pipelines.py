@@ -91,15 +91,16 @@ def test_devices_from_another_machine_are_dropped(tiny_pipelines):
     pipelines.load_pipeline(data)  # loads here, on the CPU
 
 
-def test_bad_yaml_files(tmp_path):
-    with pytest.raises(DistillError, match="does not exist"):
-        pipelines.read_pipeline_dict(tmp_path / "missing.yaml")
-    (tmp_path / "bad.yaml").write_text("components: [\n")
-    with pytest.raises(DistillError, match="not valid YAML"):
-        pipelines.read_pipeline_dict(tmp_path / "bad.yaml")
-    (tmp_path / "empty.yaml").write_text("connections: []\n")
-    with pytest.raises(DistillError, match="non-empty 'components'"):
-        pipelines.read_pipeline_dict(tmp_path / "empty.yaml")
+@pytest.mark.parametrize(
+    "text, message",
+    [(None, "does not exist"), ("components: [\n", "not valid YAML"), ("connections: []\n", "non-empty 'components'")],
+)
+def test_bad_yaml_files(tmp_path, text, message):
+    path = tmp_path / "pipeline.yaml"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(DistillError, match=message):
+        pipelines.read_pipeline_dict(path)
 
 
 def test_swap_files_keeps_indexing_of_a_query_only_student(tiny_pipelines, tiny_embedder_wide, tmp_path):
@@ -131,3 +132,45 @@ def test_default_index_tells_trained_students_apart(tmp_path, tiny_pipelines):
         swapped = pipelines.swap(data, model=str(folder), components=["text_embedder"])
         indexes.add(swapped["components"]["retriever"]["init_parameters"]["document_store"]["init_parameters"]["index"])
     assert indexes == {"student-response-student", "student-relation-student"}
+
+
+def test_a_swapped_yaml_names_the_student_relative_to_itself_and_loads_from_another_folder(
+    tmp_path, monkeypatch, tiny_pipelines, tiny_embedder_wide
+):
+    import shutil
+
+    shutil.copytree(tiny_embedder_wide, tmp_path / "runs" / "students" / "x" / "student")
+    monkeypatch.chdir(tmp_path)
+    (written,) = pipelines.swap_files(
+        [tiny_pipelines / "retrieval.yaml"], Path("runs/swapped/x"), model="runs/students/x/student"
+    )
+    text = written.read_text()
+    assert text.startswith(pipelines.RELATIVE_PATHS_NOTE)
+    assert yaml.safe_load(text)["components"]["text_embedder"]["init_parameters"]["model"] == "../../students/x/student"
+    # Read from the repository root, the path is the one written before paths were relative to their file.
+    assert pipelines.read_pipeline_dict(written)["components"]["text_embedder"]["init_parameters"]["model"] == (
+        "runs/students/x/student"
+    )
+    assert Pipeline.loads(text)  # the header comment is plain YAML to Haystack
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    pipeline = pipelines.load_pipeline(tmp_path / written)
+    pipeline.warm_up()
+    result = pipeline.run({"text_embedder": {"text": "Where was Mozart born?"}})
+    assert result["retriever"]["documents"] == []  # nothing indexed; the student embedded the question
+
+
+def test_a_relative_model_not_beside_the_yaml_is_read_from_the_working_directory(
+    tmp_path, monkeypatch, tiny_reader, tiny_embedder
+):
+    import shutil
+
+    shutil.copytree(tiny_reader, tmp_path / "runs" / "reader-teacher")
+    (tmp_path / "pipelines").mkdir()
+    text = pipelines.build_default_pipelines(embedder=str(tiny_embedder))["extractive_qa"]
+    (tmp_path / "pipelines" / "extractive_qa.yaml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    data = pipelines.read_pipeline_dict("pipelines/extractive_qa.yaml")
+    assert data == yaml.safe_load(text)  # the committed YAMLs name runs/reader-teacher from the repository root
+    assert pipelines.resolve_models(data)["components"]["reader"]["init_parameters"]["model"] == "runs/reader-teacher"
