@@ -169,21 +169,27 @@ class ReportGroup:
     entries: list[ReportEntry]
 
 
+def _newest_first(entries: Iterable[ReportEntry]) -> list[ReportEntry]:
+    return sorted(entries, key=lambda e: e.created, reverse=True)
+
+
 def group_reports(entries: Iterable[ReportEntry]) -> list[ReportGroup]:
     """The readable reports by group (the user's runs, then the benchmarks by task), each newest first; empty
     groups left out."""
     good = [e for e in entries if e.ok]
     groups = []
     for key, title in GROUP_TITLES.items():
-        members = sorted((e for e in good if e.group == key), key=lambda e: e.created, reverse=True)
+        members = _newest_first(e for e in good if e.group == key)
         if members:
             groups.append(ReportGroup(key=key, title=title, entries=members))
     return groups
 
 
 def ordered_reports(entries: Iterable[ReportEntry]) -> list[ReportEntry]:
-    """The readable reports in the order the UI offers them: :func:`group_reports` flattened."""
-    return [e for group in group_reports(entries) for e in group.entries]
+    """The readable reports, most wanted first: the user's runs newest first, then every benchmark newest first."""
+    good = [e for e in entries if e.ok]
+    own = [e for e in good if e.group == OWN_RUNS]
+    return _newest_first(own) + _newest_first(e for e in good if e.group != OWN_RUNS)
 
 
 def newest_report(entries: Iterable[ReportEntry]) -> ReportEntry | None:
@@ -231,6 +237,13 @@ def questions_path(report_path: Path) -> Path:
     report_path = Path(report_path)
     folder = report_path if report_path.is_dir() else report_path.parent
     return folder / "questions.jsonl"
+
+
+def keeps_questions(report_path: Path) -> bool:
+    """Whether per-question rows belong beside this report: `distill eval --out` writes ``report.json`` and
+    ``questions.jsonl`` in one folder; a report copied under another name (a committed benchmark) has none."""
+    report_path = Path(report_path)
+    return report_path.is_dir() or report_path.name == "report.json"
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -69,11 +69,11 @@ def test_non_reports_are_set_apart_not_errors(tmp_path):
 
 
 def test_reports_grouped_own_runs_first_newest_first(tmp_path):
-    early, late = "2026-11-27T10:00:00+0000", "2026-11-30T10:00:00+0000"
+    early, middle, late = "2026-11-27T10:00:00+0000", "2026-11-29T10:00:00+0000", "2026-11-30T10:00:00+0000"
     reader = {"f1": 70.0, "exact_match": 56.0}
     paths = [
         write_report(tmp_path / "benchmarks" / "results" / "retrieval-new.json", created=late),
-        write_report(tmp_path / "benchmarks" / "results" / "reader.json", created=late, quality=reader),
+        write_report(tmp_path / "benchmarks" / "results" / "reader.json", created=middle, quality=reader),
         write_report(tmp_path / "benchmarks" / "results" / "retrieval-old.json", created=early),
         write_report(tmp_path / "benchmarks" / "results" / "reader-by-model.json", models={"reader": {"model": "m"}}),
         write_report(tmp_path / "runs" / "old" / "report.json", created=early),
@@ -99,6 +99,12 @@ def test_reports_grouped_own_runs_first_newest_first(tmp_path):
     assert catalog.live_report(entries).label == "runs/demo-eval"  # the newest with a teacher and a student
     benchmarks = [e for e in entries if e.group != "runs"]
     assert catalog.newest_report(benchmarks).label == "benchmarks/results/retrieval-new.json"
+    newer = "2026-11-30T11:00:00+0000"
+    reader_newest = write_report(tmp_path / "benchmarks" / "results" / "reader-new.json", created=newer, quality=reader)
+    # Across tasks: the newest benchmark of any task, not the first group's.
+    assert catalog.newest_report(catalog.read_reports([*paths[:4], reader_newest], tmp_path)).label == (
+        "benchmarks/results/reader-new.json"
+    )
     assert catalog.newest_report([]) is None and catalog.group_reports([]) == []
 
 
@@ -136,6 +142,12 @@ def test_distilled_models_relative_absolute_and_by_folder(tmp_path):
     assert catalog.distilled_models(report, [], base_dir=tmp_path) == ["runs/students/demo/student"]
     assert catalog.distilled_models(report, [trained.parent], base_dir=tmp_path / "elsewhere") == []
     assert catalog.is_student_folder(trained) and not catalog.is_student_folder(listed)
+
+
+def test_keeps_questions_only_beside_a_run_report(tmp_path):
+    assert catalog.keeps_questions(tmp_path / "runs" / "demo-eval" / "report.json")
+    assert catalog.keeps_questions(tmp_path)  # a run folder
+    assert not catalog.keeps_questions(tmp_path / "benchmarks" / "results" / "demo-eval.json")
 
 
 def test_report_questions(tmp_path):

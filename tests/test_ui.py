@@ -245,7 +245,7 @@ def test_compare_sets_probe_outputs_apart_and_groups_benchmarks(env):
     assert at.multiselect(key="reports:reader").options == ["benchmarks/results/tiny-qa.json"]
     assert at.multiselect(key="reports:retrieval").value == [] and at.multiselect(key="reports:reader").value == []
     assert [e.label for e in at.expander if e.label.startswith("Committed")] == ["Committed benchmark reports (2)"]
-    assert "not evaluation reports" in text(at.caption)
+    assert "Not evaluation reports" in text(at.caption)
     assert "`passage-length.json`, `trainer-speed.json`" in text(at.caption)
     at.multiselect(key="reports:retrieval").select("benchmarks/results/tiny-retrieval.json").run()
     assert_no_traceback(at)
@@ -260,6 +260,9 @@ def test_compare_without_own_runs_opens_on_the_newest_benchmark(env):
     assert not [m for m in at.multiselect if m.key == "reports"]
     assert at.multiselect(key="reports:reader").value == ["benchmarks/results/tiny-qa.json"]
     assert at.multiselect(key="reports:retrieval").value == []
+    assert any(e.label.startswith("Committed benchmark reports") for e in at.expander)
+    assert "copied without its per-question rows" in text(at.caption)  # by design, not an error
+    assert any(m.label == "p50 latency" for m in at.metric)
 
 
 def test_compare_without_questions_file(env, workspace, tmp_path):

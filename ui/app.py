@@ -387,7 +387,8 @@ def compare_page() -> None:
             icon=":material/info:",
         )
         return
-    chosen = choose_reports(groups, [e for e in entries if e.other])
+    newest = catalog.newest_report(entries)
+    chosen = choose_reports(groups, newest.label if newest else "", [e for e in entries if e.other])
     if not chosen:
         st.info("Pick at least one report.")
         return
@@ -421,10 +422,9 @@ def compare_page() -> None:
     report_detail(entry, students)
 
 
-def choose_reports(groups: list[catalog.ReportGroup], others: list[catalog.ReportEntry]) -> list[str]:
+def choose_reports(groups: list[catalog.ReportGroup], newest: str, others: list[catalog.ReportEntry]) -> list[str]:
     """One multiselect per group, the user's runs on top and the benchmarks in an expander; only the newest report
     is chosen at first, so the page opens on what the user just made."""
-    newest = groups[0].entries[0].label
     chosen: list[str] = []
     own = [g for g in groups if g.key == catalog.OWN_RUNS]
     benchmarks = [g for g in groups if g.key != catalog.OWN_RUNS]
@@ -472,10 +472,16 @@ def report_detail(entry: catalog.ReportEntry, students: list[Path]) -> None:
     rows: list[dict[str, Any]] | None = None
     with left:
         st.markdown("##### Latency per question")
-        with guard("Per-question rows"):
-            path = catalog.questions_path(entry.path)
-            rows = cached_questions(str(path.parent), stamp(path))
-            st.plotly_chart(figures.latency_distributions(rows, list(report["pipelines"]), colors), key="dist")
+        if catalog.keeps_questions(entry.path):
+            with guard("Per-question rows"):
+                path = catalog.questions_path(entry.path)
+                rows = cached_questions(str(path.parent), stamp(path))
+                st.plotly_chart(figures.latency_distributions(rows, list(report["pipelines"]), colors), key="dist")
+        else:
+            st.caption(
+                "This report was copied without its per-question rows (`questions.jsonl`, beside the `report.json` "
+                "that `distill eval --out` wrote): no latency distribution, interval or question table."
+            )
     with right:
         st.markdown("##### Median time per component")
         st.plotly_chart(figures.component_latency_bars(figures.component_p50(report)), key="components")
