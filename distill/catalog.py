@@ -2,6 +2,11 @@
 
 The UI lists these from glob patterns (``DISTILL_REPORTS``, ``DISTILL_STUDENTS``); every reader here raises
 :class:`DistillError` with the file and what to do, so a bad file becomes one message instead of a stack trace.
+
+The report globs also match JSON that is not an evaluation report (the probes' outputs in ``benchmarks/results/``:
+trainer speed, teacher softness...): those are recognised by their keys and set apart, never shown as errors. The
+reports are grouped the way a user looks for them: their own runs first, newest first, then the committed benchmark
+reports by task (retrieval, reader).
 """
 
 from __future__ import annotations
@@ -9,7 +14,9 @@ from __future__ import annotations
 import glob
 import json
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +24,19 @@ import yaml
 
 from distill.data import iter_jsonl
 from distill.errors import DistillError
-from distill.report import load_report
+from distill.report import load_questions, load_report
 
 DEFAULT_REPORTS = os.pathsep.join(["benchmarks/results/*.json", "runs/*/report.json"])
 DEFAULT_STUDENTS = "runs/students/*"
 STUDENT_FILES = ("README.md", "config.yaml", "metrics.json", "train_log.jsonl")
+# Reports under this folder (relative to the repository root) are the committed benchmarks, not the user's runs.
+BENCHMARKS_DIR = "benchmarks"
+OWN_RUNS, RETRIEVAL_BENCHMARKS, READER_BENCHMARKS = "runs", "retrieval", "reader"
+GROUP_TITLES = {
+    OWN_RUNS: "Your runs",
+    RETRIEVAL_BENCHMARKS: "Benchmark reports · retrieval",
+    READER_BENCHMARKS: "Benchmark reports · reader",
+}
 
 
 def expand(patterns: str, *, base_dir: Path | None = None, dirs: bool = False) -> list[Path]:
@@ -57,16 +72,65 @@ def display_path(path: Path, base_dir: Path | None = None) -> str:
 
 @dataclass
 class ReportEntry:
-    """A report file and either its contents or the reason it could not be read."""
+    """A report file and either its contents, the reason it could not be read, or ``other``: valid JSON that is
+    not an evaluation report (a probe's output), which the UI lists apart instead of as an error."""
 
     path: Path
     label: str
     report: dict[str, Any] | None = None
     error: str | None = None
+    other: bool = False
+    group: str = OWN_RUNS
 
     @property
     def ok(self) -> bool:
         return self.report is not None
+
+    @property
+    def created(self) -> tuple[float, float]:
+        """Sort key, newest largest: the report's ``created`` stamp, then the file's time (reports written within
+        the same second, or without a stamp)."""
+        stamp = float("-inf")
+        with_stamp = (self.report or {}).get("created")
+        if isinstance(with_stamp, str):
+            try:
+                stamp = datetime.strptime(with_stamp, "%Y-%m-%dT%H:%M:%S%z").timestamp()
+            except ValueError:
+                pass
+        try:
+            mtime = self.path.stat().st_mtime
+        except OSError:
+            mtime = float("-inf")
+        return stamp, mtime
+
+
+def is_report(data: Any) -> bool:
+    """Whether parsed JSON is a ``distill eval`` report: a mapping of pipeline names to their results.
+
+    The probes' outputs share some keys (``command``, ``machine``; the passage-length probe even has a
+    ``pipelines`` list) but never a ``pipelines`` mapping of mappings.
+    """
+    if not isinstance(data, dict):
+        return False
+    pipelines = data.get("pipelines")
+    return isinstance(pipelines, dict) and bool(pipelines) and all(isinstance(v, dict) for v in pipelines.values())
+
+
+def _parses_as_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def report_group(entry: ReportEntry, base_dir: Path | None = None) -> str:
+    """:data:`OWN_RUNS` for anything outside ``benchmarks/``; else the benchmark's task: reader or retrieval."""
+    parts = Path(display_path(entry.path, base_dir)).parts
+    if not parts or parts[0] != BENCHMARKS_DIR or entry.report is None:
+        return OWN_RUNS
+    pipelines = entry.report["pipelines"].values()
+    reads = any("reader" in (p.get("models") or {}) or "f1" in (p.get("quality") or {}) for p in pipelines)
+    return READER_BENCHMARKS if reads else RETRIEVAL_BENCHMARKS
 
 
 def read_reports(paths: list[Path], base_dir: Path | None = None) -> list[ReportEntry]:
@@ -74,11 +138,20 @@ def read_reports(paths: list[Path], base_dir: Path | None = None) -> list[Report
     for path in paths:
         entry = ReportEntry(path=path, label=report_label(path, base_dir))
         try:
-            entry.report = load_report(path)
+            report = load_report(path)
+            if is_report(report):
+                entry.report = report
+            else:
+                entry.other = True
         except DistillError as e:
-            entry.error = str(e)
+            # load_report refuses JSON without a 'pipelines' mapping; a file that parses is another tool's output.
+            if path.is_file() and _parses_as_json(path) is not None:
+                entry.other = True
+            else:
+                entry.error = str(e)
         except OSError as e:
             entry.error = f"report {path} could not be read: {e.strerror or e}"
+        entry.group = report_group(entry, base_dir)
         entries.append(entry)
     return entries
 
@@ -89,9 +162,75 @@ def report_label(path: Path, base_dir: Path | None = None) -> str:
     return str(Path(shown).parent) if Path(shown).name == "report.json" else shown
 
 
+@dataclass
+class ReportGroup:
+    key: str
+    title: str
+    entries: list[ReportEntry]
+
+
+def _newest_first(entries: Iterable[ReportEntry]) -> list[ReportEntry]:
+    return sorted(entries, key=lambda e: e.created, reverse=True)
+
+
+def group_reports(entries: Iterable[ReportEntry]) -> list[ReportGroup]:
+    """The readable reports by group (the user's runs, then the benchmarks by task), each newest first; empty
+    groups left out."""
+    good = [e for e in entries if e.ok]
+    groups = []
+    for key, title in GROUP_TITLES.items():
+        members = _newest_first(e for e in good if e.group == key)
+        if members:
+            groups.append(ReportGroup(key=key, title=title, entries=members))
+    return groups
+
+
+def ordered_reports(entries: Iterable[ReportEntry]) -> list[ReportEntry]:
+    """The readable reports, most wanted first: the user's runs newest first, then every benchmark newest first."""
+    good = [e for e in entries if e.ok]
+    own = [e for e in good if e.group == OWN_RUNS]
+    return _newest_first(own) + _newest_first(e for e in good if e.group != OWN_RUNS)
+
+
+def newest_report(entries: Iterable[ReportEntry]) -> ReportEntry | None:
+    """The report the UI opens on: the user's newest run, else the newest benchmark report."""
+    return next(iter(ordered_reports(entries)), None)
+
+
 def live_report(entries: list[ReportEntry]) -> ReportEntry | None:
-    """The first readable report with at least two pipelines (a teacher and a student to put side by side)."""
-    return next((e for e in entries if e.ok and len(e.report["pipelines"]) >= 2), None)
+    """The newest readable report (the user's runs first) with at least two pipelines: a teacher and a student to
+    put side by side."""
+    return next((e for e in ordered_reports(entries) if len(e.report["pipelines"]) >= 2), None)
+
+
+def is_student_folder(folder: Path) -> bool:
+    """A folder the trainer saved a student in: its weights beside the resolved recipe and the final metrics."""
+    return (folder / "config.yaml").is_file() and (folder / "metrics.json").is_file()
+
+
+def distilled_models(report: dict[str, Any], students: Sequence[Path] = (), base_dir: Path | None = None) -> list[str]:
+    """The model paths of ``report``, as it records them, that are distilled students (for
+    :func:`distill.figures.pipeline_roles`): inside one of ``students``, or a trained student folder anywhere.
+
+    A report records the paths `distill eval` saw, relative to the folder it ran in (the repository root, which is
+    ``base_dir``, default the working directory) or absolute: both are read from there before comparing.
+    """
+    base = base_dir if base_dir is not None else Path.cwd()
+    roots = [Path(s).resolve() for s in students]
+    found = []
+    for entry in report["pipelines"].values():
+        for info in (entry.get("models") or {}).values():
+            recorded = str(info.get("path") or info.get("model") or "")
+            if not recorded:
+                continue
+            try:
+                folder = (base / recorded).resolve()
+            except OSError:
+                continue
+            inside = any(folder == root or root in folder.parents for root in roots)
+            if (inside or is_student_folder(folder)) and recorded not in found:
+                found.append(recorded)
+    return found
 
 
 def questions_path(report_path: Path) -> Path:
@@ -100,21 +239,29 @@ def questions_path(report_path: Path) -> Path:
     return folder / "questions.jsonl"
 
 
+def keeps_questions(report_path: Path) -> bool:
+    """Whether per-question rows belong beside this report: `distill eval --out` writes ``report.json`` and
+    ``questions.jsonl`` in one folder; a report copied under another name (a committed benchmark) has none."""
+    report_path = Path(report_path)
+    return report_path.is_dir() or report_path.name == "report.json"
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Rows of a JSON-lines file; a bad line raises :class:`DistillError` naming the file and line."""
     return [row for _, row in iter_jsonl(Path(path))]
 
 
-def load_questions(report_path: Path) -> list[dict[str, Any]]:
-    """The per-question rows ``distill eval`` writes beside ``report.json`` (``questions.jsonl``)."""
+def report_questions(report_path: Path) -> list[dict[str, Any]]:
+    """The per-question rows ``distill eval`` writes beside ``report.json`` (``questions.jsonl``); the UI needs them,
+    so a missing file or a row without its ``runs`` raises :class:`DistillError` saying what to do."""
     path = questions_path(report_path)
-    if not path.exists():
+    rows = load_questions(path.parent)
+    if rows is None:
         raise DistillError(
             f"{path} does not exist: the per-question rows are written by `distill eval --out {path.parent}`"
         )
-    rows = read_jsonl(path)
     for n, row in enumerate(rows, start=1):
-        if not isinstance(row.get("runs"), dict):
+        if not isinstance(row, dict) or not isinstance(row.get("runs"), dict):
             raise DistillError(f"{path}: row {n} has no 'runs' mapping: is it a `distill eval` questions file?")
     return rows
 

@@ -16,7 +16,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -297,6 +297,13 @@ class LiveEngine:
 
     def has_reader(self, name: str) -> bool:
         return self._system(name).reader is not None
+
+    def partner(self, reference: str, preferred: Collection[str] = ()) -> str | None:
+        """The pipeline to show beside ``reference`` first: one of the same kind (a reader beside a reader), of
+        ``preferred`` (the distilled students) before the others, else the first in the report's order."""
+        others = [n for n in self.names if n != reference]
+        kind = self.has_reader(reference)
+        return min(others, key=lambda n: (self.has_reader(n) != kind, n not in preferred), default=None)
 
     def warm_up(self, n: int) -> None:
         texts = [q.text for q in self.data.queries[:n]] or ["warm up"] * n

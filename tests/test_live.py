@@ -131,6 +131,20 @@ def test_retrieval_only_pipelines_have_no_answers(workspace):
     assert set(live.results[0].component_ms) == {"text_embedder", "retriever"}
 
 
+def test_partner_of_the_same_kind_distilled_first(workspace):
+    retrieval = load_report(workspace.retrieval_report)["pipelines"]
+    qa = load_report(workspace.qa_report)
+    pipelines = {"teacher-qa": qa["pipelines"]["teacher-qa"], "minilm": retrieval["minilm"]}
+    pipelines.update(distilled=retrieval["distilled"], **{"distilled-qa": qa["pipelines"]["distilled-qa"]})
+    engine = LiveEngine.from_report({**qa, "pipelines": pipelines}, base_dir=workspace.root, warmup=0)
+    assert engine.partner("teacher-qa") == "distilled-qa"  # a reader beside a reader, though listed last
+    assert engine.partner("teacher-qa", ["distilled"]) == "distilled-qa"
+    assert engine.partner("minilm") == "distilled"
+    assert engine.partner("distilled") == "minilm"  # nothing preferred: the report's order
+    assert engine.partner("distilled", ["minilm"]) == "minilm"
+    assert engine.partner("distilled-qa", ["distilled"]) == "teacher-qa"
+
+
 def test_articles_override_indexes_a_smaller_corpus(workspace, tmp_path):
     # Own index names: the shared in-memory indexes of the other tests keep their full corpus.
     report = load_report(workspace.retrieval_report)

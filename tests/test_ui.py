@@ -110,6 +110,45 @@ def test_ask_retrieval_pipelines_without_reader(env):
     assert "Retrieved passages" in text(at.markdown)
 
 
+def demo_like_report(workspace, folder: Path) -> Path:
+    """The retrieval report as `make demo` writes it: the distilled student's path relative to the repository root
+    (where `distill eval` ran), the off-the-shelf student listed before it."""
+    report = json.loads(workspace.retrieval_report.read_text(encoding="utf-8"))
+    for info in report["pipelines"]["distilled"]["models"].values():
+        info["path"] = info["model"] = str(workspace.student.relative_to(workspace.root))
+    assert list(report["pipelines"]) == ["teacher", "minilm", "distilled"]
+    path = folder / "demo-eval" / "report.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(report), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("students", ["students/*", "nowhere/*"])
+def test_ask_opens_on_the_newest_report_with_its_distilled_student(env, workspace, tmp_path, students):
+    # The newest run, not a benchmark report; its distilled student (a trained folder even where DISTILL_STUDENTS
+    # does not list it), not the off-the-shelf one listed first.
+    report = demo_like_report(workspace, tmp_path)
+    env.delenv("DISTILL_LIVE_REPORT")
+    env.setenv("DISTILL_REPORTS", f"benchmarks/results/*.json:{report}")
+    env.setenv("DISTILL_STUDENTS", students)
+    at = run()
+    assert_no_traceback(at)
+    assert not at.error
+    assert "Live pipelines from **" + str(report.parent) in text(at.caption)
+    assert at.selectbox(key="teacher").value == "teacher"
+    assert at.selectbox(key="student").value == "distilled"
+    assert at.selectbox(key="student").format_func("distilled") == "distilled · distilled student"
+
+
+def test_ask_without_own_runs_opens_on_the_newest_benchmark(env):
+    env.delenv("DISTILL_LIVE_REPORT")
+    env.setenv("DISTILL_REPORTS", "benchmarks/results/*.json")
+    at = run()
+    assert_no_traceback(at)
+    assert "Live pipelines from **benchmarks/results/tiny-qa.json**" in text(at.caption)
+    assert at.selectbox(key="student").value == "distilled-qa"
+
+
 @pytest.mark.parametrize(
     ("setting", "message"),
     [("reports/none/report.json", "does not exist"), ("reports/broken/report.json", "is not valid JSON")],
@@ -166,13 +205,15 @@ def test_compare_page(env):
     at = run("Compare")
     assert_no_traceback(at)
     assert "reports/broken" in text(at.error) and "is not valid JSON" in text(at.error)
-    assert len(at.error) == 1  # the good reports draw as usual
-    assert at.multiselect(key="reports").value == ["reports/qa", "reports/retrieval"]
+    assert len(at.error) == 1  # the good reports draw as usual; the probe outputs are no errors
+    assert at.multiselect(key="reports").options == ["reports/qa", "reports/retrieval"]  # the newest first
+    assert at.multiselect(key="reports").value == ["reports/qa"]
     assert at.selectbox(key="metric").value == "ndcg@10"
     labels = {m.label for m in at.metric}
     assert {"Recall@10", "F1", "p50 latency", "p95 latency", "Speed-up (p50)", "Parameters"} <= labels
     assert len(at.get("plotly_chart")) == 3  # scatter, latency distributions, component bars
 
+    at.multiselect(key="reports").select("reports/retrieval").run()
     at.selectbox(key="detail").select("reports/retrieval").run()
     assert_no_traceback(at)
     assert at.segmented_control(key="student:reports/retrieval").options == [
@@ -192,6 +233,36 @@ def test_compare_page(env):
     assert len(table) == 8
     assert {"question", "teacher rank", "distilled rank", "teacher right", "distilled right"} <= set(table.columns)
     assert any(e.label == "Recipe and model card of distilled (tiny-distilled)" for e in at.expander)
+
+
+def test_compare_sets_probe_outputs_apart_and_groups_benchmarks(env):
+    env.setenv("DISTILL_REPORTS", "benchmarks/results/*.json:reports/qa/report.json:reports/retrieval/report.json")
+    at = run("Compare")
+    assert_no_traceback(at)
+    assert not at.error
+    assert at.multiselect(key="reports").value == ["reports/qa"]
+    assert at.multiselect(key="reports:retrieval").options == ["benchmarks/results/tiny-retrieval.json"]
+    assert at.multiselect(key="reports:reader").options == ["benchmarks/results/tiny-qa.json"]
+    assert at.multiselect(key="reports:retrieval").value == [] and at.multiselect(key="reports:reader").value == []
+    assert [e.label for e in at.expander if e.label.startswith("Committed")] == ["Committed benchmark reports (2)"]
+    assert "Not evaluation reports" in text(at.caption)
+    assert "`passage-length.json`, `trainer-speed.json`" in text(at.caption)
+    at.multiselect(key="reports:retrieval").select("benchmarks/results/tiny-retrieval.json").run()
+    assert_no_traceback(at)
+    assert at.selectbox(key="detail").options == ["reports/qa", "benchmarks/results/tiny-retrieval.json"]
+
+
+def test_compare_without_own_runs_opens_on_the_newest_benchmark(env):
+    env.setenv("DISTILL_REPORTS", "benchmarks/results/*.json")
+    at = run("Compare")
+    assert_no_traceback(at)
+    assert not at.error
+    assert not [m for m in at.multiselect if m.key == "reports"]
+    assert at.multiselect(key="reports:reader").value == ["benchmarks/results/tiny-qa.json"]
+    assert at.multiselect(key="reports:retrieval").value == []
+    assert any(e.label.startswith("Committed benchmark reports") for e in at.expander)
+    assert "copied without its per-question rows" in text(at.caption)  # by design, not an error
+    assert any(m.label == "p50 latency" for m in at.metric)
 
 
 def test_compare_without_questions_file(env, workspace, tmp_path):

@@ -2,6 +2,7 @@
 
 Built from the tiny models and tiny SQuAD of conftest.py by the library itself (build_default_pipelines, swap,
 evaluate), with paths relative to the workspace root as `distill eval` writes them from the repository root.
+Like the repository, it has committed benchmark reports beside a probe's output in benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from distill.data import load_squad_file
+from distill.data import Dataset, load_squad_file
 from distill.evaluation import System, evaluate
 from distill.pipelines import build_default_pipelines, dump_pipeline_dict, read_pipeline_dict, swap
 
@@ -26,11 +28,12 @@ class Workspace:
     qa_report: Path
     broken_report: Path
     student: Path
+    benchmarks: Path
 
     def env(self) -> dict[str, str]:
         """Settings that point the app at this workspace (run it with the root as working directory)."""
         return {
-            "DISTILL_REPORTS": "reports/*/report.json",
+            "DISTILL_REPORTS": "benchmarks/results/*.json:reports/*/report.json",
             "DISTILL_STUDENTS": "students/*",
             "DISTILL_LIVE_REPORT": "reports/qa/report.json",
         }
@@ -97,6 +100,32 @@ def write_student_folder(folder: Path, embedder: Path | None = None) -> Path:
     return folder
 
 
+def _evaluate(name: str, folders: dict[str, str], pipeline: str, data: Dataset, config: dict[str, Any]) -> None:
+    """``distill eval NAME=pipelines/FOLDER/PIPELINE.yaml ... --out reports/NAME``, run from the workspace root."""
+    evaluate(
+        [System.parse(f"{system}=pipelines/{folder}/{pipeline}.yaml") for system, folder in folders.items()],
+        data,
+        warmup=1,
+        out_dir=Path("reports") / name,
+        command=f"distill eval (ui test, {name})",
+        config=config,
+        progress=False,
+    )
+
+
+def _benchmarks(root: Path) -> Path:
+    """benchmarks/results/ as committed: copies of the reports (without their questions) and a probe's output."""
+    folder = root / "benchmarks" / "results"
+    folder.mkdir(parents=True)
+    for name in ("retrieval", "qa"):
+        shutil.copy(root / "reports" / name / "report.json", folder / f"tiny-{name}.json")
+    speed = {"command": "python -m distill.bench_trainer", "steps": 20, "ours": {"texts_per_s": 40.0}, "ratio": 1.1}
+    (folder / "trainer-speed.json").write_text(json.dumps(speed), encoding="utf-8")
+    lengths = {"command": "python -m distill.bench_lengths", "pipelines": ["teacher", "distilled"], "groups": []}
+    (folder / "passage-length.json").write_text(json.dumps(lengths), encoding="utf-8")
+    return folder
+
+
 def build_workspace(root: Path, squad: Path, teacher: Path, student: Path, reader: Path) -> Workspace:
     """Pipelines for a wide teacher, an off-the-shelf student and a distilled one; two reports and a broken one."""
     root.mkdir(parents=True, exist_ok=True)
@@ -113,31 +142,9 @@ def build_workspace(root: Path, squad: Path, teacher: Path, student: Path, reade
     data = load_squad_file(root / "squad.json")
     config = {"data": "squad.json", "articles": None, "questions": None, "seed": 0}
     with contextlib.chdir(root):
-        evaluate(
-            [
-                System.parse("teacher=pipelines/teacher/retrieval.yaml"),
-                System.parse("minilm=pipelines/offshelf/retrieval.yaml"),
-                System.parse("distilled=pipelines/distilled/retrieval.yaml"),
-            ],
-            data,
-            warmup=1,
-            out_dir=Path("reports/retrieval"),
-            command="distill eval (ui test, retrieval)",
-            config=config,
-            progress=False,
-        )
-        evaluate(
-            [
-                System.parse("teacher-qa=pipelines/teacher/extractive_qa.yaml"),
-                System.parse("distilled-qa=pipelines/distilled/extractive_qa.yaml"),
-            ],
-            data,
-            warmup=1,
-            out_dir=Path("reports/qa"),
-            command="distill eval (ui test, qa)",
-            config=config,
-            progress=False,
-        )
+        retrieval = {"teacher": "teacher", "minilm": "offshelf", "distilled": "distilled"}
+        _evaluate("retrieval", retrieval, "retrieval", data, config)
+        _evaluate("qa", {"teacher-qa": "teacher", "distilled-qa": "distilled"}, "extractive_qa", data, config)
     broken = root / "reports" / "broken" / "report.json"
     broken.parent.mkdir(parents=True)
     broken.write_text('{"pipelines": {"teacher": ', encoding="utf-8")
@@ -147,6 +154,7 @@ def build_workspace(root: Path, squad: Path, teacher: Path, student: Path, reade
         qa_report=root / "reports" / "qa" / "report.json",
         broken_report=broken,
         student=distilled,
+        benchmarks=_benchmarks(root),
     )
 
 

@@ -6,8 +6,8 @@ Settings (environment variables):
 - ``DISTILL_REPORTS``: os.pathsep-separated globs of evaluation reports (default
   ``benchmarks/results/*.json:runs/*/report.json``);
 - ``DISTILL_STUDENTS``: globs of distilled student folders (default ``runs/students/*``);
-- ``DISTILL_LIVE_REPORT``: the report whose pipelines answer live questions (default: the first report found with
-  at least two pipelines);
+- ``DISTILL_LIVE_REPORT``: the report whose pipelines answer live questions (default: the newest report with at
+  least two pipelines, the user's own runs before the committed benchmarks);
 - ``DISTILL_LIVE_ARTICLES``: index only this many articles of the live report's data set (default: all of them).
 
 This file only calls the library (distill.catalog, distill.live, distill.figures) and draws.
@@ -100,13 +100,17 @@ def student_dirs() -> list[Path]:
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def cached_questions(path: str, mtime: float) -> list[dict[str, Any]]:
-    return catalog.load_questions(Path(path))
+    return catalog.report_questions(Path(path))
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
 def cached_engine(path: str, mtime: float, articles: int | None) -> LiveEngine:
     """One engine per report file (and version of it), shared by every session of this server."""
     return LiveEngine.from_report(load_report(path), articles=articles)
+
+
+def roles_of(report: dict[str, Any], students: list[Path]) -> dict[str, str]:
+    return figures.pipeline_roles(report, catalog.distilled_models(report, students))
 
 
 def live_articles() -> int | None:
@@ -206,7 +210,7 @@ def ask_page() -> None:
     articles = live_articles()
     with st.spinner(f"Loading, indexing and warming up the pipelines of {entry.label} (once for all sessions)…"):
         engine = cached_engine(str(entry.path.resolve()), stamp(entry.path), articles)
-    roles = figures.pipeline_roles(report, student_dirs())
+    roles = roles_of(report, student_dirs())
     names = engine.names
     reference = figures.reference_of(report, roles)
     st.caption(
@@ -220,20 +224,14 @@ def ask_page() -> None:
         "Teacher pipeline", names, index=names.index(reference), key="teacher", format_func=lambda n: label(n, roles)
     )
     others = [n for n in names if n != teacher]
-    if not others:
+    partner = engine.partner(teacher, [n for n, role in roles.items() if role == figures.DISTILLED])
+    if partner is None:
         st.warning("The live report has a single pipeline: there is no student to compare with.")
         return
-    preferred = sorted(
-        others,
-        key=lambda n: (
-            engine.has_reader(n) != engine.has_reader(teacher),
-            {figures.DISTILLED: 0, figures.OFF_THE_SHELF: 1}.get(roles.get(n, ""), 2),
-        ),
-    )
     student = right.selectbox(
         "Student pipeline",
         others,
-        index=others.index(preferred[0]),
+        index=others.index(partner),
         key="student",
         format_func=lambda n: label(n, roles),
     )
@@ -378,10 +376,10 @@ def show_system(
 
 def compare_page() -> None:
     entries = report_entries()
-    for bad in (e for e in entries if not e.ok):
+    for bad in (e for e in entries if e.error is not None):
         st.error(f"**{bad.label}** could not be read: {bad.error}", icon=":material/error:")
-    good = [e for e in entries if e.ok]
-    if not good:
+    groups = catalog.group_reports(entries)
+    if not groups:
         patterns = setting("DISTILL_REPORTS", catalog.DEFAULT_REPORTS)
         st.info(
             f"No evaluation report found in `{patterns}`. Run `make demo`, or "
@@ -389,16 +387,18 @@ def compare_page() -> None:
             icon=":material/info:",
         )
         return
-    labels = [e.label for e in good]
-    chosen = st.multiselect("Evaluation reports", labels, default=labels, key="reports")
+    newest = catalog.newest_report(entries)
+    chosen = choose_reports(groups, newest.label if newest else "", [e for e in entries if e.other])
     if not chosen:
         st.info("Pick at least one report.")
         return
-    by_label = {e.label: e for e in good}
+    by_label = {e.label: e for group in groups for e in group.entries}
     students = student_dirs()
 
     st.markdown("#### Quality against latency, every pipeline of every chosen report")
-    frame = figures.runs_frame({lab: by_label[lab].report for lab in chosen}, students)
+    reports = {lab: by_label[lab].report for lab in chosen}
+    distilled = [path for report in reports.values() for path in catalog.distilled_models(report, students)]
+    frame = figures.runs_frame(reports, distilled)
     metrics = figures.metrics_present(frame)
     if metrics:
         c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
@@ -422,9 +422,33 @@ def compare_page() -> None:
     report_detail(entry, students)
 
 
+def choose_reports(groups: list[catalog.ReportGroup], newest: str, others: list[catalog.ReportEntry]) -> list[str]:
+    """One multiselect per group, the user's runs on top and the benchmarks in an expander; only the newest report
+    is chosen at first, so the page opens on what the user just made."""
+    chosen: list[str] = []
+    own = [g for g in groups if g.key == catalog.OWN_RUNS]
+    benchmarks = [g for g in groups if g.key != catalog.OWN_RUNS]
+    for group in own:
+        labels = [e.label for e in group.entries]
+        chosen += st.multiselect(group.title, labels, default=[newest], key="reports")
+    if benchmarks:
+        count = sum(len(g.entries) for g in benchmarks)
+        with st.expander(f"Committed benchmark reports ({count})", expanded=not own):
+            for group in benchmarks:
+                labels = [e.label for e in group.entries]
+                default = [newest] if newest in labels else []
+                chosen += st.multiselect(group.title, labels, default=default, key=f"reports:{group.key}")
+            if others:
+                names = ", ".join(f"`{Path(e.label).name}`" for e in others)
+                st.caption(f"Not evaluation reports (other benchmark outputs), not listed: {names}")
+    elif others:
+        st.caption(f"{len(others)} JSON files found are not evaluation reports and are not listed.")
+    return chosen
+
+
 def report_detail(entry: catalog.ReportEntry, students: list[Path]) -> None:
     report = entry.report
-    roles = figures.pipeline_roles(report, students)
+    roles = roles_of(report, students)
     reference = figures.reference_of(report, roles)
     others = [n for n in report["pipelines"] if n != reference]
     dataset = report.get("dataset") or {}
@@ -448,10 +472,16 @@ def report_detail(entry: catalog.ReportEntry, students: list[Path]) -> None:
     rows: list[dict[str, Any]] | None = None
     with left:
         st.markdown("##### Latency per question")
-        with guard("Per-question rows"):
-            path = catalog.questions_path(entry.path)
-            rows = cached_questions(str(path.parent), stamp(path))
-            st.plotly_chart(figures.latency_distributions(rows, list(report["pipelines"]), colors), key="dist")
+        if catalog.keeps_questions(entry.path):
+            with guard("Per-question rows"):
+                path = catalog.questions_path(entry.path)
+                rows = cached_questions(str(path.parent), stamp(path))
+                st.plotly_chart(figures.latency_distributions(rows, list(report["pipelines"]), colors), key="dist")
+        else:
+            st.caption(
+                "This report was copied without its per-question rows (`questions.jsonl`, beside the `report.json` "
+                "that `distill eval --out` wrote): no latency distribution, interval or question table."
+            )
     with right:
         st.markdown("##### Median time per component")
         st.plotly_chart(figures.component_latency_bars(figures.component_p50(report)), key="components")
