@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from distill.errors import DistillError
+from distill.model_card import average_metadata, front_matter
 
 # What a training run writes beside the model: they describe one ingredient, not the average.
 _RUN_FILES = {"README.md", "config.yaml", "metrics.json", "train_log.jsonl"}
@@ -125,9 +126,9 @@ def average_weights(folders: Sequence[Path], out: Path, weights: Sequence[float]
     rows = "\n".join(
         f"| `{folder}` | {w:.4g} | `{_sha256(folder / files[0])[:16]}` |" for folder, w in zip(folders, weights)
     )
+    reader = not (first / "modules.json").exists()  # sentence-transformers folders have one, readers do not
     (out / "README.md").write_text(
-        "---\nlibrary_name: sentence-transformers\ntags: [distillation, haystack, model-soup]\n---\n"
-        f"{_CARD_TITLE} {len(folders)} students\n\n"
+        front_matter(average_metadata(reader=reader)) + f"{_CARD_TITLE} {len(folders)} students\n\n"
         "Every floating-point tensor is the weighted mean of the same tensor in these models "
         f"(`{files[0]}` sha256 prefix of each ingredient):\n\n"
         f"| model | weight | weights sha256 |\n|---|---|---|\n{rows}\n\n"
@@ -139,7 +140,11 @@ def average_weights(folders: Sequence[Path], out: Path, weights: Sequence[float]
     )
     # What the student browser reads beside the card: the "recipe" of an average is its ingredients and weights.
     (out / "config.yaml").write_text(
-        yaml.safe_dump({"task": "average", "models": [str(f) for f in folders], "weights": weights}, sort_keys=False),
+        yaml.safe_dump(
+            {"task": "average", "kind": "reader" if reader else "embedder", "models": [str(f) for f in folders]}
+            | {"weights": weights},
+            sort_keys=False,
+        ),
         encoding="utf-8",
     )
     write_metrics(out, {"average_of": [str(f) for f in folders], "weights": weights})

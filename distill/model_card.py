@@ -15,8 +15,7 @@ import yaml
 
 from distill.errors import DistillError
 from distill.losses import KIND, LOSSES
-from distill.models import looks_like_hub_id
-from distill.pipelines import HUB_ALIASES, HUB_IDS
+from distill.models import HUB_ALIASES, HUB_IDS, looks_like_hub_id
 from distill.provenance import library_versions, machine_info
 from distill.recipes import dump_recipe
 
@@ -426,22 +425,27 @@ def reader_metadata(recipe: dict[str, Any], metrics: dict[str, Any]) -> dict[str
     return _metadata(recipe, metrics, library="transformers", pipeline_tag="question-answering", tags=tags, task=task)
 
 
-def average_metadata() -> dict[str, Any]:
+def average_metadata(*, reader: bool = False) -> dict[str, Any]:
     """The Hub front matter of a weight average (``distill average``): its ingredients are local folders and its dev
     slice lives in another recipe, so no base model, data set or model-index."""
+    if reader:
+        library, pipeline_tag, tags = "transformers", "question-answering", ["extractive-qa"]
+    else:
+        library, pipeline_tag, tags = "sentence-transformers", "sentence-similarity", list(EMBEDDER_TAGS)
     return {
-        "library_name": "sentence-transformers",
-        "pipeline_tag": "sentence-similarity",
-        "tags": [*EMBEDDER_TAGS, "model-soup", "haystack"],
+        "library_name": library,
+        "pipeline_tag": pipeline_tag,
+        "tags": [*tags, "model-soup", "haystack"],
         "license": LICENSE,
     }
 
 
 def card_metadata(recipe: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
-    """The front matter of a saved folder's card, by its recipe's task."""
+    """The front matter of a saved folder's card, by its recipe's task (an average: by the ``kind`` its config.yaml
+    records, ``embedder`` in averages written before it did)."""
     task = recipe.get("task")
     if task == "average":
-        return average_metadata()
+        return average_metadata(reader=recipe.get("kind") == "reader")
     if task in ("reader", "finetune_reader"):
         return reader_metadata(recipe, metrics)
     return embedder_metadata(recipe, metrics)

@@ -137,6 +137,15 @@ OFFLINE_SOURCES: dict[str, OfflineSource] = {
 }
 
 
+# Hugging Face ids that a named offline source provides byte for byte.
+HUB_ALIASES = {
+    "sentence-transformers/all-mpnet-base-v2": "mpnet-base",
+    "sentence-transformers/all-MiniLM-L6-v2": "minilm-l6",
+}
+HUB_IDS = {source: hub_id for hub_id, source in HUB_ALIASES.items()}
+assert set(HUB_IDS) <= set(OFFLINE_SOURCES)
+
+
 def looks_like_hub_id(spec: str) -> bool:
     parts = spec.split("/")
     return len(parts) == 2 and all(parts) and not spec.startswith((".", "/", "~"))

@@ -27,7 +27,7 @@ from haystack import Pipeline
 from haystack.core.errors import DeserializationError
 
 from distill.errors import DistillError
-from distill.models import OFFLINE_SOURCES, resolve_model
+from distill.models import HUB_ALIASES, HUB_IDS, OFFLINE_SOURCES, resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -35,14 +35,6 @@ ALLOWED_MODULES = ["distill.*"]
 TEACHER_EMBEDDER = "sentence-transformers/all-mpnet-base-v2"
 TEACHER_READER = "runs/reader-teacher"
 TEACHER_INDEX = "teacher"
-
-# Hugging Face ids that a named offline source provides byte for byte.
-HUB_ALIASES = {
-    "sentence-transformers/all-mpnet-base-v2": "mpnet-base",
-    "sentence-transformers/all-MiniLM-L6-v2": "minilm-l6",
-}
-HUB_IDS = {source: hub_id for hub_id, source in HUB_ALIASES.items()}
-assert set(HUB_IDS) <= set(OFFLINE_SOURCES)
 
 EMBEDDER_SUFFIXES = ("TextEmbedder", "DocumentEmbedder")
 READER_SUFFIXES = ("ExtractiveReader",)

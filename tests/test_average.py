@@ -10,6 +10,7 @@ from distill.average import average_weights
 from distill.catalog import load_student
 from distill.cli import main
 from distill.errors import DistillError
+from distill.model_card import average_metadata, split_front_matter
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +39,9 @@ def test_average_is_the_weighted_mean_of_every_tensor_and_loads(tmp_path, two_se
     assert student.problems == [] and student.config["models"] == [str(a), str(b)]
     card = (out / "README.md").read_text()
     assert f"| `{a}` | 0.75 |" in card and f"| `{b}` | 0.25 |" in card
+    meta, _ = split_front_matter(card)
+    assert meta == average_metadata() and meta["library_name"] == "sentence-transformers"
+    assert yaml.safe_load((out / "config.yaml").read_text())["kind"] == "embedder"
     vector = load_sentence_transformer(str(out)).encode(["where was mozart born"])
     assert vector.shape == (1, 32)
 

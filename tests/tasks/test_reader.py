@@ -345,3 +345,7 @@ def test_average_of_readers_scored_on_the_recipe_dev_slice(tmp_path, tiny_squad,
         assert row["model"] == str(folder)
         assert row["f1"] == pytest.approx(json.loads((folder / "metrics.json").read_text())["dev"]["f1"])
     assert set(metrics["dev"]) == {"exact_match", "f1"} and set(metrics["teacher_dev"]) == {"exact_match", "f1"}
+    from distill.model_card import split_front_matter
+
+    meta, _ = split_front_matter((out / "README.md").read_text())  # an average of readers is a transformers reader
+    assert meta["library_name"] == "transformers" and meta["pipeline_tag"] == "question-answering"
