@@ -15,6 +15,9 @@ A shard is written once, batch by batch: the rows are flushed first, then the co
 so rows past the committed count (a run killed mid-batch) are ignored and recomputed. New rows always go to new
 shards; old ones are never rewritten. On open every shard is checked (files readable, shapes agree, checksums match)
 and a bad one is discarded with a warning, so its rows are recomputed rather than served.
+
+Why one module over 400 lines: one on-disk format; its writer, reader, checks and recovery must agree byte for
+byte, and each is tested against the others.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ store. The corpus is indexed once per distinct indexing pipeline; every question
 interleaved question by question so that a drift in machine load hits all systems alike. Latency comes from a
 Haystack tracer (per component) and a wall clock around ``Pipeline.run`` (per query), after discarded warm-up queries.
 Reading, merging and printing the reports it writes is :mod:`distill.report`'s.
+
+Why one module over 400 lines: loading the systems, indexing through the cache, the tracer and the interleaved
+run are one measurement; what reads its output is already apart (:mod:`distill.report`).
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ Which answers count as *right* in the per-question comparison (:data:`RIGHT_RULE
 - ``top1``: retrieval is right when the gold passage is ranked first (SQuAD: the question's own paragraph);
 - ``top10``: retrieval is right when the gold passage is anywhere in the top 10;
 - ``answer``: a reader is right when its top answer has exact match 1 or token F1 >= 0.5 (SQuAD normalisation).
+
+Why one module over 400 lines: pure functions only, in one section per UI page (tables, cards, Pareto front,
+latency, training, per question, students), so the UI imports its shapes from one place.
 """
 
 from __future__ import annotations

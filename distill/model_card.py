@@ -3,6 +3,9 @@
 A card starts with the YAML front matter that the Hugging Face Hub reads (library, base model, data sets, tags,
 licence and the dev-slice metrics as ``model-index``); :func:`rewrite_card` refreshes it on a saved folder from its
 ``config.yaml`` and ``metrics.json`` without touching the body.
+
+Why one module over 400 lines: the card's body and its front matter are written from the same recipe and
+metrics, so that what the Hub reads and what a person reads cannot disagree.
 """
 
 from __future__ import annotations

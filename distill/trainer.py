@@ -6,6 +6,9 @@ module owns what must be right once: AdamW with warm-up and linear decay, gradie
 with each loss term and examples/s, periodic evaluation that keeps the best student, atomic checkpoints that a
 killed run resumes from, a clear stop on a NaN or infinite loss, and optionally an exponential moving average of the
 weights that the dev slice scores and the saved student keeps.
+
+Why one module over 400 lines: the loop, its checkpoints, the weight average and the resume share one state (step,
+epoch, batch, random generators); split apart, a resume could disagree with the run it continues.
 """
 
 from __future__ import annotations

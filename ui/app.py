@@ -11,6 +11,9 @@ Settings (environment variables):
 - ``DISTILL_LIVE_ARTICLES``: index only this many articles of the live report's data set (default: all of them).
 
 This file only calls the library (distill.catalog, distill.live, distill.figures) and draws.
+
+Why one module over 400 lines: Streamlit runs one script per page load, and the three pages share its sidebar and
+session state; each page is one function below.
 """
 
 from __future__ import annotations

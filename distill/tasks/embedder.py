@@ -7,9 +7,9 @@ Three kinds of student:
   documents keep the teacher's embeddings and index; a linear head (initialised by ridge regression on the training
   queries) maps a narrower student into the teacher's width.
 
-Over 400 lines because it holds the embedder's whole chain, as :mod:`distill.tasks.reader` does the reader's: the
-teacher's cached embeddings, the training pairs and dev slice, the students, the module that mixes the losses and the
-task the trainer runs; what both tasks share is in :mod:`distill.tasks.common`.
+Why one module over 400 lines: it holds the embedder's whole chain, as :mod:`distill.tasks.reader` does the
+reader's: the teacher's cached embeddings, the training pairs and dev slice, the students, the module that mixes
+the losses and the task the trainer runs; what both tasks share is in :mod:`distill.tasks.common`.
 """
 
 from __future__ import annotations

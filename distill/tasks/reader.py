@@ -5,8 +5,8 @@ tokenizers) or the fine-tuning of the teacher itself, through the shared :class:
 The teacher's start/end logits are computed once per window and cached, keyed by the teacher's fingerprint and the
 window's token ids.
 
-Over 400 lines because :class:`ReaderTask` (the data, the teacher outputs and the dev slice of one reader run) is
-one class of ~200 lines; the teacher that fills it and the loaders it uses sit beside it.
+Why one module over 400 lines: :class:`ReaderTask` (the data, the teacher outputs and the dev slice of one reader
+run) is one class of ~200 lines; the teacher that fills it and the loaders it uses sit beside it.
 """
 
 from __future__ import annotations
