@@ -128,6 +128,16 @@ def cmd_swap(args: argparse.Namespace) -> int:
     return 0
 
 
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "pipelines",
@@ -139,7 +149,7 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--articles", type=int)
     p.add_argument("--questions", type=int, help="a seeded sample of this many questions (whole corpus kept)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--warmup", type=int, default=5, help="warm-up queries per pipeline, not timed")
+    p.add_argument("--warmup", type=_non_negative, default=5, help="warm-up queries per pipeline, not timed")
     p.add_argument(
         "--context",
         choices=["retrieved", "gold"],
@@ -154,11 +164,18 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
         "bootstrap interval (e.g. the distilled student against the hard-label one)",
     )
     p.add_argument("--out", type=Path, default=Path("runs/eval"), help="folder for report.json and questions.jsonl")
+    p.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let the pipelines set trust_remote_code, which runs the Python code of their model folders "
+        "(refused without this flag)",
+    )
 
 
 @command("eval", "run pipelines on the same questions; report quality and latency side by side", _eval_args)
 def cmd_eval(args: argparse.Namespace) -> int:
     from distill.evaluation import System, evaluate
+    from distill.pipelines import trusting_remote_code
     from distill.report import (
         answer_source_lines,
         answer_sources,
@@ -172,17 +189,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     systems = [System.parse(spec) for spec in args.pipelines]
     data = _load_data(args)
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "handler"}
-    report = evaluate(
-        systems,
-        data,
-        warmup=args.warmup,
-        out_dir=args.out,
-        command=_command_line(),
-        config=config,
-        progress=True,
-        context=args.context,
-        versus=args.versus,
-    )
+    with trusting_remote_code(args.trust_remote_code):
+        report = evaluate(
+            systems,
+            data,
+            warmup=args.warmup,
+            out_dir=args.out,
+            command=_command_line(),
+            config=config,
+            progress=True,
+            context=args.context,
+            versus=args.versus,
+        )
     print(comparison_table(report))
     print(component_table(report))
     if report["relative"]:

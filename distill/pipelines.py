@@ -18,13 +18,15 @@ import copy
 import logging
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 import yaml
 from haystack import Pipeline
-from haystack.core.errors import DeserializationError
+from haystack.core.errors import DeserializationError, PipelineError
 
 from distill.errors import DistillError
 from distill.models import HUB_ALIASES, HUB_IDS, OFFLINE_SOURCES, resolve_model
@@ -155,11 +157,60 @@ def resolve_models(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+_TRUST_REMOTE_CODE: ContextVar[bool] = ContextVar("trust_remote_code", default=False)
+
+
+@contextmanager
+def trusting_remote_code(trust: bool = True) -> Iterator[None]:
+    """Let the pipelines loaded inside this block set ``trust_remote_code`` (``distill eval --trust-remote-code``)."""
+    token = _TRUST_REMOTE_CODE.set(trust)
+    try:
+        yield
+    finally:
+        _TRUST_REMOTE_CODE.reset(token)
+
+
+def _remote_code_settings(value: Any, where: str) -> Iterator[str]:
+    """Where a component's settings turn on ``trust_remote_code``, at any depth (model_kwargs, tokenizer_kwargs...)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "trust_remote_code" and item not in (False, None):
+                yield f"{where}.{key}"
+            else:
+                yield from _remote_code_settings(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _remote_code_settings(item, f"{where}[{i}]")
+
+
+def refuse_remote_code(data: dict[str, Any], name: str = "pipeline") -> None:
+    """The allowlist keeps a pipeline file from naming code to run; ``trust_remote_code`` would run the Python of
+    whatever model folder it names, so a file may only set it when the user said so on the command line."""
+    if _TRUST_REMOTE_CODE.get():
+        return
+    for component, spec in (data.get("components") or {}).items():
+        params = spec.get("init_parameters") if isinstance(spec, dict) else None
+        found = next(_remote_code_settings(params, "init_parameters"), None)
+        if found is not None:
+            raise DistillError(
+                f"{name}: component {component!r} sets {found}, which runs the Python code of its model folder: "
+                "remove it, or pass --trust-remote-code if you trust that code"
+            )
+
+
+def _first_line(error: Exception) -> str:
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+
+
 def pipeline_from_dict(data: dict[str, Any], *, name: str = "pipeline") -> Pipeline:
+    refuse_remote_code(data, name)
     try:
         return Pipeline.from_dict(data, allowed_modules=ALLOWED_MODULES)
-    except DeserializationError as e:
-        raise DistillError(f"{name}: {e}") from None
+    except (DeserializationError, PipelineError) as e:
+        raise DistillError(f"{name}: {_first_line(e)}") from None
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        # Haystack's own checks of components and connections raise these: one line naming the file, not a trace.
+        raise DistillError(f"{name} is not a pipeline this Haystack can build: {_first_line(e)}") from None
 
 
 def load_pipeline(source: str | Path | dict[str, Any], *, device: str | None = None) -> Pipeline:

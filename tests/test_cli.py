@@ -117,3 +117,11 @@ def test_report_compares_runs_evaluated_apart(tmp_path, tiny_squad, tiny_pipelin
     capsys.readouterr()
     assert cli.main(["report", str(first), str(fewer)]) == 2
     assert "were not evaluated on the same questions" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("value", "message"), [("-1", "must be >= 0, got -1"), ("abc", "must be a whole number")])
+def test_eval_refuses_a_negative_or_non_numeric_warmup(value, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["eval", "a=pipelines/retrieval.yaml", "--warmup", value])
+    assert exit_info.value.code == 2
+    assert f"argument --warmup: {message}" in capsys.readouterr().err.splitlines()[-1]

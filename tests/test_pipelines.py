@@ -1,3 +1,4 @@
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,76 @@ def test_a_relative_model_not_beside_the_yaml_is_read_from_the_working_directory
     data = pipelines.read_pipeline_dict("pipelines/extractive_qa.yaml")
     assert data == yaml.safe_load(text)  # the committed YAMLs name runs/reader-teacher from the repository root
     assert pipelines.resolve_models(data)["components"]["reader"]["init_parameters"]["model"] == "runs/reader-teacher"
+
+
+EVIL = """
+import pathlib
+
+from transformers import BertConfig
+
+pathlib.Path(__file__).resolve().parent.joinpath("{marker}").write_text("ran")  # the code a pipeline file smuggles in
+
+
+class EvilConfig(BertConfig):
+    model_type = "bert"
+"""
+
+
+def _remote_code_pipeline(tmp_path: Path, tiny_pipelines: Path, tiny_embedder: Path, where: str) -> tuple[Path, Path]:
+    import json
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_embedder, model)
+    marker = tmp_path / "marker"
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps(config | {"auto_map": {"AutoConfig": "evil.EvilConfig"}}))
+    (model / "evil.py").write_text(EVIL.replace("{marker}", str(marker)))
+    data = yaml.safe_load((tiny_pipelines / "retrieval.yaml").read_text())
+    params = data["components"]["text_embedder"]["init_parameters"]
+    params["model"] = str(model)
+    if where == "top":
+        params["trust_remote_code"] = True
+    else:
+        params[where] = {"trust_remote_code": True}
+    path = tmp_path / "retrieval.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path, marker
+
+
+@pytest.mark.parametrize("where", ["top", "model_kwargs", "tokenizer_kwargs", "config_kwargs"])
+def test_a_pipeline_file_cannot_turn_on_remote_code(tmp_path, tiny_pipelines, tiny_embedder, where):
+    path, marker = _remote_code_pipeline(tmp_path, tiny_pipelines, tiny_embedder, where)
+    with pytest.raises(DistillError) as refused:
+        pipelines.load_pipeline(path)
+    message = str(refused.value)
+    assert "\n" not in message and "component 'text_embedder' sets init_parameters." in message
+    assert "--trust-remote-code" in message and not marker.exists()
+
+
+def test_remote_code_runs_only_when_the_user_says_so(tmp_path, tiny_pipelines, tiny_embedder):
+    path, marker = _remote_code_pipeline(tmp_path, tiny_pipelines, tiny_embedder, "top")
+    with pipelines.trusting_remote_code():
+        pipeline = pipelines.load_pipeline(path)
+        with contextlib.suppress(Exception):  # the smuggled config need not make a working model: it ran, that counts
+            pipeline.warm_up()
+    assert marker.read_text() == "ran"  # what the refusal above prevents is real
+    with pytest.raises(DistillError, match="trust-remote-code"):
+        pipelines.load_pipeline(path)  # the opt-in ends with its block
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d["connections"].append({"sender": "nowhere.documents", "receiver": "retriever.query"}), "nowhere"),
+        (lambda d: d["components"]["retriever"].update(type="builtins.eval"), "retriever"),
+        (lambda d: d["components"]["retriever"].update(type="distill.errors.DistillError"), "retriever"),
+    ],
+)
+def test_pipelines_haystack_cannot_build_are_one_line_errors(tmp_path, tiny_pipelines, edit, message):
+    data = yaml.safe_load((tiny_pipelines / "retrieval.yaml").read_text())
+    edit(data)
+    with pytest.raises(DistillError) as refused:
+        pipelines.pipeline_from_dict(data, name="bad.yaml")
+    assert "\n" not in str(refused.value) and str(refused.value).startswith("bad.yaml")
+    assert message in str(refused.value)
