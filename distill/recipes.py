@@ -169,6 +169,9 @@ def apply_overrides(recipe: dict[str, Any], overrides: list[str]) -> dict[str, A
         node = recipe
         for i, part in enumerate(path[:-1]):
             if part.isdigit() and isinstance(node, list):
+                if int(part) >= len(node):
+                    where = ".".join(path[:i]) or "recipe"
+                    raise DistillError(f"override {text!r}: {where} has {len(node)} entries, so no entry {part}")
                 node = node[int(part)]
                 continue
             if not isinstance(node, dict) or part not in node:
@@ -176,7 +179,10 @@ def apply_overrides(recipe: dict[str, Any], overrides: list[str]) -> dict[str, A
             node = node[part]
         last = path[-1]
         if isinstance(node, list) and last.isdigit():
-            node[int(last)] = value
+            if int(last) > len(node):
+                where = ".".join(path[:-1])
+                raise DistillError(f"override {text!r}: {where} has {len(node)} entries, so no entry {last}")
+            node[int(last) : int(last) + 1] = [value]  # one past the end appends
         elif isinstance(node, dict) and (last in node or isinstance(node.get("name"), str)):
             node[last] = value
         else:
@@ -186,7 +192,7 @@ def apply_overrides(recipe: dict[str, Any], overrides: list[str]) -> dict[str, A
 
 def _normalise_losses(losses: Any, allowed: list[str]) -> list[dict[str, Any]]:
     """Check a recipe's loss list; return it as {name, weight (float), **settings} entries."""
-    from distill.losses import LOSSES
+    from distill.losses import LOSSES, check_loss_settings
 
     if not isinstance(losses, list) or not losses:
         raise DistillError("recipe.losses must be a non-empty list of {name, weight, ...}")
@@ -203,6 +209,9 @@ def _normalise_losses(losses: Any, allowed: list[str]) -> list[dict[str, Any]]:
         weight = entry.get("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
             raise DistillError(f"recipe.losses[{i}].weight must be >= 0, got {weight!r}")
+        check_loss_settings(
+            name, {k: v for k, v in entry.items() if k not in ("name", "weight")}, f"recipe.losses[{i}]"
+        )
         normalised.append({**entry, "weight": float(weight)})
     if not any(e["weight"] > 0 for e in normalised):
         raise DistillError("recipe.losses: at least one loss needs a weight > 0")
@@ -211,8 +220,16 @@ def _normalise_losses(losses: Any, allowed: list[str]) -> list[dict[str, Any]]:
 
 def _check_optimizer(recipe: dict[str, Any]) -> None:
     """The optimiser and precision settings every recipe shares."""
-    _positive(recipe, "optimizer.lr", float)
     opt = recipe["optimizer"]
+    if not isinstance(opt, dict):
+        raise DistillError(f"recipe.optimizer must be a mapping of settings (lr, weight_decay, ...), got {opt!r}")
+    for key in ("lr", "weight_decay", "warmup_ratio"):
+        _number(opt.get(key), f"optimizer.{key}")
+    if opt.get("grad_clip") is not None:
+        _number(opt["grad_clip"], "optimizer.grad_clip", "or null")
+    _positive(recipe, "optimizer.lr", float)
+    if opt["weight_decay"] < 0:
+        raise DistillError(f"recipe.optimizer.weight_decay must be >= 0, got {opt['weight_decay']!r}")
     if not 0 <= opt["warmup_ratio"] < 1:
         raise DistillError(f"recipe.optimizer.warmup_ratio must be in [0, 1), got {opt['warmup_ratio']!r}")
     if opt["grad_clip"] is not None and opt["grad_clip"] <= 0:
@@ -222,6 +239,11 @@ def _check_optimizer(recipe: dict[str, Any]) -> None:
         raise DistillError(f"recipe.optimizer.ema must be a decay in (0, 1) or null, got {ema!r}")
     if recipe["mixed_precision"] not in ("auto", "no", "bf16", "fp16"):
         raise DistillError(f"recipe.mixed_precision must be auto, no, bf16 or fp16, got {recipe['mixed_precision']!r}")
+
+
+def _number(value: Any, key: str, alternative: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DistillError(f"recipe.{key} must be a number{' ' + alternative if alternative else ''}, got {value!r}")
 
 
 def _positive(recipe: dict[str, Any], key: str, kind: type = int, allow_none: bool = False) -> None:
@@ -234,10 +256,22 @@ def _positive(recipe: dict[str, Any], key: str, kind: type = int, allow_none: bo
         raise DistillError(f"recipe.{key} must be a positive {kind.__name__}, got {node!r}")
 
 
+def _check_sections(recipe: Any, defaults: dict[str, Any], where: str = "recipe") -> None:
+    """Every section the defaults hold as a mapping (data, optimizer, max_length) is a mapping in the recipe too, so
+    that the checks below read fields, not a number or null put where a section belongs."""
+    for key, default in defaults.items():
+        if isinstance(default, dict) and key != "student":
+            value = recipe.get(key)
+            if not isinstance(value, dict):
+                raise DistillError(f"{where}.{key} must be a mapping of settings ({', '.join(default)}), got {value!r}")
+            _check_sections(value, default, f"{where}.{key}")
+
+
 def validate(recipe: dict[str, Any]) -> dict[str, Any]:
     """Check a merged recipe; return it with losses normalised to {name, weight, **kwargs}."""
     from distill.losses import KIND, LOSSES, losses_for
 
+    _check_sections(recipe, DEFAULTS.get(recipe.get("task"), EMBEDDER_DEFAULTS))
     if recipe["task"] != "embedder":
         return _validate_reader(recipe)
     for key in ("batch_size", "epochs", "eval_every", "log_every", "save_every", "teacher_batch_size"):

@@ -41,6 +41,20 @@ def test_every_committed_recipe_validates(path):
         (["optimizer.lr"], "must look like key=value"),
         (["optimizer.ema=1.5"], r"optimizer.ema must be a decay in \(0, 1\) or null, got 1.5"),
         (["optimizer.ema=true"], "optimizer.ema must be a decay"),
+        # Checked before anything is loaded (they failed only after the teacher pass, or with a traceback):
+        (["optimizer.weight_decay=abc"], "recipe.optimizer.weight_decay must be a number, got 'abc'"),
+        (["optimizer.weight_decay=-0.1"], "recipe.optimizer.weight_decay must be >= 0"),
+        (["optimizer.warmup_ratio=abc"], "recipe.optimizer.warmup_ratio must be a number, got 'abc'"),
+        (["optimizer.grad_clip=abc"], "recipe.optimizer.grad_clip must be a number or null"),
+        (["losses.0.temperature=abc"], r"recipe.losses\[0\].temperature must be a number, got 'abc'"),
+        (["losses.0.temperature=0"], r"recipe.losses\[0\]: temperature must be > 0"),
+        (["losses.0.bogus=1"], r"recipe.losses\[0\].bogus: listwise_kl has no setting 'bogus'; it accepts: temp"),
+        (["losses.0.symmetric=3"], r"recipe.losses\[0\].symmetric must be true or false, got 3"),
+        (["losses.5.weight=1"], "losses has 2 entries, so no entry 5"),
+        (["losses.5=null"], "losses has 2 entries, so no entry 5"),
+        (["optimizer=null"], r"recipe.optimizer must be a mapping of settings \(lr, weight_decay"),
+        (["data=5"], r"recipe.data must be a mapping of settings \(train, questions"),
+        (["max_length=5"], r"recipe.max_length must be a mapping of settings \(query, passage\), got 5"),
     ],
 )
 def test_bad_recipes_name_the_field(overrides, message):
@@ -72,3 +86,9 @@ def test_an_empty_recipe_file_is_an_error_not_the_default_run(tmp_path):
         path.write_text(text)
         with pytest.raises(DistillError, match=r"empty.yaml is empty: write at least its `output` folder"):
             recipes.load_recipe(path)
+
+
+def test_an_override_one_past_the_last_loss_adds_a_loss():
+    recipe = recipes.load_recipe(None, ["losses.2={name: rkd_distance, weight: 0.5}"])
+    assert [loss["name"] for loss in recipe["losses"]] == ["listwise_kl", "similarity_matrix", "rkd_distance"]
+    assert recipe["losses"][2]["weight"] == 0.5

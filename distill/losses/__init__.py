@@ -22,7 +22,14 @@ from typing import Any
 
 from torch import nn
 
-from distill.losses.base import TASKS, DistillationLoss, LossConfigError, MissingOutputError, Outputs
+from distill.losses.base import (
+    TASKS,
+    DistillationLoss,
+    LossConfigError,
+    MissingOutputError,
+    Outputs,
+    check_temperature,
+)
 from distill.losses.feature import HiddenStateMSELoss
 from distill.losses.functional import (
     RKD_EPS,
@@ -163,6 +170,29 @@ def build_loss(name: str, **kwargs: Any) -> DistillationLoss:
     if missing:
         raise LossConfigError(f"loss {name!r} ({cls.__name__}) needs argument {missing[0]!r}; it accepts: {accepted}")
     return cls(**kwargs)
+
+
+def check_loss_settings(name: str, settings: dict[str, Any], where: str) -> None:
+    """What a recipe entry can be checked for before any model is loaded: the loss knows every setting, and each
+    setting has the type of its default (a number where the default is a number). The settings a task fills in
+    (widths, layer counts) are checked when the loss is built."""
+    cls = LOSSES[name]
+    parameters = {
+        key: p
+        for key, p in inspect.signature(cls).parameters.items()
+        if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    }
+    for key, value in settings.items():
+        if key not in parameters:
+            raise LossConfigError(f"{where}.{key}: {name} has no setting {key!r}; it accepts: {', '.join(parameters)}")
+        default = parameters[key].default
+        number = isinstance(default, (int, float)) and not isinstance(default, bool)
+        if number and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise LossConfigError(f"{where}.{key} must be a number, got {value!r}")
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise LossConfigError(f"{where}.{key} must be true or false, got {value!r}")
+        if key == "temperature":
+            check_temperature(value, where)
 
 
 def losses_for(task: str) -> list[str]:
