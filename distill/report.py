@@ -213,6 +213,12 @@ def merge_reports(paths: Sequence[str | Path]) -> tuple[dict[str, Any], list[dic
                     f"{path} and {first_path} were not evaluated on the same questions (dataset {key} "
                     f"{report.get('dataset', {}).get(key)} against {first.get('dataset', {}).get(key)})"
                 )
+        judged = [r.get("dataset", {}).get("judgements") for r in (report, first)]
+        if None not in judged and judged[0] != judged[1]:  # reports older than the judgements' fingerprint lack it
+            raise DistillError(
+                f"{path} and {first_path} judged the same questions against other gold labels (judgements "
+                f"{judged[0]} against {judged[1]}): their relevance figures do not compare"
+            )
         if report.get("context") != first.get("context"):
             raise DistillError(
                 f"{path} read with context {report.get('context')!r}, {first_path} with {first.get('context')!r}"

@@ -205,6 +205,12 @@ def test_merge_reports_question_by_question(tmp_path, evaluated):
     )
     with pytest.raises(DistillError, match="not evaluated on the same questions"):
         report.merge_reports([tmp_path / "a", tmp_path / "c"])
+    judged = lambda labels: {**evaluated["dataset"], "judgements": labels}  # noqa: E731
+    report.write_report({**first, "dataset": judged("gold-a")}, rows("teacher"), tmp_path / "j1")
+    report.write_report({**second, "dataset": judged("gold-b")}, rows("student"), tmp_path / "j2")
+    with pytest.raises(DistillError, match="against other gold labels"):  # same texts, other qrels
+        report.merge_reports([tmp_path / "j1", tmp_path / "j2"])
+    assert list(report.merge_reports([tmp_path / "j1", tmp_path / "b"])[0]["pipelines"]) == ["teacher", "student"]
     report.write_report({**second, "context": "gold"}, rows("student"), tmp_path / "d")
     with pytest.raises(DistillError, match="read with context 'gold'"):
         report.merge_reports([tmp_path / "a", tmp_path / "d"])
