@@ -20,6 +20,7 @@ from typing import Any
 from haystack import Document
 
 from distill.errors import DistillError
+from distill.files import check_file, not_utf8
 from distill.models import SETUP_HINT, sha256_file
 
 SQUAD_SHA256 = {
@@ -109,33 +110,15 @@ class Dataset:
         }
 
 
-def _not_utf8(path: Path) -> DistillError:
-    # The decoder's own position counts from the chunk it was reading: find the file's first bad byte instead.
-    raw = path.read_bytes()
-    try:
-        raw.decode("utf-8")
-        where = ""
-    except UnicodeDecodeError as e:
-        where = f" (byte {e.start}: {raw[e.start : e.start + 1]!r})"
-    return DistillError(f"{path} is not UTF-8 text{where}: save it as UTF-8")
-
-
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise DistillError(f"data file {path} does not exist")
-    if not path.is_file():
-        raise DistillError(f"data file {path} is a folder, not a file")
-
-
 def _read_json(path: Path) -> Any:
-    _check_file(path)
+    check_file(path, "data file")
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except json.JSONDecodeError as e:
         raise DistillError(f"{path} is not valid JSON: {e}") from None
     except UnicodeDecodeError:
-        raise _not_utf8(path) from None
+        raise not_utf8(path) from None
 
 
 def _field(record: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -203,7 +186,7 @@ def load_squad_file(path: str | Path) -> Dataset:
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     """(line number, object) for each non-empty line; a bad line raises DistillError naming file and line."""
-    _check_file(path)
+    check_file(path, "data file")
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(_utf8_lines(f, path), start=1):
             if not line.strip():
@@ -221,7 +204,7 @@ def _utf8_lines(lines: Iterator[str], path: Path) -> Iterator[str]:
     try:
         yield from lines
     except UnicodeDecodeError:
-        raise _not_utf8(path) from None
+        raise not_utf8(path) from None
 
 
 def load_beir(folder: str | Path, split: str = "test") -> Dataset:

@@ -29,6 +29,7 @@ from haystack import Pipeline
 from haystack.core.errors import DeserializationError, PipelineError
 
 from distill.errors import DistillError
+from distill.files import parse_yaml, read_text
 from distill.models import HUB_ALIASES, HUB_IDS, OFFLINE_SOURCES, resolve_model
 
 logger = logging.getLogger(__name__)
@@ -67,13 +68,8 @@ def read_pipeline_dict(source: str | Path) -> dict[str, Any]:
     name, folder = text, None
     if "\n" not in text:
         path = Path(text)
-        if not path.exists():
-            raise DistillError(f"pipeline file {path} does not exist")
-        name, text, folder = str(path), path.read_text(encoding="utf-8"), path.parent
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise DistillError(f"{name} is not valid YAML: {e}") from None
+        name, text, folder = str(path), read_text(path, "pipeline file"), path.parent
+    data = parse_yaml(text, name)
     if not isinstance(data, dict) or not isinstance(data.get("components"), dict) or not data["components"]:
         raise DistillError(f"{name} is not a Haystack pipeline: it needs a non-empty 'components' mapping")
     return _models_beside(data, folder) if folder is not None else data

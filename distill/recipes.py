@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from distill.errors import DistillError
+from distill.files import parse_yaml, read_text
 
 # Every key a recipe may set, with its default. Comments say why a default is what it is.
 EMBEDDER_DEFAULTS: dict[str, Any] = {
@@ -153,10 +154,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key:
         raise DistillError(f"override {text!r} must look like key=value (e.g. optimizer.lr=1e-4)")
-    try:
-        value = yaml.safe_load(raw) if raw else None
-    except yaml.YAMLError as e:
-        raise DistillError(f"override {text!r}: value is not valid YAML: {e}") from None
+    value = parse_yaml(raw, f"override {text!r}: value") if raw else None
     if isinstance(value, str):
         try:  # YAML 1.1 reads 1e-4 as a string
             value = float(value)
@@ -405,12 +403,7 @@ def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> 
     raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        if not path.exists():
-            raise DistillError(f"recipe {path} does not exist")
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            raise DistillError(f"recipe {path} is not valid YAML: {e}") from None
+        raw = parse_yaml(read_text(path, "recipe"), f"recipe {path}")
         if raw is None:
             # Defaults alone would silently train the full default recipe into the benchmark's output folder.
             raise DistillError(

@@ -14,6 +14,7 @@ from typing import Any
 
 from distill import metrics
 from distill.errors import DistillError
+from distill.files import read_text
 
 # Per-question scores that a paired bootstrap compares, by the report's quality key.
 _PER_QUESTION: dict[str, Callable[[dict[str, Any], dict[str, Any]], float]] = {
@@ -182,10 +183,9 @@ def load_report(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         path = path / "report.json"
-    if not path.exists():
-        raise DistillError(f"report {path} does not exist: run `distill eval ... --out {path.parent}` first")
+    text = read_text(path, "report", f": run `distill eval ... --out {path.parent}` first")
     try:
-        report = json.loads(path.read_text(encoding="utf-8"))
+        report = json.loads(text)
     except json.JSONDecodeError as e:
         raise DistillError(f"report {path} is not valid JSON: {e}") from None
     if not isinstance(report, dict) or not isinstance(report.get("pipelines"), dict):

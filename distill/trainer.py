@@ -403,11 +403,19 @@ class Trainer:
         if not self.is_main or not path.exists():
             return
         lines = path.read_text(encoding="utf-8").splitlines()
-        kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+        kept = [line for line in lines if _log_step(line) <= step]
         if len(kept) != len(lines):
             tmp = path.with_name(path.name + ".tmp")
             tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
             tmp.replace(path)
+
+
+def _log_step(line: str) -> float:
+    """A log row's step; a row cut short by the kill that stopped the run counts as written after its checkpoint."""
+    try:
+        return json.loads(line).get("step", 0)
+    except (ValueError, AttributeError):
+        return math.inf
 
 
 def finished(output: Path) -> None:

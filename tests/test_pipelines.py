@@ -94,14 +94,22 @@ def test_devices_from_another_machine_are_dropped(tiny_pipelines):
 
 @pytest.mark.parametrize(
     "text, message",
-    [(None, "does not exist"), ("components: [\n", "not valid YAML"), ("connections: []\n", "non-empty 'components'")],
+    [
+        (None, "does not exist"),
+        ("components: [\n", r"not valid YAML: expected the node content, but found '<stream end>' at line 2, column 1"),
+        ("connections: []\n", "non-empty 'components'"),
+        (b"components: {caf\xe9: {}}\n", r"pipeline.yaml is not UTF-8 text \(byte 16"),
+    ],
 )
 def test_bad_yaml_files(tmp_path, text, message):
     path = tmp_path / "pipeline.yaml"
-    if text is not None:
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    elif text is not None:
         path.write_text(text)
-    with pytest.raises(DistillError, match=message):
+    with pytest.raises(DistillError, match=message) as error:
         pipelines.read_pipeline_dict(path)
+    assert "\n" not in str(error.value)
 
 
 def test_swap_files_keeps_indexing_of_a_query_only_student(tiny_pipelines, tiny_embedder_wide, tmp_path):

@@ -92,3 +92,19 @@ def test_an_override_one_past_the_last_loss_adds_a_loss():
     recipe = recipes.load_recipe(None, ["losses.2={name: rkd_distance, weight: 0.5}"])
     assert [loss["name"] for loss in recipe["losses"]] == ["listwise_kl", "similarity_matrix", "rkd_distance"]
     assert recipe["losses"][2]["weight"] == 0.5
+
+
+def test_a_recipe_that_is_not_utf8_or_not_yaml_is_one_line(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_bytes(b"output: caf\xe9\n")
+    with pytest.raises(DistillError, match=r"r.yaml is not UTF-8 text \(byte 11"):
+        recipes.load_recipe(path)
+    path.write_text("output: [runs/x\n")
+    with pytest.raises(DistillError) as error:
+        recipes.load_recipe(path)
+    assert "\n" not in str(error.value) and "is not valid YAML" in str(error.value) and "line 2" in str(error.value)
+    with pytest.raises(DistillError, match="is a folder, not a file"):
+        recipes.load_recipe(tmp_path)
+    with pytest.raises(DistillError) as error:
+        recipes.load_recipe(None, ["losses.2={name: x"])
+    assert "\n" not in str(error.value) and "value is not valid YAML" in str(error.value)

@@ -110,3 +110,7 @@ def test_cut_log_keeps_the_rows_up_to_the_checkpoint(tmp_path):
     (tmp_path / LOG_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
     run._cut_log(3)
     assert [json.loads(line) for line in (tmp_path / LOG_FILE).read_text().splitlines()] == rows[:3]
+    # A kill in the middle of a write leaves half a row: it was written after the checkpoint, so it goes too.
+    (tmp_path / LOG_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows[:3]) + '{"step": 4, "lo')
+    run._cut_log(3)
+    assert [json.loads(line) for line in (tmp_path / LOG_FILE).read_text().splitlines()] == rows[:3]
