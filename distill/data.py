@@ -207,9 +207,7 @@ def _utf8_lines(lines: Iterator[str], path: Path) -> Iterator[str]:
         raise not_utf8(path) from None
 
 
-def load_beir(folder: str | Path, split: str = "test") -> Dataset:
-    """A BEIR folder: ``corpus.jsonl`` (_id, title, text), ``queries.jsonl`` (_id, text), ``qrels/<split>.tsv``."""
-    folder = Path(folder)
+def _beir_corpus(folder: Path) -> list[Document]:
     documents = []
     for n, rec in iter_jsonl(folder / "corpus.jsonl"):
         where = f"{folder / 'corpus.jsonl'}: line {n}"
@@ -219,6 +217,13 @@ def load_beir(folder: str | Path, split: str = "test") -> Dataset:
         documents.append(Document(id=doc_id, content=text, meta={"doc_id": doc_id, "title": title}))
     if not documents:
         raise DistillError(f"{folder / 'corpus.jsonl'} holds no documents: the corpus is empty")
+    return documents
+
+
+def load_beir(folder: str | Path, split: str = "test") -> Dataset:
+    """A BEIR folder: ``corpus.jsonl`` (_id, title, text), ``queries.jsonl`` (_id, text), ``qrels/<split>.tsv``."""
+    folder = Path(folder)
+    documents = _beir_corpus(folder)
     texts = {}
     for n, rec in iter_jsonl(folder / "queries.jsonl"):
         where = f"{folder / 'queries.jsonl'}: line {n}"
@@ -295,3 +300,15 @@ def load_dataset(spec: str) -> Dataset:
             f"data {spec!r} not found: give squad-dev, squad-train, a SQuAD .json file, a BEIR folder or a .jsonl file"
         )
     raise DistillError(f"cannot tell the format of {spec!r}: expected a .json (SQuAD), .jsonl or a BEIR folder")
+
+
+def load_corpus(spec: str) -> list[Document]:
+    """The passages of a data set, with no need for questions or judgements: a BEIR folder's ``corpus.jsonl`` (a
+    ``:split`` suffix is ignored), the passages of a JSONL file, or a SQuAD file's paragraphs."""
+    path = Path(spec.rpartition(":")[0] if ":" in spec and not Path(spec).exists() else spec)
+    if path.is_dir():
+        return _beir_corpus(path)
+    documents = load_dataset(spec).documents
+    if not documents:
+        raise DistillError(f"{spec} holds no passages: the corpus is empty")
+    return documents

@@ -168,29 +168,16 @@ def _copy_documents(documents: list[Document]) -> list[Document]:
     return [Document(id=d.id, content=d.content, meta=dict(d.meta)) for d in documents]
 
 
-def _embedder_namespace(data: dict[str, Any], name: str) -> dict[str, Any]:
-    """What a document embedder's output depends on: its settings and its weights."""
-    from distill.models import model_fingerprint
-
-    params = dict(data["components"][name].get("init_parameters") or {})
-    for volatile in ("device", "progress_bar", "batch_size", "token"):
-        params.pop(volatile, None)
-    model = resolve_models(data)["components"][name]["init_parameters"]["model"]
-    fingerprint = model_fingerprint(model) if Path(model).is_dir() else model
-    return {"kind": "document-embeddings", "params": params, "weights": fingerprint}
-
-
 def index_corpus(data: dict[str, Any], documents: list[Document], *, progress: bool = True) -> None:
     """Run an indexing pipeline over ``documents``.
 
     When the pipeline is the usual document embedder -> writer, the embeddings go through the teacher cache, keyed by
     the embedder's settings, weights and each document's embedded text: the embedder component itself computes every
-    missing row, so the stored vectors are exactly what the pipeline would write, and a second evaluation (or the UI)
-    re-indexes a corpus the size of SQuAD dev in seconds instead of minutes.
+    missing row (:func:`distill.pipeline_teacher.document_embeddings`, which training on a user's corpus shares), so
+    the stored vectors are exactly what the pipeline would write, and a second evaluation (or the UI) re-indexes a
+    corpus the size of SQuAD dev in seconds instead of minutes.
     """
-    import numpy as np
-
-    from distill.cache import TeacherCache
+    from distill.pipeline_teacher import document_embeddings
 
     pipeline = load_pipeline(data)
     components = data["components"]
@@ -203,19 +190,7 @@ def index_corpus(data: dict[str, Any], documents: list[Document], *, progress: b
         return
     embedder = pipeline.get_component(embedders[0])
     embedder.warm_up()
-    embedder.progress_bar = False  # the cache draws one bar over the whole corpus
-    meta_fields = (components[embedders[0]].get("init_parameters") or {}).get("meta_fields_to_embed") or []
-    keys = [json.dumps([d.content, {f: d.meta.get(f) for f in meta_fields}], sort_keys=True) for d in docs]
-
-    def compute(positions: list[int]) -> np.ndarray:
-        embedded = embedder.run(documents=[docs[i] for i in positions])["documents"]
-        return np.asarray([d.embedding for d in embedded], dtype=np.float32)
-
-    dim = compute([0]).shape[1]
-    cache = TeacherCache(
-        TeacherCache.default_root(), namespace=_embedder_namespace(data, embedders[0]) | {"dim": dim}, row_shape=(dim,)
-    )
-    rows = cache.get(keys, compute, batch_size=64, progress=progress, desc=f"embedding documents ({embedders[0]})")
+    rows = document_embeddings(data, embedders[0], docs, component=embedder, progress=progress)
     embedded = [dataclasses.replace(doc, embedding=row.tolist()) for doc, row in zip(docs, rows)]
     pipeline.get_component(writers[0]).run(documents=embedded)
 

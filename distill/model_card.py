@@ -117,6 +117,45 @@ def write_student_files(folder: Path, recipe: dict[str, Any], metrics: dict[str,
     (folder / "README.md").write_text(model_card(recipe, metrics, kind=kind), encoding="utf-8")
 
 
+def _gold_lines(data: dict[str, Any]) -> list[str]:
+    return [
+        f"- training: `{data['train']}`, {data.get('questions') or 'all'} questions (seed {data['seed']})"
+        + (" and every other question about their passages" if data.get("sibling_questions") else "")
+        + (", with teacher-mined hard negatives" if data.get("hard_negatives") else ""),
+        f"- dev slice for checkpoint selection: `{data['dev']}`, {data.get('dev_articles')} articles, "
+        f"{data.get('dev_questions')} questions" + (" (held out of training)" if data["dev"] == data["train"] else ""),
+        "- SQuAD v1.1 (Rajpurkar et al., 2016) is licensed CC BY-SA 4.0.",
+    ]
+
+
+def _teacher_labelled_lines(recipe: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
+    """What a student trained without labels saw: the corpus, each kind of training query, what was skipped."""
+    info = metrics.get("training_data") or {}
+    corpus, kinds = info.get("corpus") or {}, info.get("training_queries") or {}
+    data = recipe["data"]
+    lines = [
+        "- **no relevance labels**: the teacher ranked the whole corpus for every training query; its top-1 was the "
+        f"positive, its top-{data['candidates']} the pool of hard negatives, its scores the soft labels",
+        f"- corpus `{data['train']}`: {corpus.get('passages', '?')} passages ({corpus.get('skipped_empty', 0)} "
+        f"empty and {corpus.get('skipped_duplicates', 0)} duplicates skipped; longer than the token limit, so cut: "
+        + ", ".join(f"{k} {v}" for k, v in (corpus.get("cut") or {}).items())
+        + ")",
+        "- training queries by kind: "
+        + ", ".join(f"{kinds.get(k, 0)} {label}" for k, label in _QUERY_KINDS.items())
+        + (f" (user queries from `{data['queries']}`)" if data.get("queries") else ""),
+        f"- checkpoint chosen on {info.get('dev_queries', '?')} held-out training queries by agreement with the "
+        f"teacher (silver nDCG@10 over the {info.get('dev_pool_passages', '?')} passages of their teacher top-10s)",
+    ]
+    return lines
+
+
+_QUERY_KINDS = {
+    "user": "user queries",
+    "title": "pseudo-queries from titles",
+    "sentence": "pseudo-queries cut from passages (inverse cloze)",
+}
+
+
 def model_card(recipe: dict[str, Any], metrics: dict[str, Any], *, kind: str) -> str:
     data = recipe["data"]
     student = recipe["student"]
@@ -134,12 +173,7 @@ def model_card(recipe: dict[str, Any], metrics: dict[str, Any], *, kind: str) ->
         ),
         "",
         "## Data",
-        f"- training: `{data['train']}`, {data.get('questions') or 'all'} questions (seed {data['seed']})"
-        + (" and every other question about their passages" if data.get("sibling_questions") else "")
-        + (", with teacher-mined hard negatives" if data.get("hard_negatives") else ""),
-        f"- dev slice for checkpoint selection: `{data['dev']}`, {data.get('dev_articles')} articles, "
-        f"{data.get('dev_questions')} questions" + (" (held out of training)" if data["dev"] == data["train"] else ""),
-        "- SQuAD v1.1 (Rajpurkar et al., 2016) is licensed CC BY-SA 4.0.",
+        *(_teacher_labelled_lines(recipe, metrics) if data.get("labels") == "teacher" else _gold_lines(data)),
         "",
         "## Losses",
         *_loss_table(recipe),

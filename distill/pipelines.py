@@ -48,11 +48,15 @@ class NothingToSwap(DistillError):
 
 
 def _type_name(component: dict[str, Any]) -> str:
-    return component.get("type", "").rsplit(".", 1)[-1]
+    return str(component.get("type", "")).rsplit(".", 1)[-1]
 
 
 def is_embedder(component: dict[str, Any]) -> bool:
     return _type_name(component).endswith(EMBEDDER_SUFFIXES)
+
+
+def is_text_embedder(component: dict[str, Any]) -> bool:
+    return _type_name(component).endswith("TextEmbedder")
 
 
 def is_reader(component: dict[str, Any]) -> bool:

@@ -44,6 +44,17 @@ EMBEDDER_DEFAULTS: dict[str, Any] = {
         "dev": "squad-dev",
         "dev_articles": 4,  # a dev slice small enough to evaluate every eval_every steps on 2 cores
         "dev_questions": 200,
+        # gold: train on (question, relevant passage) pairs. teacher: no labels; the teacher ranks the whole corpus
+        # (data.train) for every training query, and its ranking is the only supervision (distill/tasks/silver.py).
+        "labels": "gold",
+        # With labels: teacher. Unlabelled queries: a text file (one per line), a JSONL file, or a BEIR folder:split
+        # (that split's query ids, never its judgements). null = none.
+        "queries": None,
+        # Pseudo-queries cut from the corpus, one per sampled passage (its title or one of its sentences: the inverse
+        # cloze task); 0 = none, null = one per passage.
+        "pseudo_queries": 0,
+        "pseudo_kind": "mixed",  # title, sentence, or mixed (either in turn)
+        "candidates": 20,  # the teacher's top-k per query; a hard negative is drawn from ranks 2..k
     },
     "losses": [
         {"name": "listwise_kl", "weight": 1.0, "temperature": 0.05},
@@ -62,8 +73,10 @@ EMBEDDER_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "mixed_precision": "auto",  # bf16 autocast on a GPU, fp32 on the CPU
     "output": "runs/students/minilm-l6-squad",
-    # The teacher's indexing.yaml and retrieval.yaml to swap the student into (written to <output>/pipelines);
-    # null skips the swap.
+    # The teacher's indexing.yaml and retrieval.yaml to swap the student into (written to <output>/pipelines), or a
+    # mapping {indexing: FILE, query: FILE} of a user's own pipelines (any file and component names); null skips the
+    # swap. With teacher: pipelines, the teacher is these pipelines' document and text embedders, run as Haystack
+    # runs them (prefix, meta fields, truncation) and cached as `distill eval` indexes with them.
     "pipelines": "pipelines",
     "teacher_batch_size": 32,
 }
@@ -290,6 +303,7 @@ def validate(recipe: dict[str, Any]) -> dict[str, Any]:
             f"({recipe['data']['train']}): that many whole articles are held out of training for the dev slice"
         )
     _check_optimizer(recipe)
+    _check_teacher_labels(recipe)
     for key in ("hard_negatives", "sibling_questions"):
         if not isinstance(recipe["data"][key], bool):
             raise DistillError(f"recipe.data.{key} must be true or false, got {recipe['data'][key]!r}")
@@ -333,6 +347,44 @@ def validate(recipe: dict[str, Any]) -> dict[str, Any]:
     if recipe["batch_size"] < 2 and ("listwise_kl" in names or "similarity_matrix" in names):
         raise DistillError("recipe.batch_size must be >= 2 for in-batch losses (listwise_kl, similarity_matrix)")
     return {**recipe, "losses": normalised}
+
+
+def _check_teacher_labels(recipe: dict[str, Any]) -> None:
+    """The keys of training without labels (data.labels: teacher) and of a user's own pipelines."""
+    data, pipelines = recipe["data"], recipe["pipelines"]
+    if isinstance(pipelines, dict):
+        if set(pipelines) != {"indexing", "query"} or not all(isinstance(v, str) for v in pipelines.values()):
+            raise DistillError(
+                f"recipe.pipelines must be a folder, null, or {{indexing: FILE, query: FILE}}, got {pipelines!r}"
+            )
+    elif pipelines is not None and not isinstance(pipelines, str):
+        raise DistillError(
+            f"recipe.pipelines must be a folder, null, or {{indexing: FILE, query: FILE}}, got {pipelines!r}"
+        )
+    if recipe["teacher"] == "pipelines" and not isinstance(pipelines, dict):
+        raise DistillError("recipe.teacher: pipelines needs recipe.pipelines: {indexing: FILE, query: FILE}")
+    if data["labels"] not in ("gold", "teacher"):
+        raise DistillError(f"recipe.data.labels must be gold or teacher, got {data['labels']!r}")
+    if data["queries"] is not None and not isinstance(data["queries"], str):
+        raise DistillError(f"recipe.data.queries must be a file (or folder:split) or null, got {data['queries']!r}")
+    _positive(recipe, "data.candidates")
+    if data["pseudo_queries"] is not None and data["pseudo_queries"] != 0:
+        _positive(recipe, "data.pseudo_queries")
+    if data["pseudo_kind"] not in ("title", "sentence", "mixed"):
+        raise DistillError(f"recipe.data.pseudo_kind must be title, sentence or mixed, got {data['pseudo_kind']!r}")
+    if data["labels"] == "gold":
+        if data["queries"] is not None or data["pseudo_queries"] != 0:
+            raise DistillError(
+                "recipe.data.queries and data.pseudo_queries are labelled by the teacher: set data.labels: teacher"
+            )
+        if recipe["teacher"] == "pipelines":
+            raise DistillError("recipe.teacher: pipelines labels the data itself: set data.labels: teacher")
+    elif data["queries"] is None and data["pseudo_queries"] == 0:
+        raise DistillError(
+            "recipe.data.labels: teacher needs training queries: give data.queries (a file) and/or data.pseudo_queries"
+        )
+    elif data["sibling_questions"]:
+        raise DistillError("recipe.data.sibling_questions needs gold labels (data.labels: gold)")
 
 
 def _check_student(student: Any, field: str) -> None:

@@ -58,6 +58,12 @@ def _teacher_pipelines(recipe: dict[str, Any]) -> list[Path]:
     extractive QA pipeline for a reader; none when ``recipe.pipelines`` is null."""
     if not recipe["pipelines"]:
         return []
+    if isinstance(recipe["pipelines"], dict):  # a user's own pipelines, any file names
+        paths = [Path(recipe["pipelines"]["indexing"]), Path(recipe["pipelines"]["query"])]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise DistillError(f"recipe.pipelines: {missing} do not exist")
+        return paths
     folder = Path(recipe["pipelines"])
     if recipe["task"] == "reader":
         if not folder.exists():
@@ -136,16 +142,21 @@ def _finish_embedder(recipe: dict[str, Any], task: Any, state: Any, output: Path
 
     student = output / "student"
     metrics = _run_metrics(task, state, output)
+    if task.silver is not None:
+        metrics["training_data"] = task.silver.summary
     shutil.copy(output / LOG_FILE, student / LOG_FILE)
     write_student_files(student, recipe, metrics, kind="embedder")
     if pipelines:
-        from distill.pipelines import slug, swap_files
+        from distill.pipelines import is_text_embedder, read_pipeline_dict, slug, swap_files
 
+        text_embedders = [
+            n for p in pipelines for n, c in read_pipeline_dict(p)["components"].items() if is_text_embedder(c)
+        ]
         written = swap_files(
             pipelines,
             output / "pipelines",
             model=str(student),
-            components=["text_embedder"] if recipe["query_only"] else None,
+            components=text_embedders if recipe["query_only"] else None,
             index=None if recipe["query_only"] else f"student-{slug(str(output))}",
             keep_index=recipe["query_only"],
         )

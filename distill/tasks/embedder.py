@@ -453,29 +453,82 @@ class EmbedderTask:
         self.recipe = recipe
         data_cfg = recipe["data"]
         max_q, max_p = recipe["max_length"]["query"], recipe["max_length"]["passage"]
-        self.teacher = TeacherEmbeddings(recipe["teacher"], batch_size=recipe["teacher_batch_size"])
+        self.silver = None
+        if data_cfg["labels"] == "teacher":
+            self._label_with_teacher(recipe)
+        else:
+            self.teacher = TeacherEmbeddings(recipe["teacher"], batch_size=recipe["teacher_batch_size"])
+            self.pairs, dev = training_split(data_cfg)
+            logger.info("%d training pairs over %d passages", len(self.pairs.queries), len(self.pairs.passages))
+            self.t_query = self.teacher.encode(self.pairs.queries, max_q, "teacher: training questions")
+            self.t_passage = self.teacher.encode(self.pairs.passages, max_p, "teacher: training passages")
+            if data_cfg["hard_negatives"]:
+                self.pairs.negative = mine_hard_negatives(self.t_query, self.t_passage, self.pairs.positive)
 
-        self.pairs, dev = training_split(data_cfg)
-        logger.info("%d training pairs over %d passages", len(self.pairs.queries), len(self.pairs.passages))
-        self.t_query = self.teacher.encode(self.pairs.queries, max_q, "teacher: training questions")
-        self.t_passage = self.teacher.encode(self.pairs.passages, max_p, "teacher: training passages")
-        if data_cfg["hard_negatives"]:
-            self.pairs.negative = mine_hard_negatives(self.t_query, self.t_passage, self.pairs.positive)
-
-        self.dev = dev
-        self.dev_passages, self.dev_queries, self.dev_gold = retrieval_slice(dev)
-        self.t_dev_query = self.teacher.encode(self.dev_queries, max_q, "teacher: dev questions")
-        self.t_dev_passage = self.teacher.encode(self.dev_passages, max_p, "teacher: dev passages")
-        self.teacher_dev = retrieval_scores(self.t_dev_query, self.t_dev_passage, self.dev_gold)
+            self.dev = dev
+            self.dev_passages, self.dev_queries, self.dev_gold = retrieval_slice(dev)
+            self.t_dev_query = self.teacher.encode(self.dev_queries, max_q, "teacher: dev questions")
+            self.t_dev_passage = self.teacher.encode(self.dev_passages, max_p, "teacher: dev passages")
+            self.teacher_dev = retrieval_scores(self.t_dev_query, self.t_dev_passage, self.dev_gold)
 
         self.student = self._build_student()
         self.tokenizer = self.student[0].tokenizer
+        if self.silver is not None:
+            from distill.tasks.silver import count_cut
+
+            self.silver.summary["corpus"]["cut"]["student"] = count_cut(self.pairs.passages, self.tokenizer, max_p)
         losses = self._build_losses()
         online = any(LOSSES[name].needs_aligned_tokens for name, weight, _ in losses if weight > 0)
         memory = PassageMemory(recipe["passage_memory"], self.t_passage) if recipe["passage_memory"] else None
         self._module = EmbedderDistillation(
             self.student, losses, recipe["query_only"], teacher=self.teacher.model if online else None, memory=memory
         )
+
+    def _label_with_teacher(self, recipe: dict[str, Any]) -> None:
+        """No labels: the teacher ranks the corpus for every training query (:mod:`distill.tasks.silver`), and the
+        checkpoint is chosen by agreement with the teacher on held-out queries."""
+        from distill.tasks.silver import Teacher, build_silver
+
+        max_q, max_p = recipe["max_length"]["query"], recipe["max_length"]["passage"]
+        if recipe["teacher"] == "pipelines":
+            from distill.pipeline_teacher import PipelineTeacher
+
+            own = PipelineTeacher.from_files(recipe["pipelines"]["indexing"], recipe["pipelines"]["query"])
+            self.teacher = TeacherEmbeddings(own.model_path, batch_size=recipe["teacher_batch_size"])
+            teacher = Teacher(
+                own.passages, own.queries, own.passage_texts, own.query_texts, self._teacher_tokenizer, own.max_length()
+            )
+        else:
+            tea = self.teacher = TeacherEmbeddings(recipe["teacher"], batch_size=recipe["teacher_batch_size"])
+            teacher = Teacher(
+                lambda docs: tea.encode([d.content or "" for d in docs], max_p, "teacher: corpus"),
+                lambda texts: tea.encode(texts, max_q, "teacher: queries"),
+                lambda docs: [d.content or "" for d in docs],
+                list,
+                self._teacher_tokenizer,
+                max_p,
+            )
+        silver = self.silver = build_silver(recipe, teacher)
+        self.best_metric = "silver_ndcg@10"
+        self.pairs = Pairs(silver.queries, silver.passages, silver.positive, silver.negative)
+        self.t_query, self.t_passage = silver.t_query, silver.t_passage
+        self.dev_queries = silver.dev.queries
+        self.dev_passages = [silver.passages[p] for p in silver.dev.pool]
+        self.t_dev_query, self.t_dev_passage = silver.t_dev_query, silver.t_passage[silver.dev.pool]
+        self.teacher_dev = silver.dev.score(self.t_dev_query, self.t_dev_passage)
+        logger.info(
+            "teacher-labelled: %d training queries %s over %d passages; dev %d queries over %d passages",
+            len(silver.queries),
+            silver.summary["training_queries"],
+            len(silver.passages),
+            len(self.dev_queries),
+            len(self.dev_passages),
+        )
+
+    def _teacher_tokenizer(self):
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(self.teacher.path)
 
     def _build_student(self):
         recipe = self.recipe
@@ -553,6 +606,8 @@ class EmbedderTask:
     def evaluate(self, module: nn.Module) -> dict[str, float]:
         passages = self.t_dev_passage if self.recipe["query_only"] else self.dev_passages
         queries, passages = embed_for_retrieval(module.student, self.dev_queries, passages, self.recipe["max_length"])
+        if self.silver is not None:
+            return self.silver.dev.score(queries, passages) | {f"teacher_{k}": v for k, v in self.teacher_dev.items()}
         out = retrieval_scores(queries, passages, self.dev_gold)
         return out | {f"teacher_{k}": v for k, v in self.teacher_dev.items()}
 
