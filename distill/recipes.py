@@ -55,6 +55,7 @@ EMBEDDER_DEFAULTS: dict[str, Any] = {
         "pseudo_queries": 0,
         "pseudo_kind": "mixed",  # title, sentence, or mixed (either in turn)
         "candidates": 20,  # the teacher's top-k per query; a hard negative is drawn from ranks 2..k
+        "passages": None,  # with labels: teacher, a seeded sample of this many corpus passages (a budget); null = all
     },
     "losses": [
         {"name": "listwise_kl", "weight": 1.0, "temperature": 0.05},
@@ -368,14 +369,16 @@ def _check_teacher_labels(recipe: dict[str, Any]) -> None:
     if data["queries"] is not None and not isinstance(data["queries"], str):
         raise DistillError(f"recipe.data.queries must be a file (or folder:split) or null, got {data['queries']!r}")
     _positive(recipe, "data.candidates")
+    _positive(recipe, "data.passages", allow_none=True)
     if data["pseudo_queries"] is not None and data["pseudo_queries"] != 0:
         _positive(recipe, "data.pseudo_queries")
     if data["pseudo_kind"] not in ("title", "sentence", "mixed"):
         raise DistillError(f"recipe.data.pseudo_kind must be title, sentence or mixed, got {data['pseudo_kind']!r}")
     if data["labels"] == "gold":
-        if data["queries"] is not None or data["pseudo_queries"] != 0:
+        if data["queries"] is not None or data["pseudo_queries"] != 0 or data["passages"] is not None:
             raise DistillError(
-                "recipe.data.queries and data.pseudo_queries are labelled by the teacher: set data.labels: teacher"
+                "recipe.data.queries, data.pseudo_queries and data.passages are for data the teacher labels: set "
+                "data.labels: teacher"
             )
         if recipe["teacher"] == "pipelines":
             raise DistillError("recipe.teacher: pipelines labels the data itself: set data.labels: teacher")

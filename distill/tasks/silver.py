@@ -158,12 +158,14 @@ class CorpusCheck:
     empty: int = 0
     duplicates: int = 0
     cut: dict[str, int] = field(default_factory=dict)  # model -> passages longer than its token limit
+    left_out: int = 0  # passages a budget (data.passages) left out of training
 
     def summary(self) -> dict[str, Any]:
         return {
             "passages": len(self.documents),
             "skipped_empty": self.empty,
             "skipped_duplicates": self.duplicates,
+            "left_out_by_budget": self.left_out,
             "cut": dict(self.cut),
         }
 
@@ -339,6 +341,10 @@ def build_silver(recipe: dict[str, Any], teacher: Teacher) -> SilverData:
     corpus = load_corpus(data_cfg["train"])
     checked = check_corpus(corpus, teacher.passage_texts(corpus))
     documents = checked.documents
+    if data_cfg["passages"] is not None and data_cfg["passages"] < len(documents):
+        keep = sorted(random.Random(data_cfg["seed"]).sample(range(len(documents)), data_cfg["passages"]))
+        checked.left_out = len(documents) - len(keep)
+        documents = checked.documents = [documents[i] for i in keep]
     if checked.empty or checked.duplicates:
         logger.warning(
             "corpus %s: skipped %d empty and %d duplicate passages",
