@@ -10,7 +10,8 @@ the reference's top 10 (:mod:`distill.metrics` holds the maths):
 - ``rank_correlation@10``: Spearman's rank correlation over the union of both top-10 lists, a document missing from a
   list taking rank 11.
 
-The reference's own entry holds the trivially perfect values (1.0 each), so every pipeline of a report has a row;
+The reference's own entry holds its agreement with itself, the ceiling (1 each; overlap@10 is below 1 only where
+fewer than 10 passages were retrieved, as in a corpus of fewer), so every pipeline of a report has a row;
 tables mark it as the reference (:func:`distill.report.agreement_table`). Like :mod:`distill.report`, nothing here
 imports Haystack or runs a model.
 """
