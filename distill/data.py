@@ -321,13 +321,9 @@ class QueryList(list[Query]):
 
 
 def _looks_like_jsonl(path: Path, lines: list[str]) -> bool:
-    if path.suffix == ".jsonl":
-        return True
     first = next((line for line in lines if line.strip()), "")
-    if not first.lstrip().startswith("{"):
-        return False
     try:
-        return isinstance(json.loads(first), dict)
+        return path.suffix == ".jsonl" or (first.lstrip().startswith("{") and isinstance(json.loads(first), dict))
     except json.JSONDecodeError:
         return False
 
@@ -395,11 +391,8 @@ def load_queries(path: str | Path) -> QueryList:
 
 def with_queries(data: Dataset, queries: QueryList) -> Dataset:
     """``data``'s corpus asked ``queries`` (unlabelled) instead of its own questions."""
-    meta = dict(data.meta) | {
-        "queries": queries.source,
-        "blank_query_lines": queries.blank_lines,
-        "duplicate_queries": queries.duplicates,
-    }
+    counts = {"blank_query_lines": queries.blank_lines, "duplicate_queries": queries.duplicates}
+    meta = dict(data.meta) | {"queries": queries.source} | counts
     name = f"{data.name}+{Path(queries.source).stem}"
     return Dataset(name=name, documents=data.documents, queries=list(queries), source=data.source, meta=meta)
 

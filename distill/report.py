@@ -1,4 +1,5 @@
-"""Read, merge and print evaluation reports: the tables, the paired bootstrap lines, where answers came from.
+"""Read, merge and print evaluation reports: the tables (relevance, and agreement with a reference pipeline), the
+paired bootstrap lines, where answers came from.
 
 A report is what :func:`distill.evaluation.evaluate` writes: ``report.json`` (settings, machine, per-pipeline quality,
 latency and models) and ``questions.jsonl`` (every question's result in every pipeline). Nothing here imports
