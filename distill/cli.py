@@ -1,4 +1,8 @@
-"""The ``distill`` command line. User errors print one line and exit with status 2."""
+"""The ``distill`` command line. User errors print one line and exit with status 2.
+
+Why one module over 400 lines: each subcommand is its arguments and a short handler that calls one step of the
+library; kept together they read as the command's whole surface, and none of them computes anything itself.
+"""
 
 from __future__ import annotations
 
@@ -60,11 +64,21 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def _load_data(args: argparse.Namespace):
-    from distill.data import load_dataset
+    from distill.data import load_dataset, load_queries, with_queries
 
     data = load_dataset(args.data)
-    if args.articles is not None or args.questions is not None:
-        data = data.subset(articles=args.articles, questions=args.questions, seed=args.seed)
+    queries_file = getattr(args, "queries", None)
+    if queries_file is None:
+        if args.articles is not None or args.questions is not None:
+            data = data.subset(articles=args.articles, questions=args.questions, seed=args.seed)
+        return data
+    if args.articles is not None:
+        data = data.subset(articles=args.articles, seed=args.seed)
+    queries = load_queries(queries_file)
+    print(queries.summary(), file=sys.stderr)
+    data = with_queries(data, queries)
+    if args.questions is not None:
+        data = data.subset(questions=args.questions, seed=args.seed)
     return data
 
 
@@ -146,9 +160,21 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
         "is the reference for speed-ups",
     )
     p.add_argument("--data", default="squad-dev", help="data set (see `distill data --help`)")
+    p.add_argument(
+        "--queries",
+        type=Path,
+        metavar="FILE",
+        help="ask these unlabelled queries (one per line, or JSONL with 'text', 'query' or 'question') of the "
+        "corpus of --data instead of its own questions: no relevance figures, only agreement with --reference",
+    )
     p.add_argument("--articles", type=int)
     p.add_argument("--questions", type=int, help="a seeded sample of this many questions (whole corpus kept)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--reference",
+        metavar="NAME",
+        help="the pipeline whose top 10 the others' agreement is measured against (default: the first, the teacher)",
+    )
     p.add_argument("--warmup", type=_non_negative, default=5, help="warm-up queries per pipeline, not timed")
     p.add_argument(
         "--context",
@@ -177,6 +203,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from distill.evaluation import System, evaluate
     from distill.pipelines import trusting_remote_code
     from distill.report import (
+        agreement_table,
         answer_source_lines,
         answer_sources,
         comparison_table,
@@ -200,8 +227,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
             progress=True,
             context=args.context,
             versus=args.versus,
+            reference=args.reference,
         )
     print(comparison_table(report))
+    if agreement := agreement_table(report):
+        print(agreement)
     print(component_table(report))
     if report["relative"]:
         print(relative_lines(report["relative"]))
@@ -320,6 +350,12 @@ def _report_args(p: argparse.ArgumentParser) -> None:
         help="also print each other pipeline's nDCG@10 / F1 minus this pipeline's, in points, with a paired "
         "bootstrap interval (needs the report's questions.jsonl)",
     )
+    p.add_argument(
+        "--reference",
+        metavar="NAME",
+        help="measure every pipeline's agreement with this one's top 10 again, from questions.jsonl (e.g. after "
+        "merging reports)",
+    )
 
 
 @command(
@@ -330,7 +366,9 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     _report_args,
 )
 def cmd_report(args: argparse.Namespace) -> int:
+    from distill.agreement import add_agreement
     from distill.report import (
+        agreement_table,
         answer_source_lines,
         answer_sources,
         comparison_table,
@@ -345,7 +383,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     where = " ".join(map(str, args.report))
     if args.versus is not None and questions is None:
         raise DistillError(f"--versus compares question by question, but there is no questions.jsonl beside {where}")
+    if args.reference is not None:
+        if questions is None:
+            raise DistillError(f"--reference compares top 10s question by question; no questions.jsonl beside {where}")
+        add_agreement(report, questions, args.reference)
     print(comparison_table(report, markdown=args.markdown))
+    if agreement := agreement_table(report, markdown=args.markdown):
+        print(agreement)
     if len(args.report) > 1:
         print(f"{len(args.report)} reports on the same questions; each latency as its own run measured it")
     relative = report.get("relative")

@@ -3,6 +3,9 @@
 Every loader returns a :class:`Dataset`: Haystack ``Document``s (one per paragraph or passage, with ``doc_id`` and
 ``title`` in meta) and :class:`Query` objects with their gold document ids and, where present, gold answers.
 A malformed file raises :class:`DistillError` naming the file, the record and the field.
+
+Why one module over 420 lines: it is every reader of a user's data formats (SQuAD, BEIR, JSONL, query files and
+bare corpora), which share the record checks and the one error style; nothing else lives here.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 from haystack import Document
 
 from distill.errors import DistillError
-from distill.files import check_file, not_utf8
+from distill.files import check_file, not_utf8, read_text
 from distill.models import SETUP_HINT, sha256_file
 
 SQUAD_SHA256 = {
@@ -32,7 +35,11 @@ SQUAD_ATTRIBUTION = "SQuAD v1.1 (Rajpurkar et al., 2016), CC BY-SA 4.0"
 
 @dataclass(frozen=True)
 class Query:
-    """A question with the ids of its relevant documents and, for QA data, its gold answers and their offsets."""
+    """A question with the ids of its relevant documents and, for QA data, its gold answers and their offsets.
+
+    ``grades`` are the graded relevance of ``gold_doc_ids``, aligned with them (BEIR qrels: 1, 2, ...); empty means
+    every gold document has grade 1 (binary relevance).
+    """
 
     id: str
     text: str
@@ -40,6 +47,11 @@ class Query:
     answers: tuple[str, ...] = ()
     answer_starts: tuple[int, ...] = ()
     article: str = ""
+    grades: tuple[float, ...] = ()
+
+    def gold_grades(self) -> tuple[float, ...]:
+        """The grade of every gold document, in the order of ``gold_doc_ids`` (1 each without grades)."""
+        return self.grades if self.grades else (1.0,) * len(self.gold_doc_ids)
 
 
 @dataclass
@@ -88,14 +100,17 @@ class Dataset:
         return digest.hexdigest()[:16]
 
     def judgements_fingerprint(self) -> str:
-        """A short hash of what the questions are judged against (gold document ids, answers and their offsets).
+        """A short hash of what the questions are judged against (gold document ids, their grades, answers and their
+        offsets).
 
-        Kept apart from :meth:`fingerprint`, which reports written before it existed carry, so that they still merge
-        with new runs over the same texts; reports that both carry this one must agree on it too.
+        Binary judgements (no grades) hash as they did before grades existed. Kept apart from :meth:`fingerprint`,
+        which reports written before it existed carry, so that they still merge with new runs over the same texts;
+        reports that both carry this one must agree on it too.
         """
         digest = hashlib.sha256()
         for q in self.queries:
-            digest.update(json.dumps([q.id, q.gold_doc_ids, q.answers, q.answer_starts]).encode())
+            judged = [q.id, q.gold_doc_ids, q.answers, q.answer_starts, *([q.grades] if q.grades else [])]
+            digest.update(json.dumps(judged).encode())
         return digest.hexdigest()[:16]
 
     def summary(self) -> dict[str, Any]:
@@ -221,17 +236,25 @@ def _beir_corpus(folder: Path) -> list[Document]:
 
 
 def load_beir(folder: str | Path, split: str = "test") -> Dataset:
-    """A BEIR folder: ``corpus.jsonl`` (_id, title, text), ``queries.jsonl`` (_id, text), ``qrels/<split>.tsv``."""
+    """A BEIR folder: ``corpus.jsonl`` (_id, title, text), ``queries.jsonl`` (_id, text), ``qrels/<split>.tsv``.
+
+    Qrels keep their grades (``Query.grades``; grade 0 is not relevant). A folder without ``qrels/`` is a corpus
+    without judgements: its queries (``queries.jsonl``, if there is one) come unlabelled."""
     folder = Path(folder)
     documents = _beir_corpus(folder)
+    judged = (folder / "qrels").exists()
     texts = {}
-    for n, rec in iter_jsonl(folder / "queries.jsonl"):
-        where = f"{folder / 'queries.jsonl'}: line {n}"
-        texts[str(_field(rec, "_id", (str, int), where))] = _field(rec, "text", str, where)
+    if judged or (folder / "queries.jsonl").exists():
+        for n, rec in iter_jsonl(folder / "queries.jsonl"):
+            where = f"{folder / 'queries.jsonl'}: line {n}"
+            texts[str(_field(rec, "_id", (str, int), where))] = _field(rec, "text", str, where)
+    if not judged:  # a corpus without judgements: its queries, if any, are unlabelled
+        queries = [Query(qid, text) for qid, text in texts.items()]
+        return Dataset(name=folder.name, documents=documents, queries=queries, source=str(folder))
     qrels_path = folder / "qrels" / f"{split}.tsv"
     if not qrels_path.exists():
         raise DistillError(f"{qrels_path} does not exist: pick a split that has a qrels file")
-    gold: dict[str, list[str]] = {}
+    gold: dict[str, dict[str, float]] = {}
     with open(qrels_path, encoding="utf-8", newline="") as f:
         for n, row in enumerate(csv.reader(_utf8_lines(f, qrels_path), delimiter="\t"), start=1):
             if not row or row[0] == "query-id":
@@ -242,8 +265,8 @@ def load_beir(folder: str | Path, split: str = "test") -> Dataset:
                 score = float(row[2])
             except ValueError:
                 raise DistillError(f"{qrels_path}: line {n}: score {row[2]!r} is not a number") from None
-            if score > 0:
-                gold.setdefault(row[0], []).append(row[1])
+            if score > 0:  # grade 0 is judged not relevant
+                gold.setdefault(row[0], {})[row[1]] = score
     missing = [q for q in gold if q not in texts]
     if missing:
         raise DistillError(f"{qrels_path}: query ids {missing[:5]} are not in queries.jsonl")
@@ -255,7 +278,10 @@ def load_beir(folder: str | Path, split: str = "test") -> Dataset:
             f"{qrels_path}: {len(unknown)} relevant corpus ids are not in corpus.jsonl (e.g. {unknown[:5]}): "
             "use the corpus these qrels were made for, or remove those rows"
         )
-    queries = [Query(qid, texts[qid], tuple(ids)) for qid, ids in gold.items()]
+    queries = []
+    for qid, grades in gold.items():
+        graded = any(g != 1 for g in grades.values())  # all 1: binary, as a qrels file without grades reads
+        queries.append(Query(qid, texts[qid], tuple(grades), grades=tuple(grades.values()) if graded else ()))
     return Dataset(name=folder.name, documents=documents, queries=queries, source=str(folder))
 
 
@@ -281,6 +307,102 @@ def load_jsonl(path: str | Path) -> Dataset:
     if not documents and not queries:
         raise DistillError(f"{path} holds no records")
     return Dataset(name=path.stem, documents=documents, queries=queries, source=str(path))
+
+
+QUERY_FIELDS = ("text", "query", "question")
+
+
+class QueryList(list[Query]):
+    """The queries of a query file, with what reading it skipped, for the caller to report."""
+
+    def __init__(self, queries: list[Query], *, source: str, blank_lines: int, duplicates: int) -> None:
+        super().__init__(queries)
+        self.source = source
+        self.blank_lines = blank_lines  # blank lines (or JSONL records with an empty query) skipped
+        self.duplicates = duplicates  # repeats of an earlier query's text, dropped (the first kept)
+
+    def summary(self) -> str:
+        return (
+            f"{len(self)} queries from {self.source} ({self.blank_lines} blank lines skipped, "
+            f"{self.duplicates} duplicates dropped)"
+        )
+
+
+def _looks_like_jsonl(path: Path, lines: list[str]) -> bool:
+    first = next((line for line in lines if line.strip()), "")
+    try:
+        return path.suffix == ".jsonl" or (first.lstrip().startswith("{") and isinstance(json.loads(first), dict))
+    except json.JSONDecodeError:
+        return False
+
+
+def _query_record(rec: dict, where: str) -> tuple[str | None, str]:
+    """(id or None, text) of one JSONL query record: ``text``, ``query`` or ``question``, and ``_id`` or ``id``."""
+    key = next((k for k in QUERY_FIELDS if k in rec), None)
+    if key is None:
+        raise DistillError(f"{where} needs a 'text', 'query' or 'question' field, got fields {sorted(rec)[:6]}")
+    text = rec[key]
+    if not isinstance(text, str):
+        raise DistillError(f"{where}: field {key!r} must be a string, got {type(text).__name__}")
+    qid = rec.get("_id", rec.get("id"))
+    if qid is not None and not isinstance(qid, (str, int)):
+        raise DistillError(f"{where}: field 'id' must be a string or a number, got {type(qid).__name__}")
+    return (str(qid) if qid is not None else None), text
+
+
+def load_queries(path: str | Path) -> QueryList:
+    """Unlabelled queries (no gold) from a text file (one per line) or JSONL (``text``, ``query`` or ``question``,
+    optional ``_id`` / ``id``; a BEIR ``queries.jsonl`` is one).
+
+    Blank lines (and empty queries) are skipped, and a query whose text repeats an earlier one is dropped (the first
+    kept); both are counted on the returned :class:`QueryList`. A query without an id gets ``q<line number>``.
+    """
+    path = Path(path)
+    lines = read_text(path, "query file").removeprefix("\ufeff").splitlines()
+    jsonl = _looks_like_jsonl(path, lines)
+    queries: list[Query] = []
+    seen_texts: set[str] = set()
+    ids: dict[str, int] = {}
+    blank = duplicates = 0
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            blank += 1
+            continue
+        qid, text = f"q{n}", line
+        if jsonl:
+            where = f"{path}: line {n}"
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DistillError(f"{where} is not valid JSON: {e}") from None
+            if not isinstance(rec, dict):
+                raise DistillError(f"{where} must be a JSON object, got {type(rec).__name__}")
+            given, text = _query_record(rec, where)
+            qid = given if given is not None else qid
+        text = text.strip()
+        if not text:
+            blank += 1
+            continue
+        key = " ".join(text.split())
+        if key in seen_texts:
+            duplicates += 1
+            continue
+        if qid in ids:
+            raise DistillError(f"{path}: line {n} repeats the id {qid!r} of line {ids[qid]}: give each query one id")
+        seen_texts.add(key)
+        ids[qid] = n
+        queries.append(Query(qid, text))
+    if not queries:
+        raise DistillError(f"{path} holds no queries: give one query per line, or JSONL with a 'text' field")
+    return QueryList(queries, source=str(path), blank_lines=blank, duplicates=duplicates)
+
+
+def with_queries(data: Dataset, queries: QueryList) -> Dataset:
+    """``data``'s corpus asked ``queries`` (unlabelled) instead of its own questions."""
+    counts = {"blank_query_lines": queries.blank_lines, "duplicate_queries": queries.duplicates}
+    meta = dict(data.meta) | {"queries": queries.source} | counts
+    name = f"{data.name}+{Path(queries.source).stem}"
+    return Dataset(name=name, documents=data.documents, queries=list(queries), source=data.source, meta=meta)
 
 
 def load_dataset(spec: str) -> Dataset:

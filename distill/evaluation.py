@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from haystack import Document, Pipeline, tracing
-from haystack.components.evaluators import DocumentMRREvaluator, DocumentNDCGEvaluator, DocumentRecallEvaluator
+from haystack.components.evaluators import DocumentMRREvaluator, DocumentRecallEvaluator
 
 from distill import metrics
+from distill.agreement import add_agreement
 from distill.data import Dataset, Query
 from distill.errors import DistillError
 from distill.models import model_footprint
@@ -318,7 +319,9 @@ def score_question(query: Query, documents: list[Document], answers: list[Any]) 
 
 
 def retrieval_metrics(queries: list[Query], retrieved: list[list[str]]) -> dict[str, float]:
-    """Recall@k, MRR@10 and nDCG@10 through Haystack's evaluators, comparing documents by id."""
+    """Recall@k and MRR@10 through Haystack's evaluators (binary: any grade > 0 is relevant), comparing documents by
+    id; nDCG@10 with the questions' grades as gains (:func:`distill.metrics.ndcg_at_k`, BEIR's ``ndcg_cut_10``:
+    Haystack's evaluator never cuts its ideal DCG at 10)."""
     gold_docs = [[Document(id=g, content=g) for g in q.gold_doc_ids] for q in queries]
     out: dict[str, float] = {}
     for k in KS:
@@ -326,7 +329,8 @@ def retrieval_metrics(queries: list[Query], retrieved: list[list[str]]) -> dict[
         out[f"recall@{k}"] = DocumentRecallEvaluator(document_comparison_field="id").run(gold_docs, ret)["score"]
     ret10 = [[Document(id=i, content=i) for i in ids[:10]] for ids in retrieved]
     out["mrr@10"] = DocumentMRREvaluator(document_comparison_field="id").run(gold_docs, ret10)["score"]
-    out["ndcg@10"] = DocumentNDCGEvaluator(document_comparison_field="id").run(gold_docs, ret10)["score"]
+    ndcg = [metrics.ndcg_at_k(ids, q.gold_doc_ids, 10, q.gold_grades()) for q, ids in zip(queries, retrieved)]
+    out["ndcg@10"] = sum(ndcg) / len(ndcg)
     return out
 
 
@@ -341,17 +345,21 @@ def evaluate(
     progress: bool = True,
     context: str = "retrieved",
     versus: str | None = None,
+    reference: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate every system on ``data`` and return the report (written to ``out_dir`` when given).
 
     ``context="retrieved"`` runs each whole pipeline; ``context="gold"`` asks each pipeline's reader alone, with the
     question's gold paragraph as its only document (reader quality without retrieval errors). With ``versus`` (a
     pipeline's name) the report also holds every other pipeline's paired difference from it
-    (:func:`distill.report.paired_differences`)."""
+    (:func:`distill.report.paired_differences`). Every retrieving pipeline's agreement with ``reference`` (default the
+    first pipeline) is reported too (:mod:`distill.agreement`); questions without gold get no relevance figures."""
     if not data.queries:
         raise DistillError(f"data set {data.name} has no questions to evaluate")
-    if versus is not None and versus not in {s.name for s in systems}:
-        raise DistillError(f"--versus {versus!r} names none of the pipelines: {', '.join(s.name for s in systems)}")
+    names = [s.name for s in systems]
+    for flag, value in (("--versus", versus), ("--reference", reference)):
+        if value is not None and value not in names:
+            raise DistillError(f"{flag} {value!r} names none of the pipelines: {', '.join(names)}")
     loaded = load_systems(systems, data.documents, progress=progress, context=context)
     gold = context == "gold"
     if gold:
@@ -364,6 +372,7 @@ def evaluate(
 
     per_question: list[dict[str, Any]] = [
         {"id": q.id, "question": q.text, "gold_doc_ids": list(q.gold_doc_ids), "answers": list(q.answers), "runs": {}}
+        | ({"gold_grades": list(q.grades)} if q.grades else {})
         for q in data.queries
     ]
     query_ms: dict[str, list[float]] = {s.system.name: [] for s in loaded}
@@ -405,12 +414,12 @@ def evaluate(
         name = s.system.name
         rows = [pq["runs"][name] for pq in per_question]
         quality: dict[str, float] = {}
-        if s.retriever:
+        if s.retriever and any(q.gold_doc_ids for q in data.queries):
             quality.update(retrieval_metrics(data.queries, [r["retrieved"] for r in rows]))
-            if any(q.answers for q in data.queries):
-                vals = [r["answer_recall@10"] for r in rows if "answer_recall@10" in r]
-                quality["answer_recall@10"] = sum(vals) / len(vals) if vals else 0.0
-        if s.reader:
+        if s.retriever and any(q.answers for q in data.queries):
+            vals = [r["answer_recall@10"] for r in rows if "answer_recall@10" in r]
+            quality["answer_recall@10"] = sum(vals) / len(vals) if vals else 0.0
+        if s.reader and any(q.answers for q in data.queries):
             quality["exact_match"] = 100 * sum(r.get("em", 0.0) for r in rows) / len(rows)
             quality["f1"] = 100 * sum(r.get("f1", 0.0) for r in rows) / len(rows)
         report["pipelines"][name] = {
@@ -424,6 +433,7 @@ def evaluate(
             "models": s.models,
             "index_seconds": round(s.index_seconds, 2),
         }
+    add_agreement(report, per_question, reference if reference is not None else loaded[0].system.name)
     report["relative"] = relative_quality(report, per_question)
     if versus is not None:
         report["differences"] = paired_differences(report, per_question, versus)

@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from distill.metrics import QUALITY_METRICS
+from distill.metrics import AGREEMENT_METRICS, QUALITY_METRICS
 
 TEACHER, OFF_THE_SHELF, DISTILLED = "teacher", "off-the-shelf student", "distilled student"
 ROLE_COLORS = {TEACHER: "#4C78A8", OFF_THE_SHELF: "#F58518", DISTILLED: "#54A24B"}
@@ -32,8 +32,13 @@ COMPONENT_COLORS = {"text_embedder": "#4C78A8", "retriever": "#72B7B2", "reader"
 
 # Quality keys in display order, and how each is named and printed: from the one table in distill.metrics.
 QUALITY_KEYS = [m.key for m in QUALITY_METRICS]
-METRIC_LABELS = {m.key: m.label for m in QUALITY_METRICS}
-METRIC_FORMATS = {m.key: m.fmt for m in QUALITY_METRICS}
+# Agreement with a report's reference pipeline (distill.agreement): kept in its own section of a report, never mixed
+# with relevance, and always labelled as agreement.
+AGREEMENT_KEYS = [m.key for m in AGREEMENT_METRICS]
+METRIC_LABELS = {m.key: m.label for m in QUALITY_METRICS} | {
+    m.key: f"{m.label} (agreement with the reference)" for m in AGREEMENT_METRICS
+}
+METRIC_FORMATS = {m.key: m.fmt for m in (*QUALITY_METRICS, *AGREEMENT_METRICS)}
 CARD_METRICS = ("recall@1", "recall@10", "mrr@10", "ndcg@10", "exact_match", "f1")
 
 RIGHT_RULES = {
@@ -103,23 +108,35 @@ def runs_frame(reports: Mapping[str, Mapping[str, Any]], student_dirs: Sequence[
                 "size_mb": size / 1e6 if size is not None else None,
             }
             row.update({key: (entry.get("quality") or {}).get(key) for key in QUALITY_KEYS})
+            row.update({key: (entry.get("agreement") or {}).get(key) for key in AGREEMENT_KEYS})
             rows.append(row)
     columns = ["run", "pipeline", "point", "role", "p50_ms", "p95_ms", "params_m", "size_mb"]
-    return pd.DataFrame(rows, columns=[*columns, *QUALITY_KEYS])
+    return pd.DataFrame(rows, columns=[*columns, *QUALITY_KEYS, *AGREEMENT_KEYS])
 
 
 def default_metric(frame: pd.DataFrame) -> str | None:
-    """The quality metric most runs report, preferring nDCG@10, then F1, then recall@10 among equals."""
+    """The quality metric most runs report, preferring nDCG@10, then F1, then recall@10 among equals (and
+    agreement's silver nDCG@10 where there are no relevance labels)."""
     present = metrics_present(frame)
     if not present:
         return None
-    preference = ["ndcg@10", "f1", "recall@10", *present]
+    preference = ["ndcg@10", "f1", "recall@10", "silver_ndcg@10", *present]
     return max(present, key=lambda m: (int(frame[m].notna().sum()), -preference.index(m)))
 
 
 def metrics_present(frame: pd.DataFrame) -> list[str]:
-    """Quality metrics that at least one run reports, in display order."""
-    return [key for key in QUALITY_KEYS if key in frame and frame[key].notna().any()]
+    """Quality metrics (relevance, then agreement) that at least one run reports, in display order."""
+    return [key for key in (*QUALITY_KEYS, *AGREEMENT_KEYS) if key in frame and frame[key].notna().any()]
+
+
+def agreement_of(report: Mapping[str, Any]) -> str | None:
+    """The pipeline the report's agreement figures were measured against, or None when it has none."""
+    return next((p["agreement"]["reference"] for p in report["pipelines"].values() if p.get("agreement")), None)
+
+
+def has_relevance(report: Mapping[str, Any]) -> bool:
+    """Whether any pipeline has relevance figures (a report over unlabelled queries has none, only agreement)."""
+    return any(k in (p.get("quality") or {}) for p in report["pipelines"].values() for k in QUALITY_KEYS)
 
 
 def comparison_frame(report: Mapping[str, Any], reference: str | None = None) -> pd.DataFrame:
@@ -135,6 +152,14 @@ def comparison_frame(report: Mapping[str, Any], reference: str | None = None) ->
         params = _parameters(entry)
         row: dict[str, Any] = {"pipeline": name}
         row.update({METRIC_LABELS[k]: entry.get("quality", {}).get(k) for k in present})
+        agreement = entry.get("agreement") or {}
+        if agreement:
+            row.update(
+                {
+                    f"{m.label} · agreement with {agreement['reference']}": agreement.get(m.key)
+                    for m in AGREEMENT_METRICS
+                }
+            )
         row.update(
             {
                 "p50 ms": lat["p50_ms"],
@@ -186,6 +211,20 @@ def metric_cards(report: Mapping[str, Any], name: str, reference: str | None = N
             cards.append(Card(METRIC_LABELS[key], fmt.format(value), delta, color, f"{reference}: {fmt.format(base)}"))
         else:
             cards.append(Card(METRIC_LABELS[key], fmt.format(value)))
+    agreement = entry.get("agreement") or {}
+    if agreement and agreement.get("reference") != name:
+        for m in AGREEMENT_METRICS:
+            if m.key in agreement:
+                help_text = f"agreement of {name}'s top 10 with {agreement['reference']}'s, the mean over the questions"
+                cards.append(
+                    Card(
+                        f"{m.label} · agreement with {agreement['reference']}",
+                        m.fmt.format(agreement[m.key]),
+                        None,
+                        "off",
+                        help_text,
+                    )
+                )
     for key, label in (("p50_ms", "p50 latency"), ("p95_ms", "p95 latency")):
         value, base = entry["latency"]["query"][key], ref["latency"]["query"][key]
         if against:
@@ -563,6 +602,24 @@ def question_outcomes(rows: Sequence[Mapping[str, Any]], reference: str, other: 
     for column in (f"{reference} rank", f"{other} rank"):
         frame[column] = frame[column].astype("Int64")
     return frame
+
+
+def agreement_questions(rows: Sequence[Mapping[str, Any]], name: str) -> pd.DataFrame:
+    """One row per question: ``name``'s agreement with the reference's top 10 (from ``questions.jsonl``), the
+    questions it agrees with least first."""
+    keys = [m.key for m in AGREEMENT_METRICS]
+    records = []
+    for row in rows:
+        agreement = ((row.get("runs") or {}).get(name) or {}).get("agreement")
+        if agreement:
+            labels = {m.key: m.label for m in AGREEMENT_METRICS}
+            records.append(
+                {"id": row.get("id"), "question": row.get("question"), **{labels[k]: agreement.get(k) for k in keys}}
+            )
+    frame = pd.DataFrame(records)
+    if frame.empty:
+        return frame
+    return frame.sort_values(AGREEMENT_METRICS[1].label, kind="stable").reset_index(drop=True)
 
 
 def filter_outcomes(frame: pd.DataFrame, keep: Sequence[str]) -> pd.DataFrame:

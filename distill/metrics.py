@@ -74,14 +74,79 @@ def reciprocal_rank(retrieved: Sequence[str], gold: Iterable[str], k: int = 10) 
     return 1.0 / rank if rank else 0.0
 
 
-def ndcg_at_k(retrieved: Sequence[str], gold: Iterable[str], k: int = 10) -> float:
-    """Binary-relevance nDCG@k."""
-    gold = set(gold)
-    if not gold:
+def ndcg_at_k(
+    retrieved: Sequence[str], gold: Iterable[str], k: int = 10, grades: Sequence[float] | None = None
+) -> float:
+    """nDCG@k with linear gains: ``grades`` (aligned with ``gold``; default 1 each) are the gains.
+
+    DCG = sum over the top k of ``grade / log2(rank + 1)``, each relevant id counted at its first rank only;
+    the ideal DCG sorts the grades and keeps the best k (``ndcg_cut_k`` of trec_eval, which BEIR reports).
+    Haystack's ``DocumentNDCGEvaluator`` uses the same gains but an ideal DCG over *all* relevant documents, which
+    for a question with more than k of them can never reach 1; with at most k they agree.
+    """
+    gold = list(gold)
+    gains: dict[str, float] = {}
+    for doc_id, grade in zip(gold, grades if grades else [1.0] * len(gold), strict=True):
+        gains[doc_id] = max(gains.get(doc_id, grade), grade)
+    if not gains:
         return 0.0
-    dcg = sum(1.0 / math.log2(i + 2) for i, doc_id in enumerate(retrieved[:k]) if doc_id in gold)
-    idcg = sum(1.0 / math.log2(i + 2) for i in range(min(len(gold), k)))
-    return dcg / idcg
+    dcg, counted = 0.0, set()
+    for i, doc_id in enumerate(retrieved[:k]):
+        if doc_id in gains and doc_id not in counted:
+            counted.add(doc_id)
+            dcg += gains[doc_id] / math.log2(i + 2)
+    ideal = sorted(gains.values(), reverse=True)[:k]
+    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+    return dcg / idcg if idcg > 0 else 0.0
+
+
+# ---------------------------------------------------------------------------- agreement with a reference pipeline
+# Without relevance labels, a student is measured by how closely its top k follows a reference pipeline's (the
+# teacher's): the reference's top k is the silver standard.
+
+
+def overlap_at_k(retrieved: Sequence[str], reference: Sequence[str], k: int = 10) -> float:
+    """``|top k of retrieved ∩ top k of reference| / k``: the share of the reference's top k also retrieved."""
+    return len(set(retrieved[:k]) & set(reference[:k])) / k
+
+
+def silver_gains(reference: Sequence[str], k: int = 10) -> tuple[list[str], list[float]]:
+    """The reference's top k as graded silver labels: rank 1 gains k, rank 2 gains k - 1, ..., rank k gains 1."""
+    top = list(dict.fromkeys(reference[:k]))
+    return top, [float(k - i) for i in range(len(top))]
+
+
+def silver_ndcg_at_k(retrieved: Sequence[str], reference: Sequence[str], k: int = 10) -> float:
+    """nDCG@k (:func:`ndcg_at_k`) against the reference's top k as graded silver labels (:func:`silver_gains`:
+    gains 10, 9, ..., 1 for k = 10). 1 when ``retrieved`` ranks the reference's top k in its order; a swap near the
+    top costs more than one near the bottom."""
+    gold, grades = silver_gains(reference, k)
+    return ndcg_at_k(retrieved, gold, k, grades) if gold else float(not retrieved[:k])
+
+
+def rank_correlation_at_k(retrieved: Sequence[str], reference: Sequence[str], k: int = 10) -> float:
+    """Spearman's rank correlation of two top-k lists over the union of their documents.
+
+    Each document of the union takes its 1-based rank in each list, or ``k + 1`` where that list's top k lacks it;
+    the result is the Pearson correlation of the two rank vectors (Spearman's rho, exact with the ties that the
+    missing ranks make). 1: same documents in the same order; near 0 or below: little in common. Where a rank vector
+    is constant (a list that retrieved nothing, or one document each) it is 1 if the vectors are equal, else 0.
+    """
+    a = list(dict.fromkeys(retrieved[:k]))
+    b = list(dict.fromkeys(reference[:k]))
+    union = list(dict.fromkeys(a + b))
+    if not union:
+        return 1.0
+    rank_a = {d: i + 1 for i, d in enumerate(a)}
+    rank_b = {d: i + 1 for i, d in enumerate(b)}
+    x = [rank_a.get(d, k + 1) for d in union]
+    y = [rank_b.get(d, k + 1) for d in union]
+    mx, my = sum(x) / len(x), sum(y) / len(y)
+    sxx = sum((v - mx) ** 2 for v in x)
+    syy = sum((v - my) ** 2 for v in y)
+    if sxx == 0 or syy == 0:
+        return float(x == y)
+    return sum((u - mx) * (v - my) for u, v in zip(x, y)) / math.sqrt(sxx * syy)
 
 
 def answer_in_passages(passages: Sequence[str], answers: Iterable[str], k: int) -> float:
@@ -118,6 +183,14 @@ QUALITY_METRICS: tuple[QualityMetric, ...] = (
     QualityMetric("answer_recall@10", "Answer recall@10", "AnsR@10", "{:.3f}"),
     QualityMetric("exact_match", "Exact match", "EM", "{:.1f}"),
     QualityMetric("f1", "F1", "F1", "{:.1f}"),
+)
+
+# The agreement keys (``report["pipelines"][name]["agreement"][key]``), named as the quality keys are. Every label
+# is shown with the reference's name ("agreement with teacher"), never as relevance.
+AGREEMENT_METRICS: tuple[QualityMetric, ...] = (
+    QualityMetric("overlap@10", "Overlap@10", "overlap@10", "{:.3f}"),
+    QualityMetric("silver_ndcg@10", "Silver nDCG@10", "silver nDCG@10", "{:.3f}"),
+    QualityMetric("rank_correlation@10", "Rank correlation@10", "rank corr@10", "{:.3f}"),
 )
 
 

@@ -1,4 +1,5 @@
-"""Read, merge and print evaluation reports: the tables, the paired bootstrap lines, where answers came from.
+"""Read, merge and print evaluation reports: the tables (relevance, and agreement with a reference pipeline), the
+paired bootstrap lines, where answers came from.
 
 A report is what :func:`distill.evaluation.evaluate` writes: ``report.json`` (settings, machine, per-pipeline quality,
 latency and models) and ``questions.jsonl`` (every question's result in every pipeline). Nothing here imports
@@ -16,24 +17,37 @@ from distill import metrics
 from distill.errors import DistillError
 from distill.files import read_text
 
-# Per-question scores that a paired bootstrap compares, by the report's quality key.
-_PER_QUESTION: dict[str, Callable[[dict[str, Any], dict[str, Any]], float]] = {
-    "ndcg@10": lambda question, run: metrics.ndcg_at_k(run.get("retrieved", []), question["gold_doc_ids"], 10),
-    "f1": lambda question, run: run.get("f1", 0.0),
+# Per-question scores that a paired bootstrap compares: the report's section and key, and how to read a question's.
+_PER_QUESTION: dict[str, tuple[str, Callable[[dict[str, Any], dict[str, Any]], float]]] = {
+    "ndcg@10": (
+        "quality",
+        lambda q, run: metrics.ndcg_at_k(run.get("retrieved", []), q["gold_doc_ids"], 10, q.get("gold_grades")),
+    ),
+    "f1": ("quality", lambda q, run: run.get("f1", 0.0)),
+    "overlap@10": ("agreement", lambda q, run: run["agreement"]["overlap@10"]),
+    "silver_ndcg@10": ("agreement", lambda q, run: run["agreement"]["silver_ndcg@10"]),
 }
 
 
 def _paired_scores(
-    report: dict[str, Any], per_question: list[dict[str, Any]], reference: str, name: str
+    report: dict[str, Any], per_question: list[dict[str, Any]], reference: str, name: str, *, agreement: bool = False
 ) -> dict[str, tuple[list[float], list[float]]]:
-    """Per-question scores of ``reference`` and ``name`` for every quality key both report, in question order."""
+    """Per-question scores of ``reference`` and ``name`` for every key both report, in question order; agreement
+    keys only with ``agreement`` and where both agree with the same third pipeline (against itself a reference's
+    agreement is 1 by definition)."""
     out = {}
-    for key, score in _PER_QUESTION.items():
-        if key not in report["pipelines"][reference]["quality"] or key not in report["pipelines"][name]["quality"]:
+    pipelines = report["pipelines"]
+    ours, theirs = (pipelines[n].get("agreement", {}).get("reference") for n in (reference, name))
+    for key, (section, score) in _PER_QUESTION.items():
+        if section == "agreement" and (not agreement or ours is None or ours != theirs or reference == ours):
+            continue
+        if key not in pipelines[reference].get(section, {}) or key not in pipelines[name].get(section, {}):
             continue
         runs = [(q, q["runs"].get(reference), q["runs"].get(name)) for q in per_question]
         if any(a is None or b is None for _, a, b in runs):
             raise DistillError(f"per-question results lack a run of {reference!r} or {name!r}")
+        if section == "agreement" and any("agreement" not in a or "agreement" not in b for _, a, b in runs):
+            continue  # rows merged from a report written before agreement existed
         out[key] = ([score(q, a) for q, a, _ in runs], [score(q, b) for q, _, b in runs])
     return out
 
@@ -68,9 +82,10 @@ def paired_differences(
     resamples: int = 2000,
     seed: int = 0,
 ) -> dict[str, dict[str, Any]]:
-    """How far each other pipeline's nDCG@10 and F1 lie from pipeline ``versus``'s on the same questions, in points,
-    with a 95% paired bootstrap interval (:func:`distill.metrics.paired_bootstrap_difference`): does one student
-    beat another by more than the noise of this question sample?"""
+    """How far each other pipeline's nDCG@10 and F1 (and its agreement with a third pipeline, the teacher: overlap@10
+    and silver nDCG@10) lie from pipeline ``versus``'s on the same questions, in points, with a 95% paired bootstrap
+    interval (:func:`distill.metrics.paired_bootstrap_difference`): does one student beat another by more than the
+    noise of this question sample?"""
     names = list(report["pipelines"])
     if versus not in names:
         raise DistillError(f"no pipeline named {versus!r} in this report; it has: {', '.join(names)}")
@@ -79,8 +94,10 @@ def paired_differences(
         if name == versus:
             continue
         entry: dict[str, Any] = {"reference": versus}
-        for key, (ref_scores, scores) in _paired_scores(report, per_question, versus, name).items():
+        for key, (ref_scores, scores) in _paired_scores(report, per_question, versus, name, agreement=True).items():
             entry[key] = metrics.paired_bootstrap_difference(ref_scores, scores, resamples=resamples, seed=seed)
+            if _PER_QUESTION[key][0] == "agreement":
+                entry["agreement_reference"] = report["pipelines"][name]["agreement"]["reference"]
         if len(entry) > 1:
             out[name] = entry
     return out
@@ -120,8 +137,8 @@ def answer_source_lines(sources: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-# The quality keys that a paired bootstrap compares, as the comparison table names them.
-_LABELS = {m.key: m.short for m in metrics.QUALITY_METRICS if m.key in _PER_QUESTION}
+# The keys that a paired bootstrap compares, as the comparison tables name them.
+_LABELS = {m.key: m.short for m in (*metrics.QUALITY_METRICS, *metrics.AGREEMENT_METRICS) if m.key in _PER_QUESTION}
 
 
 def _bootstrap_lines(entries: dict[str, dict[str, Any]], sign: str, part: Callable[[dict[str, Any]], str]) -> str:
@@ -129,7 +146,11 @@ def _bootstrap_lines(entries: dict[str, dict[str, Any]], sign: str, part: Callab
     lines = []
     for name, entry in entries.items():
         shown = {key: r for key, r in entry.items() if key in _LABELS}
-        parts = ", ".join(f"{_LABELS[key]} {part(r)}" for key, r in shown.items())
+        with_ref = f" (agreement with {entry.get('agreement_reference')})"
+        parts = ", ".join(
+            f"{_LABELS[key]}{with_ref if _PER_QUESTION[key][0] == 'agreement' else ''} {part(r)}"
+            for key, r in shown.items()
+        )
         n = next(iter(shown.values()))["questions"]
         lines.append(f"{name} {sign} {entry['reference']}: {parts}; paired bootstrap over {n} questions")
     return "\n".join(lines)
@@ -267,13 +288,49 @@ def comparison_table(report: dict[str, Any], *, markdown: bool = False) -> str:
                 f"{params:.1f}",
             ]
         )
+    return format_table(header, rows, markdown=markdown)
+
+
+def format_table(header: list[str], rows: list[list[str]], *, markdown: bool = False) -> str:
+    """A Markdown table, or a fixed-width one (first column left-aligned, the others right-aligned)."""
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-        return "\n".join(lines)
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    fmt_row = lambda r: "  ".join(str(x).rjust(w) if i else str(x).ljust(w) for i, (x, w) in enumerate(zip(r, widths)))  # noqa: E731
-    return "\n".join([fmt_row(header), fmt_row(["-" * w for w in widths]), *[fmt_row(r) for r in rows]])
+
+    def line(r: list[str]) -> str:
+        return "  ".join(str(x).rjust(w) if i else str(x).ljust(w) for i, (x, w) in enumerate(zip(r, widths)))
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *[line(r) for r in rows]])
+
+
+def agreement_reference(report: dict[str, Any]) -> str | None:
+    """The reference that the report's agreement figures were measured against (the first one named), or None."""
+    return next((p["agreement"]["reference"] for p in report["pipelines"].values() if p.get("agreement")), None)
+
+
+def agreement_table(report: dict[str, Any], *, markdown: bool = False) -> str:
+    """Each pipeline's agreement with its reference (:mod:`distill.agreement`), one table per reference (merged
+    reports may hold several) under a line that names it and says what the figures are; empty without any."""
+    by_reference: dict[str, list[str]] = {}
+    for name, entry in report["pipelines"].items():
+        if entry.get("agreement"):
+            by_reference.setdefault(entry["agreement"]["reference"], []).append(name)
+    blocks = []
+    for reference, names in by_reference.items():
+        header = ["pipeline", *(m.short or m.key for m in metrics.AGREEMENT_METRICS)]
+        rows = []
+        for name in names:
+            entry = report["pipelines"][name]["agreement"]
+            cells = [m.fmt.format(entry[m.key]) if m.key in entry else "-" for m in metrics.AGREEMENT_METRICS]
+            rows.append([f"{name} (reference)" if name == reference else name, *cells])
+        title = (
+            f"agreement with {reference}, top 10 of each question (overlap: share of {reference}'s top 10 retrieved; "
+            f"silver nDCG: {reference}'s ranks 1-10 as gains 10-1; rank corr: Spearman over both top 10s, a missing "
+            "document at rank 11)"
+        )
+        blocks.append(title + "\n" + format_table(header, rows, markdown=markdown))
+    return "\n\n".join(blocks)
 
 
 def component_table(report: dict[str, Any]) -> str:

@@ -125,3 +125,39 @@ def test_eval_refuses_a_negative_or_non_numeric_warmup(value, message, capsys):
         cli.main(["eval", "a=pipelines/retrieval.yaml", "--warmup", value])
     assert exit_info.value.code == 2
     assert f"argument --warmup: {message}" in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_eval_with_unlabelled_queries_prints_agreement(
+    tiny_pipelines, tiny_embedder_wide, tiny_squad, tmp_path, capsys
+):
+    wide = tmp_path / "wide"
+    assert cli.main(["swap", str(tiny_pipelines), "--model", str(tiny_embedder_wide), "--out", str(wide)]) == 0
+    queries = tmp_path / "log.txt"
+    queries.write_text("Where was Mozart born?\n\nWhere was Mozart born?\nwho painted it\n", encoding="utf-8")
+    out = tmp_path / "eval"
+    pipelines_given = [f"teacher={wide / 'retrieval.yaml'}", f"student={tiny_pipelines / 'retrieval.yaml'}"]
+    args = ["eval", *pipelines_given, "--data", str(tiny_squad), "--queries", str(queries), "--warmup", "0"]
+    capsys.readouterr()
+    assert cli.main([*args, "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert f"2 queries from {queries} (1 blank lines skipped, 1 duplicates dropped)" in captured.err
+    assert "agreement with teacher, top 10" in captured.out and "teacher (reference)" in captured.out
+    assert captured.out.startswith("pipeline  p50 ms")  # no labels: no relevance columns, not zeros
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["pipelines"]["student"]["agreement"]) == {
+        "reference",
+        "overlap@10",
+        "silver_ndcg@10",
+        "rank_correlation@10",
+        "questions",
+    }
+    assert cli.main(["report", str(out), "--markdown"]) == 0  # 6 passages: the ceiling of overlap@10 is 0.6
+    printed = capsys.readouterr().out
+    assert printed.startswith("| pipeline | p50 ms |") and "| teacher (reference) | 0.600 | 1.000 | 1.000 |" in printed
+    assert cli.main(["report", str(out), "--reference", "student"]) == 0
+    assert "agreement with student, top 10" in capsys.readouterr().out
+    assert cli.main(["eval", *pipelines_given, "--data", str(tiny_squad), "--reference", "nobody"]) == 2
+    assert "--reference 'nobody' names none of the pipelines: teacher, student" in capsys.readouterr().err
+    (tmp_path / "empty.txt").write_text("\n\n", encoding="utf-8")
+    assert cli.main([*args[:-4], "--queries", str(tmp_path / "empty.txt")]) == 2
+    assert "holds no queries" in capsys.readouterr().err

@@ -150,3 +150,89 @@ def test_files_that_are_not_utf8_or_not_files_are_one_line_errors(tmp_path):
     (tmp_path / "folder.jsonl").mkdir()
     with pytest.raises(DistillError, match="folder.jsonl is a folder, not a file"):
         data.load_jsonl(tmp_path / "folder.jsonl")
+
+
+def write_beir(folder, qrels: str | None, queries=({"_id": "q1", "text": "where is it"},)):
+    folder.mkdir(parents=True, exist_ok=True)
+    docs = [{"_id": "A", "title": "", "text": "alpha"}, {"_id": "B", "text": "beta"}, {"_id": "C", "text": "gamma"}]
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (folder / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
+    if qrels is not None:
+        (folder / "qrels").mkdir()
+        (folder / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\n" + qrels)
+    return folder
+
+
+def test_beir_keeps_grades_and_the_judgements_fingerprint_covers_them(tmp_path):
+    graded = data.load_beir(write_beir(tmp_path / "graded", "q1\tA\t2\nq1\tB\t1\nq1\tC\t0\n"), "dev")
+    (q,) = graded.queries
+    assert q.gold_doc_ids == ("A", "B") and q.grades == (2.0, 1.0) and q.gold_grades() == (2.0, 1.0)
+    binary = data.load_beir(write_beir(tmp_path / "binary", "q1\tA\t1\nq1\tB\t1\n"), "dev")
+    assert binary.queries[0].grades == () and binary.queries[0].gold_grades() == (1.0, 1.0)
+    assert graded.fingerprint() == binary.fingerprint()  # same texts
+    assert graded.judgements_fingerprint() != binary.judgements_fingerprint()
+    # Binary judgements hash as before grades existed, so older reports still merge.
+    old = data.hashlib.sha256(json.dumps(["q1", ("A", "B"), (), ()]).encode()).hexdigest()[:16]
+    assert binary.judgements_fingerprint() == old
+
+
+def test_beir_folder_without_qrels_is_an_unlabelled_corpus(tmp_path):
+    ds = data.load_beir(write_beir(tmp_path / "corpus", None), "dev")
+    assert len(ds.documents) == 3 and [(q.id, q.gold_doc_ids) for q in ds.queries] == [("q1", ())]
+    (tmp_path / "corpus" / "queries.jsonl").unlink()
+    assert data.load_beir(tmp_path / "corpus").queries == []
+
+
+def test_load_queries_from_text_counts_blank_lines_and_duplicates(tmp_path):
+    path = tmp_path / "log.txt"
+    path.write_text("what is a vitamin\n\n  \nwhat is a  vitamin\nstatins and muscles\n", encoding="utf-8")
+    queries = data.load_queries(path)
+    assert [(q.id, q.text, q.gold_doc_ids) for q in queries] == [
+        ("q1", "what is a vitamin", ()),
+        ("q5", "statins and muscles", ()),
+    ]
+    assert queries.blank_lines == 2 and queries.duplicates == 1
+    assert queries.summary() == f"2 queries from {path} (2 blank lines skipped, 1 duplicates dropped)"
+
+
+def test_load_queries_from_jsonl_and_beir_queries(tmp_path):
+    path = tmp_path / "queries.jsonl"
+    rows = [{"_id": "PLAIN-1", "text": "a"}, {"id": 7, "question": "b"}, {"query": "c"}, {"text": ""}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    queries = data.load_queries(path)
+    assert [(q.id, q.text) for q in queries] == [("PLAIN-1", "a"), ("7", "b"), ("q3", "c")]
+    assert queries.blank_lines == 1
+    sniffed = tmp_path / "queries.txt"  # JSON lines are read as such whatever the file is called
+    sniffed.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    assert [q.id for q in data.load_queries(sniffed)] == ["PLAIN-1", "7", "q3"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "holds no queries"),
+        (b"\n \n", "holds no queries"),
+        (b"caf\xe9 au lait\n", r"is not UTF-8 text \(byte 3"),
+        (b'{"title": "x"}\n', "line 1 needs a 'text', 'query' or 'question' field"),
+        (b'{"text": 3}\n', "line 1: field 'text' must be a string"),
+        (b'{"id": 1, "text": "a"}\n{"id": 1, "text": "b"}\n', "line 2 repeats the id '1' of line 1"),
+    ],
+)
+def test_bad_query_files_are_one_line(tmp_path, content, message):
+    path = tmp_path / "queries.jsonl" if content.startswith(b"{") else tmp_path / "queries.txt"
+    path.write_bytes(content)
+    with pytest.raises(DistillError, match=message) as err:
+        data.load_queries(path)
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
+    with pytest.raises(DistillError, match="does not exist"):
+        data.load_queries(tmp_path / "none.txt")
+
+
+def test_with_queries_keeps_the_corpus_and_says_where_the_queries_came_from(tiny_squad, tmp_path):
+    path = tmp_path / "log.txt"
+    path.write_text("who wrote it\n\nwho wrote it\n", encoding="utf-8")
+    squad = data.load_squad_file(tiny_squad)
+    asked = data.with_queries(squad, data.load_queries(path))
+    assert asked.documents == squad.documents and [q.text for q in asked.queries] == ["who wrote it"]
+    assert asked.meta == {"queries": str(path), "blank_query_lines": 1, "duplicate_queries": 1}
+    assert asked.fingerprint() != squad.fingerprint()

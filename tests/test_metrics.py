@@ -51,6 +51,49 @@ def test_haystack_evaluators_agree_with_our_computation():
     assert ours_ndcg[1] == pytest.approx(1.5 / (1 + 1 / math.log2(3)))
 
 
+def test_graded_ndcg_by_hand_and_against_haystack():
+    retrieved = ["a", "b", "c"]
+    gold, grades = ["b", "c", "d"], [2.0, 1.0, 1.0]
+    # DCG = 2/log2(3) + 1/log2(4); ideal: 2/log2(2) + 1/log2(3) + 1/log2(4).
+    graded = (2 / math.log2(3) + 1 / 2) / (2 + 1 / math.log2(3) + 1 / 2)
+    binary = (1 / math.log2(3) + 1 / 2) / (1 + 1 / math.log2(3) + 1 / 2)
+    assert metrics.ndcg_at_k(retrieved, gold, 10, grades) == pytest.approx(graded) == pytest.approx(0.562727, abs=1e-6)
+    assert metrics.ndcg_at_k(retrieved, gold, 10) == pytest.approx(binary) == pytest.approx(0.530721, abs=1e-6)
+    # Haystack's evaluator reads the same grades from the ground-truth documents' score.
+    truth = [Document(id=g, content=g, score=s) for g, s in zip(gold, grades)]
+    ret = [Document(id=i, content=i) for i in retrieved]
+    assert DocumentNDCGEvaluator(document_comparison_field="id").run([truth], [ret])["score"] == pytest.approx(graded)
+    # With more relevant documents than k, the ideal DCG keeps the best k (trec_eval's ndcg_cut), unlike Haystack's.
+    many = [f"g{i}" for i in range(12)]
+    assert metrics.ndcg_at_k(many[:10], many, 10) == pytest.approx(1.0)
+    truth = [Document(id=g, content=g) for g in many]
+    haystack = DocumentNDCGEvaluator(document_comparison_field="id").run(
+        [truth], [[Document(id=i, content=i) for i in many[:10]]]
+    )
+    assert haystack["score"] < 0.95
+    with pytest.raises(ValueError):
+        metrics.ndcg_at_k(retrieved, gold, 10, [1.0])
+
+
+def test_agreement_metrics_by_hand():
+    assert metrics.overlap_at_k(["a", "b", "c", "x"], ["c", "a", "y", "z"], 4) == 0.5
+    assert metrics.overlap_at_k(["a"], ["a", "b"], 10) == 0.1  # always out of k
+    # Silver gains for k = 3: a 3, b 2, c 1. Retrieved b, a, x: DCG = 2 + 3/log2(3); ideal 3 + 2/log2(3) + 1/2.
+    silver = (2 + 3 / math.log2(3)) / (3 + 2 / math.log2(3) + 1 / 2)
+    assert metrics.silver_ndcg_at_k(["b", "a", "x"], ["a", "b", "c"], 3) == pytest.approx(silver)
+    assert metrics.silver_ndcg_at_k(["a", "b", "c"], ["a", "b", "c"], 3) == pytest.approx(1.0)
+    assert metrics.silver_gains(["a", "b"], 10) == (["a", "b"], [10.0, 9.0])
+    # Union a, b, c, d; ranks (1, 2, 3, 4) against (2, 1, 4, 3): covariance 3, variance 5 -> 0.6.
+    assert metrics.rank_correlation_at_k(["a", "b", "c"], ["b", "a", "d"], 3) == pytest.approx(0.6)
+    # k = 2, union a, x, y; ranks (1, 2, 3) against (1, 3, 2) (a missing document at rank k + 1 = 3) -> 0.5.
+    assert metrics.rank_correlation_at_k(["a", "x"], ["a", "y"], 2) == pytest.approx(0.5)
+    # Nothing in common: ranks (1, 2, 3, 3) against (3, 3, 1, 2) -> -2.25 / 2.75.
+    assert metrics.rank_correlation_at_k(["a", "b"], ["c", "d"], 2) == pytest.approx(-2.25 / 2.75)
+    assert metrics.rank_correlation_at_k(["a", "b", "c"], ["a", "b", "c"], 3) == pytest.approx(1.0)
+    assert metrics.rank_correlation_at_k([], ["a"], 10) == 0.0  # a constant rank vector: no correlation to take
+    assert metrics.rank_correlation_at_k([], [], 10) == 1.0
+
+
 def test_lenient_answer_recall():
     passages = ["Paris is the capital.", "The Nile flows north."]
     assert metrics.answer_in_passages(passages, ["the nile"], 2) == 1.0

@@ -211,6 +211,7 @@ def test_compare_page(env):
     assert at.selectbox(key="metric").value == "ndcg@10"
     labels = {m.label for m in at.metric}
     assert {"Recall@10", "F1", "p50 latency", "p95 latency", "Speed-up (p50)", "Parameters"} <= labels
+    assert "Overlap@10 · agreement with teacher-qa" in labels  # beside relevance where there are labels
     assert len(at.get("plotly_chart")) == 3  # scatter, latency distributions, component bars
 
     at.multiselect(key="reports").select("reports/retrieval").run()
@@ -282,6 +283,33 @@ def test_compare_missing_report_file(env):
     assert_no_traceback(at)
     assert "reports/gone" in text(at.error) and "does not exist" in text(at.error)
     assert at.multiselect(key="reports").value == ["reports/qa"]
+
+
+def test_compare_a_report_without_labels_shows_agreement(env, workspace, tmp_path):
+    from distill.data import load_queries, load_squad_file, with_queries
+    from distill.evaluation import System, evaluate
+
+    queries = tmp_path / "log.txt"
+    queries.write_text("Where was Mozart born?\nwho painted it\nwhat is the capital\n", encoding="utf-8")
+    data = with_queries(load_squad_file(workspace.root / "squad.json"), load_queries(queries))
+    systems = [
+        System.parse(f"{n}=pipelines/{f}/retrieval.yaml")
+        for n, f in (("teacher", "teacher"), ("distilled", "distilled"))
+    ]
+    evaluate(systems, data, warmup=0, out_dir=tmp_path / "free", progress=False)
+    env.setenv("DISTILL_REPORTS", str(tmp_path / "free" / "report.json"))
+    at = run("Compare")
+    assert_no_traceback(at)
+    assert not at.error
+    assert "no relevance labels" in text(at.info) and "agreement with teacher" in text(at.info)
+    assert at.selectbox(key="metric").value == "silver_ndcg@10"
+    assert "Silver nDCG@10 (agreement with the reference)" in at.selectbox(key="metric").options
+    labels = {m.label for m in at.metric}
+    assert "Silver nDCG@10 · agreement with teacher" in labels and "nDCG@10" not in labels
+    table = next(d.value for d in at.dataframe if "question" in d.value.columns)
+    assert len(table) == 3 and {"Overlap@10", "Silver nDCG@10", "Rank correlation@10"} <= set(table.columns)
+    assert list(table["Silver nDCG@10"]) == sorted(table["Silver nDCG@10"])  # least agreement first
+    assert "Question by question: agreement of distilled with teacher" in text(at.markdown)
 
 
 # -------------------------------------------------------------------------------------------------------- Runs

@@ -465,6 +465,13 @@ def report_detail(entry: catalog.ReportEntry, students: list[Path]) -> None:
             "Student", others, default=others[0], key=f"student:{entry.label}", format_func=lambda n: label(n, roles)
         )
     name = other or reference
+    agreed_with = figures.agreement_of(report)
+    if agreed_with is not None and not figures.has_relevance(report):
+        st.info(
+            f"These questions have no relevance labels: quality is shown as **agreement with {agreed_with}** "
+            f"(how closely each top 10 follows {agreed_with}'s), not as relevance.",
+            icon=":material/info:",
+        )
     st.markdown(f"**{label(name, roles)}** against **{reference}**" if other else f"**{reference}**")
     show_cards(figures.metric_cards(report, name, reference))
     with st.expander("All pipelines of this report"):
@@ -498,7 +505,10 @@ def report_detail(entry: catalog.ReportEntry, students: list[Path]) -> None:
             differences = paired_differences(pair, rows, reference)
             if differences:
                 st.caption(difference_lines(differences))
-        question_table(rows, reference, other, entry.label)
+        if any(row.get("gold_doc_ids") for row in rows):
+            question_table(rows, reference, other, entry.label)
+        else:
+            agreement_table(rows, other, agreed_with, entry.label)
     provenance(report, students)
 
 
@@ -540,6 +550,17 @@ def question_table(rows: list[dict[str, Any]], reference: str, other: str, scope
             f"{other} right": st.column_config.CheckboxColumn(),
         }
         st.dataframe(shown.drop(columns=["outcome"]), hide_index=True, column_config=config, key=f"questions:{scope}")
+
+
+def agreement_table(rows: list[dict[str, Any]], other: str, reference: str | None, scope: str) -> None:
+    """Question by question without labels: ``other``'s agreement with the reference, least agreement first."""
+    st.markdown(f"##### Question by question: agreement of {other} with {reference}")
+    frame = figures.agreement_questions(rows, other)
+    if frame.empty:
+        st.caption(f"The per-question rows hold no agreement of {other} with {reference}.")
+        return
+    config = {"question": st.column_config.TextColumn(width="large")}
+    st.dataframe(frame, hide_index=True, column_config=config, key=f"agreement:{scope}:{other}")
 
 
 def provenance(report: dict[str, Any], students: list[Path]) -> None:

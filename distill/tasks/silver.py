@@ -15,7 +15,6 @@ the teacher's or the student's token limit counted (they are cut, as the pipelin
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
@@ -29,7 +28,7 @@ import numpy as np
 from haystack import Document
 
 from distill.errors import DistillError
-from distill.files import check_file, not_utf8
+from distill.files import read_text
 
 logger = logging.getLogger(__name__)
 
@@ -51,64 +50,25 @@ class QueryFile:
 
 
 def read_queries(spec: str) -> QueryFile:
-    """Unlabelled queries from a text file (one per line), a JSONL file (``text``, ``query`` or ``question``), a
-    BEIR ``queries.jsonl``, or a BEIR folder with a split (``folder:train``: the queries that split's qrels name;
-    only their ids are read, never their judgements). Blank lines are skipped and duplicates kept once, both counted."""
+    """Unlabelled queries from a query file (:func:`distill.data.load_queries`: one per line, or JSONL), or from a
+    BEIR folder with a split (``folder:train``: the queries that split's qrels name; only their ids are read, never
+    their judgements). Blank lines are skipped and duplicates kept once, both counted."""
+    from distill.data import load_queries
+
     folder, _, split = spec.rpartition(":") if ":" in spec and not Path(spec).exists() else (spec, "", "")
     path = Path(folder)
-    ids: set[str] | None = None
-    if path.is_dir():
-        if not split:
-            raise DistillError(f"queries {spec!r}: a BEIR folder needs a split, e.g. {spec}:train")
-        qrels = path / "qrels" / f"{split}.tsv"
-        check_file(qrels, "qrels file")
-        ids = set()
-        try:
-            with open(qrels, encoding="utf-8") as f:
-                for line in f:
-                    parts = line.rstrip("\n").split("\t")
-                    if parts and parts[0] and parts[0] != "query-id":
-                        ids.add(parts[0])
-        except UnicodeDecodeError:
-            raise not_utf8(qrels) from None
-        path = path / "queries.jsonl"
-    check_file(path, "query file")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise not_utf8(path) from None
-    out = QueryFile([], str(spec))
-    seen: set[str] = set()
-    as_json = path.suffix == ".jsonl"
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            out.blank += 1
-            continue
-        text = line.strip()
-        if as_json:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                raise DistillError(f"{path}: line {n} is not JSON") from None
-            if not isinstance(record, dict):
-                raise DistillError(f"{path}: line {n} is not a JSON object")
-            if ids is not None and str(record.get("_id", record.get("id"))) not in ids:
-                continue
-            value = next((record[k] for k in ("text", "query", "question") if k in record), None)
-            if not isinstance(value, str):
-                raise DistillError(f"{path}: line {n} needs a string field 'text', 'query' or 'question'")
-            text = value.strip()
-            if not text:
-                out.blank += 1
-                continue
-        if text in seen:
-            out.duplicates += 1
-            continue
-        seen.add(text)
-        out.texts.append(text)
-    if not out.texts:
-        raise DistillError(f"{spec} holds no queries")
-    return out
+    if not path.is_dir():
+        found = load_queries(path)
+        return QueryFile([q.text for q in found], spec, found.blank_lines, found.duplicates)
+    if not split:
+        raise DistillError(f"queries {spec!r}: a BEIR folder needs a split, e.g. {spec}:train")
+    qrels = path / "qrels" / f"{split}.tsv"
+    ids = {line.split("\t", 1)[0] for line in read_text(qrels, "qrels file").splitlines()[1:] if line.strip()}
+    found = load_queries(path / "queries.jsonl")
+    texts = [q.text for q in found if q.id in ids]
+    if not texts:
+        raise DistillError(f"{qrels} names none of the queries in {path / 'queries.jsonl'}")
+    return QueryFile(texts, spec, found.blank_lines, found.duplicates)
 
 
 def sentences(text: str) -> list[str]:

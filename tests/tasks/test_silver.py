@@ -52,7 +52,7 @@ def test_read_queries_counts_blank_lines_and_duplicates_and_reads_beir_split_ids
     with pytest.raises(DistillError, match="UTF-8"):
         silver.read_queries(str(tmp_path / "bad.txt"))
     (tmp_path / "blank.txt").write_text("\n\n")
-    with pytest.raises(DistillError, match="holds no queries"):
+    with pytest.raises(DistillError, match="no queries"):
         silver.read_queries(str(tmp_path / "blank.txt"))
 
 
