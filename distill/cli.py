@@ -270,6 +270,56 @@ def cmd_finetune_reader(args: argparse.Namespace) -> int:
     return _train(args, finetune=True, swap=False)
 
 
+def _pseudo_count(text: str) -> int | None:
+    if text == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number or 'all', got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _adapt_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("indexing", type=Path, help="your indexing pipeline YAML (its document embedder is the teacher)")
+    p.add_argument("query", type=Path, help="your query pipeline YAML (its text embedder embeds with the same model)")
+    p.add_argument("--corpus", required=True, help="your documents: a BEIR folder, a .jsonl of passages, a SQuAD .json")
+    p.add_argument(
+        "--queries", help="unlabelled queries: a text file (one per line), a .jsonl, or a BEIR folder:split (ids only)"
+    )
+    p.add_argument(
+        "--pseudo-queries",
+        type=_pseudo_count,
+        default=0,
+        help="pseudo-queries cut from the corpus (titles, sentences): a number or 'all' (one per passage); "
+        "default 0, or all when --queries is not given",
+    )
+    p.add_argument("--student", default="minilm-l6", help="the student to distil into (default: minilm-l6)")
+    p.add_argument("--budget", help="cap the work: minutes (30m, 1.5h) or passages (2000p); says what it left out")
+    p.add_argument(
+        "--eval-data", help="a labelled data set to score relevance on (e.g. BEIR folder:dev); default: agreement"
+    )
+    p.add_argument("--out", type=Path, default=Path("runs/adapt"), help="folder for the recipe, student and reports")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="recipe override (repeatable), e.g. epochs=2")
+    p.add_argument("--plan-only", action="store_true", help="check the data, print the plan, write the recipe, stop")
+    p.add_argument("--anyway", action="store_true", help="train even when the student already matches the teacher")
+
+
+@command(
+    "adapt",
+    "distil your own retrieval pipeline on your own documents, with no labels: plan, train, swap, evaluate",
+    _adapt_args,
+)
+def cmd_adapt(args: argparse.Namespace) -> int:
+    from distill.adapt import adapt
+
+    if args.queries is None and args.pseudo_queries == 0:
+        args.pseudo_queries = None  # nothing else to train on: one pseudo-query per passage
+    return adapt(args, command=_command_line())
+
+
 def _train(args: argparse.Namespace, *, finetune: bool, swap: bool) -> int:
     """Parse the recipe once and train it; each command refuses the other's recipes, naming the right command."""
     from distill.recipes import load_recipe

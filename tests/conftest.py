@@ -230,3 +230,54 @@ def long_example(answer: str, question: str = "Where was Mozart born?"):
 
     start = LONG.index(answer)
     return ReaderExample("q", question, LONG, (answer,), start, answer)
+
+
+# --- a user's own data and pipelines (distill adapt, training without labels) ------------------------------------
+
+
+def write_beir(folder, with_qrels=True):
+    """A BEIR folder of the tiny SQuAD paragraphs (plus an empty and a duplicate passage): the even questions judged
+    (grade 1) against their own paragraph in qrels/train.tsv, the odd ones (grade 2) in qrels/dev.tsv."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows, n = [], 0
+    for title, paragraphs in ARTICLES.items():
+        for context, _ in paragraphs:
+            rows.append({"_id": f"d{n}", "title": title, "text": context})
+            n += 1
+    rows.append({"_id": "empty", "title": "", "text": "  "})
+    rows.append({"_id": "dup", "title": "Rivers", "text": rows[0]["text"]})
+    (folder / "corpus.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    questions, home = [], []
+    for paragraphs in ARTICLES.values():
+        for _, qas in paragraphs:
+            questions += [q for q, _ in qas]
+            home += [f"d{len(set(home))}"] * len(qas)
+    (folder / "queries.jsonl").write_text(
+        "\n".join(json.dumps({"_id": f"q{i}", "text": q}) for i, q in enumerate(questions)) + "\n"
+    )
+    if with_qrels:
+        (folder / "qrels").mkdir(exist_ok=True)
+        for split, start in (("train", 0), ("dev", 1)):
+            rows = "".join(f"q{i}\t{home[i]}\t{1 + i % 2}\n" for i in range(start, len(questions), 2))
+            (folder / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\n" + rows)
+    return folder
+
+
+def renamed_pipelines(tiny_pipelines, folder):
+    """The tiny default pipelines with components named unlike ours and the title embedded."""
+    import yaml
+
+    index = yaml.safe_load((tiny_pipelines / "indexing.yaml").read_text())
+    query = yaml.safe_load((tiny_pipelines / "retrieval.yaml").read_text())
+    emb, writer = index["components"].pop("document_embedder"), index["components"].pop("writer")
+    emb["init_parameters"]["meta_fields_to_embed"] = ["title"]
+    index["components"] = {"encode_docs": emb, "save": writer}
+    index["connections"] = [{"sender": "encode_docs.documents", "receiver": "save.documents"}]
+    text, retriever = query["components"].pop("text_embedder"), query["components"].pop("retriever")
+    text["init_parameters"]["prefix"] = "query: "
+    query["components"] = {"encode_q": text, "find": retriever}
+    query["connections"] = [{"sender": "encode_q.embedding", "receiver": "find.query_embedding"}]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "index_docs.yaml").write_text(yaml.safe_dump(index))
+    (folder / "search.yaml").write_text(yaml.safe_dump(query))
+    return folder / "index_docs.yaml", folder / "search.yaml"

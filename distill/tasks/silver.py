@@ -292,28 +292,9 @@ class Teacher:
     max_length: int | None
 
 
-def build_silver(recipe: dict[str, Any], teacher: Teacher) -> SilverData:
-    """A recipe's teacher-labelled training data (data.labels: teacher): corpus checked, queries read and/or cut
-    from the corpus, all embedded by the teacher (through the cache), the teacher's top-k as labels."""
-    from distill.data import load_corpus
-
-    data_cfg = recipe["data"]
-    corpus = load_corpus(data_cfg["train"])
-    checked = check_corpus(corpus, teacher.passage_texts(corpus))
-    documents = checked.documents
-    if data_cfg["passages"] is not None and data_cfg["passages"] < len(documents):
-        keep = sorted(random.Random(data_cfg["seed"]).sample(range(len(documents)), data_cfg["passages"]))
-        checked.left_out = len(documents) - len(keep)
-        documents = checked.documents = [documents[i] for i in keep]
-    if checked.empty or checked.duplicates:
-        logger.warning(
-            "corpus %s: skipped %d empty and %d duplicate passages",
-            data_cfg["train"],
-            checked.empty,
-            checked.duplicates,
-        )
-    texts = teacher.passage_texts(documents)
-    checked.cut["teacher"] = count_cut(texts, teacher.tokenizer(), teacher.max_length)
+def training_queries(data_cfg: dict[str, Any], documents: list[Document]) -> tuple[list[tuple[str, str]], dict]:
+    """A recipe's training queries as (text, kind), before the teacher sees them (deterministic: the same recipe and
+    corpus give the same queries), and what reading the query file skipped."""
     queries: list[tuple[str, str]] = []
     read: dict[str, Any] = {}
     if data_cfg["queries"] is not None:
@@ -325,6 +306,45 @@ def build_silver(recipe: dict[str, Any], teacher: Teacher) -> SilverData:
     if data_cfg["questions"] is not None and len(queries) > data_cfg["questions"]:
         picked = sorted(random.Random(data_cfg["seed"]).sample(range(len(queries)), data_cfg["questions"]))
         queries = [queries[i] for i in picked]
+    return queries, read
+
+
+def held_out(data_cfg: dict[str, Any], queries: list[tuple[str, str]]) -> list[int]:
+    """The positions of the training queries that :func:`label_with_teacher` holds out for the dev slice."""
+    user = [i for i, (_, kind) in enumerate(queries) if kind == "user"]
+    return split_dev(len(queries), data_cfg["dev_questions"] or 100, data_cfg["seed"], user)[0]
+
+
+def corpus_documents(data_cfg: dict[str, Any], passage_texts: Any) -> CorpusCheck:
+    """The recipe's corpus, checked, and sampled down to ``data.passages`` where that is set."""
+    from distill.data import load_corpus
+
+    corpus = load_corpus(data_cfg["train"])
+    checked = check_corpus(corpus, passage_texts(corpus))
+    documents = checked.documents
+    if data_cfg["passages"] is not None and data_cfg["passages"] < len(documents):
+        keep = sorted(random.Random(data_cfg["seed"]).sample(range(len(documents)), data_cfg["passages"]))
+        checked.left_out = len(documents) - len(keep)
+        checked.documents = [documents[i] for i in keep]
+    return checked
+
+
+def build_silver(recipe: dict[str, Any], teacher: Teacher) -> SilverData:
+    """A recipe's teacher-labelled training data (data.labels: teacher): corpus checked, queries read and/or cut
+    from the corpus, all embedded by the teacher (through the cache), the teacher's top-k as labels."""
+    data_cfg = recipe["data"]
+    checked = corpus_documents(data_cfg, teacher.passage_texts)
+    documents = checked.documents
+    if checked.empty or checked.duplicates:
+        logger.warning(
+            "corpus %s: skipped %d empty and %d duplicate passages",
+            data_cfg["train"],
+            checked.empty,
+            checked.duplicates,
+        )
+    texts = teacher.passage_texts(documents)
+    checked.cut["teacher"] = count_cut(texts, teacher.tokenizer(), teacher.max_length)
+    queries, read = training_queries(data_cfg, documents)
     t_passage = teacher.passages(documents)
     t_query = teacher.queries([q for q, _ in queries])
     silver = label_with_teacher(

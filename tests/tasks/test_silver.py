@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import yaml
-from conftest import ARTICLES
+from conftest import renamed_pipelines, write_beir
 from haystack import Document
 
 from distill import recipes
@@ -15,34 +15,12 @@ from distill.errors import DistillError
 from distill.tasks import silver
 
 
-def _beir(folder, with_qrels=True):
-    folder.mkdir(parents=True, exist_ok=True)
-    rows, n = [], 0
-    for title, paragraphs in ARTICLES.items():
-        for context, _ in paragraphs:
-            rows.append({"_id": f"d{n}", "title": title, "text": context})
-            n += 1
-    rows.append({"_id": "empty", "title": "", "text": "  "})
-    rows.append({"_id": "dup", "title": "Rivers", "text": rows[0]["text"]})
-    (folder / "corpus.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    questions = [q for paragraphs in ARTICLES.values() for _, qas in paragraphs for q, _ in qas]
-    (folder / "queries.jsonl").write_text(
-        "\n".join(json.dumps({"_id": f"q{i}", "text": q}) for i, q in enumerate(questions)) + "\n"
-    )
-    if with_qrels:
-        (folder / "qrels").mkdir(exist_ok=True)
-        (folder / "qrels" / "train.tsv").write_text(
-            "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td0\t1\n" for i in range(0, len(questions), 2))
-        )
-    return folder
-
-
 def test_read_queries_counts_blank_lines_and_duplicates_and_reads_beir_split_ids_only(tmp_path):
     path = tmp_path / "q.txt"
     path.write_text("where is the nile\n\n  \nwhere is the nile\nwho wrote music\n")
     found = silver.read_queries(str(path))
     assert found.texts == ["where is the nile", "who wrote music"] and found.blank == 2 and found.duplicates == 1
-    beir = _beir(tmp_path / "beir")
+    beir = write_beir(tmp_path / "beir")
     split = silver.read_queries(f"{beir}:train")
     assert len(split.texts) == 4 and split.texts[0] == "Which sea does the Nile flow into?"
     assert len(silver.read_queries(str(beir / "queries.jsonl")).texts) == 8
@@ -119,30 +97,12 @@ def test_the_teachers_ranking_labels_training_queries_and_the_dev_pool_holds_its
     assert data.summary["training_queries"] == {"user": 20, "title": 15, "sentence": 0}
 
 
-def _renamed(tiny_pipelines, folder):
-    """The tiny default pipelines with components named unlike ours and the title embedded."""
-    index = yaml.safe_load((tiny_pipelines / "indexing.yaml").read_text())
-    query = yaml.safe_load((tiny_pipelines / "retrieval.yaml").read_text())
-    emb, writer = index["components"].pop("document_embedder"), index["components"].pop("writer")
-    emb["init_parameters"]["meta_fields_to_embed"] = ["title"]
-    index["components"] = {"encode_docs": emb, "save": writer}
-    index["connections"] = [{"sender": "encode_docs.documents", "receiver": "save.documents"}]
-    text, retriever = query["components"].pop("text_embedder"), query["components"].pop("retriever")
-    text["init_parameters"]["prefix"] = "query: "
-    query["components"] = {"encode_q": text, "find": retriever}
-    query["connections"] = [{"sender": "encode_q.embedding", "receiver": "find.query_embedding"}]
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "index_docs.yaml").write_text(yaml.safe_dump(index))
-    (folder / "search.yaml").write_text(yaml.safe_dump(query))
-    return folder / "index_docs.yaml", folder / "search.yaml"
-
-
 def test_the_teacher_is_the_users_own_components_run_as_haystack_runs_them(home, tiny_pipelines):
     from distill.evaluation import index_corpus
     from distill.pipeline_teacher import PipelineTeacher, build_component
     from distill.pipelines import read_pipeline_dict
 
-    index_yaml, query_yaml = _renamed(tiny_pipelines, home / "mine")
+    index_yaml, query_yaml = renamed_pipelines(tiny_pipelines, home / "mine")
     teacher = PipelineTeacher.from_files(index_yaml, query_yaml)
     assert (teacher.document_embedder, teacher.text_embedder) == ("encode_docs", "encode_q")
     docs = [Document(id="a", content="The Nile flows north.", meta={"title": "Rivers"})]
@@ -164,7 +124,7 @@ def test_the_teacher_is_the_users_own_components_run_as_haystack_runs_them(home,
 def test_a_pipeline_teacher_refuses_what_it_cannot_distil(home, tiny_pipelines):
     from distill.pipeline_teacher import PipelineTeacher
 
-    index_yaml, query_yaml = _renamed(tiny_pipelines, home / "mine")
+    index_yaml, query_yaml = renamed_pipelines(tiny_pipelines, home / "mine")
     other = yaml.safe_load(query_yaml.read_text())
     other["components"]["encode_q"]["init_parameters"]["model"] = "some/other-model"
     (home / "other.yaml").write_text(yaml.safe_dump(other))
@@ -182,8 +142,8 @@ def test_a_pipeline_teacher_refuses_what_it_cannot_distil(home, tiny_pipelines):
 def test_distill_train_without_labels_on_a_users_pipelines_and_corpus(home, tiny_pipelines, tiny_embedder):
     from distill.train import train
 
-    index_yaml, query_yaml = _renamed(tiny_pipelines, home / "mine")
-    beir = _beir(home / "beir")
+    index_yaml, query_yaml = renamed_pipelines(tiny_pipelines, home / "mine")
+    beir = write_beir(home / "beir")
     queries = home / "queries.txt"
     queries.write_text("where does the nile flow\n\nwho invented the piano\nwhy is mars red\nwhen was mozart born\n")
     recipe = recipes.apply_overrides(

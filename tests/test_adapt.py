@@ -1,0 +1,95 @@
+"""`distill adapt` on a user's own pipelines (components named unlike ours) and corpus, with tiny models: the plan
+and the recipe it writes, a budget, look-before-you-spend, and a whole run that trains without labels and evaluates
+teacher, off-the-shelf and distilled side by side."""
+
+import json
+
+import pytest
+import yaml
+from conftest import renamed_pipelines, write_beir
+
+from distill import recipes
+from distill.adapt import parse_budget
+from distill.cli import main
+from distill.errors import DistillError
+
+
+@pytest.fixture
+def mine(home, tiny_pipelines):
+    index_yaml, query_yaml = renamed_pipelines(tiny_pipelines, home / "mine")
+    return index_yaml, query_yaml, write_beir(home / "beir")
+
+
+def test_budget_is_minutes_or_passages():
+    assert parse_budget("30m") == (30.0, None) and parse_budget("1.5h") == (90.0, None)
+    assert parse_budget("2000p") == (None, 2000) and parse_budget(None) == (None, None)
+    for bad in ("30", "0m", "-3p", "fast"):
+        with pytest.raises(DistillError, match="--budget must be"):
+            parse_budget(bad)
+
+
+def test_plan_only_prints_the_plan_and_writes_a_recipe_that_distill_train_reads(home, mine, tiny_embedder, capsys):
+    index_yaml, query_yaml, beir = mine
+    args = [str(index_yaml), str(query_yaml), "--corpus", str(beir), "--student", str(tiny_embedder)]
+    assert main(["adapt", *args, "--out", str(home / "a"), "--plan-only", "--budget", "3p"]) == 0
+    out = capsys.readouterr().out
+    assert "teacher: " in out and "encode_docs" in out and "encode_q" in out
+    assert "corpus: 3 passages" in out and "budget: 3 of 6 passages left out of training" in out
+    assert "pseudo-queries cut from the corpus" in out and "passages to embed" in out
+    recipe = recipes.load_recipe(home / "a" / "recipe.yaml")
+    assert recipe["teacher"] == "pipelines" and recipe["data"]["labels"] == "teacher"
+    assert recipe["data"]["passages"] == 3 and recipe["data"]["pseudo_queries"] is None
+    assert recipe["pipelines"]["indexing"] == str(index_yaml.resolve())
+    assert not (home / "a" / "run").exists()  # nothing trained
+
+
+def test_adapt_trains_without_labels_and_evaluates_three_pipelines(home, mine, tiny_embedder_wide, capsys):
+    index_yaml, query_yaml, beir = mine
+    queries = home / "queries.txt"
+    queries.write_text("where does the nile flow\nwho invented the piano\nwhy is mars red\nwhen was mozart born\n")
+    code = main(
+        [
+            "adapt", str(index_yaml), str(query_yaml), "--corpus", str(beir), "--queries", str(queries),
+            "--pseudo-queries", "all", "--student", str(tiny_embedder_wide), "--eval-data", f"{beir}:dev",
+            "--out", str(home / "a"), "--set", "batch_size=4", "--set", "max_length.passage=32", "--anyway",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "before training" in out
+    report = json.loads((home / "a" / "eval" / "report.json").read_text())
+    assert list(report["pipelines"]) == ["teacher", "off-the-shelf", "distilled"]
+    assert "ndcg@10" in report["pipelines"]["distilled"]["quality"]
+    assert report["pipelines"]["distilled"]["agreement"]["reference"] == "teacher"
+    assert "distilled" in report["differences"]
+    swapped = home / "a" / "run" / "pipelines"
+    assert sorted(p.name for p in swapped.glob("*.yaml")) == ["index_docs.yaml", "search.yaml"]
+    assert (home / "a" / "run" / "student" / "README.md").read_text().count("no relevance labels") == 1
+    summary = json.loads((home / "a" / "adapt.json").read_text())
+    assert summary["student"].endswith("student") and summary["plan"]
+
+
+def test_adapt_stops_when_the_student_already_matches_the_teacher(home, mine, tiny_embedder, capsys):
+    index_yaml, query_yaml, beir = mine
+    # the student is the teacher's own model: it matches the teacher, so training could only move it away
+    code = main(
+        [
+            "adapt", str(index_yaml), str(query_yaml), "--corpus", str(beir), "--student", str(tiny_embedder),
+            "--eval-data", f"{beir}:dev", "--out", str(home / "a"),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "already matches or beats the teacher" in out and "stopping before training" in out
+    assert not (home / "a" / "run").exists()
+
+
+def test_adapt_refuses_a_pipeline_it_cannot_distil_in_one_line(home, mine, capsys):
+    index_yaml, query_yaml, beir = mine
+    odd = yaml.safe_load(query_yaml.read_text())
+    odd["components"]["encode_q"]["type"] = "haystack.components.embedders.OpenAITextEmbedder"
+    (home / "odd.yaml").write_text(yaml.safe_dump(odd))
+    assert main(["adapt", str(index_yaml), str(home / "odd.yaml"), "--corpus", str(beir)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "OpenAITextEmbedder" in err[0]
+    assert not (home / "runs").exists()
