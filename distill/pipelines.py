@@ -31,6 +31,7 @@ from haystack.core.errors import DeserializationError, PipelineError
 from distill.errors import DistillError
 from distill.files import parse_yaml, read_text
 from distill.models import HUB_ALIASES, HUB_IDS, OFFLINE_SOURCES, resolve_model
+from distill.outputs import check_output_folder, write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -312,8 +313,8 @@ def swap_files(
     """
     from distill.components import use_fast_retrievers
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written, outputs, changed = [], [], False
+    check_output_folder(out_dir, "--out")
+    outputs, changed = [], False
     for path in paths:
         data = read_pipeline_dict(path)
         present = [c for c in components or [] if c in data["components"]]
@@ -332,23 +333,25 @@ def swap_files(
             f"no {kind} to swap {model} into in {[str(p) for p in paths]}: a reader goes into an extractive QA "
             "pipeline, an embedder into indexing/retrieval pipelines"
         )
+    # Every file is read and swapped before the folder is made, so a bad input leaves no empty or half-filled --out.
+    texts: dict[Path, str] = {}
     for path, swapped in outputs:
         if fast_retriever:
             swapped = use_fast_retrievers(swapped)
         note = RELATIVE_PATHS_NOTE if _models_relative_to(swapped, out_dir) else ""
-        target = out_dir / Path(path).name
-        target.write_text(note + dump_pipeline_dict(swapped), encoding="utf-8")
-        written.append(target)
+        texts[out_dir / Path(path).name] = note + dump_pipeline_dict(swapped)
     if model is not None and _is_reader_model(model):
         # A reader swap leaves retrieval as it was: the teacher's indexing pipeline fills the student's store too, and
         # `distill eval` finds it beside the query pipeline.
         for path in paths:
             indexing, target = Path(path).with_name("indexing.yaml"), out_dir / "indexing.yaml"
-            if indexing.exists() and target not in written:  # replaces a stale one from an earlier swap
-                target.write_text(indexing.read_text(encoding="utf-8"), encoding="utf-8")
-                written.append(target)
+            if indexing.exists() and target not in texts:  # replaces a stale one from an earlier swap
+                texts[target] = read_text(indexing, "indexing pipeline")
                 break  # one indexing pipeline per output folder
-    return written
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for target, text in texts.items():
+        write_atomic(target, text)
+    return list(texts)
 
 
 def _is_reader_model(model: str) -> bool:

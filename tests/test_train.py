@@ -327,3 +327,39 @@ def test_a_run_with_a_passage_memory_trains(home, tiny_embedder, tiny_embedder_w
     ]:
         with pytest.raises(DistillError, match=message):
             recipes.load_recipe(None, overrides)
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_run_that_fails_on_bad_input_leaves_no_config_or_empty_folder(home, tiny_squad, capsys, existing):
+    from distill import cli
+
+    out = home / "runs" / "out"
+    if existing:
+        out.mkdir(parents=True)
+        (out / "notes.txt").write_text("mine")
+    path = write_recipe(home, home / "no-teacher", home / "no-student", tiny_squad, output=str(out), pipelines=None)
+    assert cli.main(["train", str(path)]) == 2
+    assert "no-teacher" in capsys.readouterr().err
+    if existing:  # a folder that was there is kept, with what it held, and without what the run wrote
+        assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    else:
+        assert not (home / "runs").exists()
+
+
+def test_a_failed_run_keeps_a_checkpoint_it_can_resume(
+    home, tiny_embedder, tiny_embedder_wide, tiny_squad, monkeypatch
+):
+    from distill import trainer
+    from distill.train import train
+
+    path = write_recipe(home, tiny_embedder_wide, tiny_embedder, tiny_squad, pipelines=None)
+    original = trainer.Trainer._save_checkpoint
+
+    def save_then_fail(self, state):
+        original(self, state)
+        raise DistillError("disk full, say")
+
+    monkeypatch.setattr(trainer.Trainer, "_save_checkpoint", save_then_fail)
+    with pytest.raises(DistillError, match="disk full"):
+        train(recipes.load_recipe(path))
+    assert (home / "out" / "checkpoint").is_dir() and (home / "out" / "config.yaml").exists()
