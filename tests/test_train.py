@@ -15,15 +15,26 @@ from distill import recipes
 from distill.errors import DistillError
 
 
+def private_files(folder) -> list[str]:
+    """Files under ``folder`` that others cannot read (under umask 022 every file should be 0644)."""
+    return sorted(str(p) for p in folder.rglob("*") if p.is_file() and (p.stat().st_mode & 0o777) != 0o644)
+
+
 def test_train_saves_a_student_with_card_and_resumes(home, tiny_embedder, tiny_embedder_wide, tiny_squad):
     from sentence_transformers import SentenceTransformer
 
     from distill.train import train
 
     path = write_recipe(home, tiny_embedder_wide, tiny_embedder, tiny_squad)
-    student = train(recipes.load_recipe(path), swap=True)
+    umask = os.umask(0o022)
+    try:
+        student = train(recipes.load_recipe(path), swap=True)
+    finally:
+        os.umask(umask)
     for name in ("model.safetensors", "config.yaml", "metrics.json", "README.md", "train_log.jsonl", "modules.json"):
         assert (student / name).exists(), name
+    # Weights are shared like any output (safetensors alone writes them 0600), and so is the cache's memo.
+    assert private_files(student) == private_files(home / "home") == []
     assert not list(student.glob("*.bin"))
     metrics = json.loads((student / "metrics.json").read_text())
     assert metrics["train"]["steps"] == 4 and metrics["teacher_dev"]["recall@10"] == 1.0
@@ -55,10 +66,15 @@ def test_interrupted_run_resumes_from_its_checkpoint(home, tiny_embedder, tiny_e
         raise KeyboardInterrupt
 
     monkeypatch.setattr(trainer.Trainer, "_save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train(recipes.load_recipe(path))
+    umask = os.umask(0o022)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(recipes.load_recipe(path))
+    finally:
+        os.umask(umask)
     checkpoint = home / "out" / "checkpoint"
     assert json.loads((checkpoint / "trainer_state.json").read_text())["step"] == 2
+    assert private_files(checkpoint) == [] and list(checkpoint.glob("*.safetensors"))
     monkeypatch.setattr(trainer.Trainer, "_save_checkpoint", original)
     student = train(recipes.load_recipe(path))
     rows = [json.loads(line) for line in (student / "train_log.jsonl").read_text().splitlines()]
