@@ -180,7 +180,9 @@ def _embedder_namespace(data: dict[str, Any], name: str) -> dict[str, Any]:
     return {"kind": "document-embeddings", "params": params, "weights": fingerprint}
 
 
-def index_corpus(data: dict[str, Any], documents: list[Document], *, progress: bool = True) -> None:
+def index_corpus(
+    data: dict[str, Any], documents: list[Document], *, progress: bool = True, name: str = "indexing pipeline"
+) -> None:
     """Run an indexing pipeline over ``documents``.
 
     When the pipeline is the usual document embedder -> writer, the embeddings go through the teacher cache, keyed by
@@ -192,7 +194,7 @@ def index_corpus(data: dict[str, Any], documents: list[Document], *, progress: b
 
     from distill.cache import TeacherCache
 
-    pipeline = load_pipeline(data)
+    pipeline = load_pipeline(data, name=name)
     components = data["components"]
     embedders = [n for n, c in components.items() if c.get("type", "").endswith("DocumentEmbedder")]
     writers = [n for n, c in components.items() if c.get("type", "").endswith("DocumentWriter")]
@@ -246,7 +248,7 @@ def load_systems(
         loaded = []
         for system in systems:
             data, reader = reader_only(read_pipeline_dict(system.query_yaml), system.name)
-            pipeline = load_pipeline(data)
+            pipeline = load_pipeline(data, name=str(system.query_yaml))
             pipeline.warm_up()
             loaded.append(LoadedSystem(system, pipeline, [(reader, "query")], None, reader, models=_models_of(data)))
         return loaded
@@ -254,12 +256,19 @@ def load_systems(
         raise DistillError("the corpus is empty: nothing to index")
     indexed: dict[str, float] = {}
     index_owner: dict[str, str] = {}
+    # Every pipeline is read and built before any is indexed or warmed up: a bad file costs seconds, not an indexing.
+    queries = {s.name: read_pipeline_dict(s.query_yaml) for s in systems}
+    indexings = {s.name: read_pipeline_dict(s.indexing_yaml) for s in systems if s.indexing_yaml is not None}
+    built = {s.name: load_pipeline(queries[s.name], name=str(s.query_yaml)) for s in systems}
+    for system in systems:
+        if system.name in indexings:
+            load_pipeline(indexings[system.name], name=str(system.indexing_yaml))
     loaded = []
     for system in systems:
-        query_data = read_pipeline_dict(system.query_yaml)
+        query_data = queries[system.name]
         index_seconds = 0.0
         if system.indexing_yaml is not None:
-            index_data = read_pipeline_dict(system.indexing_yaml)
+            index_data = indexings[system.name]
             key = _index_key(index_data)
             for index in _store_indexes(index_data):
                 owner = index_owner.setdefault(index, key)
@@ -271,10 +280,10 @@ def load_systems(
             if key not in indexed:
                 logger.info("indexing %d documents for %s with %s", len(documents), system.name, system.indexing_yaml)
                 start = time.perf_counter()
-                index_corpus(index_data, documents, progress=progress)
+                index_corpus(index_data, documents, progress=progress, name=str(system.indexing_yaml))
                 indexed[key] = time.perf_counter() - start
                 index_seconds = indexed[key]
-        pipeline = load_pipeline(query_data)
+        pipeline = built[system.name]
         pipeline.warm_up()
         components = query_data["components"]
         retriever = next((n for n, c in components.items() if "Retriever" in c.get("type", "")), None)

@@ -32,6 +32,7 @@ from distill.errors import DistillError
 from distill.files import parse_yaml, read_text
 from distill.models import HUB_ALIASES, HUB_IDS, OFFLINE_SOURCES, resolve_model
 from distill.outputs import check_output_folder, write_atomic
+from distill.pipeline_checks import check_shape, first_line, refusal
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +71,7 @@ def read_pipeline_dict(source: str | Path) -> dict[str, Any]:
     if "\n" not in text:
         path = Path(text)
         name, text, folder = str(path), read_text(path, "pipeline file"), path.parent
-    data = parse_yaml(text, name)
-    if not isinstance(data, dict) or not isinstance(data.get("components"), dict) or not data["components"]:
-        raise DistillError(f"{name} is not a Haystack pipeline: it needs a non-empty 'components' mapping")
+    data = check_shape(parse_yaml(text, name), name)
     return _models_beside(data, folder) if folder is not None else data
 
 
@@ -195,25 +194,25 @@ def refuse_remote_code(data: dict[str, Any], name: str = "pipeline") -> None:
             )
 
 
-def _first_line(error: Exception) -> str:
-    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
-
-
 def pipeline_from_dict(data: dict[str, Any], *, name: str = "pipeline") -> Pipeline:
+    check_shape(data, name)
     refuse_remote_code(data, name)
     try:
         return Pipeline.from_dict(data, allowed_modules=ALLOWED_MODULES)
     except (DeserializationError, PipelineError) as e:
-        raise DistillError(f"{name}: {_first_line(e)}") from None
+        raise refusal(e, data, name) from None
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         # Haystack's own checks of components and connections raise these: one line naming the file, not a trace.
-        raise DistillError(f"{name} is not a pipeline this Haystack can build: {_first_line(e)}") from None
+        raise DistillError(f"{name} is not a pipeline this Haystack can build: {first_line(e)}") from None
 
 
-def load_pipeline(source: str | Path | dict[str, Any], *, device: str | None = None) -> Pipeline:
-    """Load a pipeline YAML (path, text or dict) ready to run on this machine."""
-    data = source if isinstance(source, dict) else read_pipeline_dict(source)
-    name = "pipeline" if isinstance(source, dict) else str(source)[:80]
+def load_pipeline(
+    source: str | Path | dict[str, Any], *, device: str | None = None, name: str | None = None
+) -> Pipeline:
+    """Load a pipeline YAML (path, text or dict) ready to run on this machine; errors name ``name`` (default: the
+    file)."""
+    name = name or ("pipeline" if isinstance(source, dict) else str(source)[:80])
+    data = check_shape(source, name) if isinstance(source, dict) else read_pipeline_dict(source)
     return pipeline_from_dict(resolve_models(fit_devices(data, device)), name=name)
 
 
