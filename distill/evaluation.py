@@ -25,11 +25,13 @@ from typing import Any
 
 from haystack import Document, Pipeline, tracing
 from haystack.components.evaluators import DocumentMRREvaluator, DocumentNDCGEvaluator, DocumentRecallEvaluator
+from haystack.core.errors import PipelineRuntimeError
 
 from distill import metrics
 from distill.data import Dataset, Query
 from distill.errors import DistillError
 from distill.models import model_footprint
+from distill.pipeline_checks import run_failure, warm_up
 from distill.pipelines import fit_devices, is_reader, load_pipeline, read_pipeline_dict, resolve_models
 from distill.provenance import library_versions, machine_info
 from distill.report import paired_differences, relative_quality, write_report
@@ -133,6 +135,13 @@ def _question_inputs(pipeline: Pipeline, name: str) -> list[tuple[str, str]]:
                 pairs.append((component, socket))
     if not pairs:
         raise DistillError(f"pipeline {name!r} has no open 'text' or 'query' input to feed the question into")
+    for component, sockets in pipeline.inputs().items():
+        for socket, info in sockets.items():
+            if info.get("is_mandatory", False) and socket not in QUESTION_SOCKETS:
+                raise DistillError(
+                    f"pipeline {name!r}: component {component!r} needs input {socket!r}, which no connection feeds "
+                    f"and the question cannot: connect it (e.g. text_embedder.embedding -> retriever.query_embedding)"
+                )
     return pairs
 
 
@@ -199,12 +208,15 @@ def index_corpus(
     embedders = [n for n, c in components.items() if c.get("type", "").endswith("DocumentEmbedder")]
     writers = [n for n, c in components.items() if c.get("type", "").endswith("DocumentWriter")]
     docs = _copy_documents(documents)
+    warm_up(pipeline, name)
     if len(components) != 2 or len(embedders) != 1 or len(writers) != 1:
         first = next(iter(pipeline.inputs()))
-        pipeline.run({first: {"documents": docs}})
+        try:
+            pipeline.run({first: {"documents": docs}})
+        except PipelineRuntimeError as e:
+            raise run_failure(e, name) from e
         return
     embedder = pipeline.get_component(embedders[0])
-    embedder.warm_up()
     embedder.progress_bar = False  # the cache draws one bar over the whole corpus
     meta_fields = (components[embedders[0]].get("init_parameters") or {}).get("meta_fields_to_embed") or []
     keys = [json.dumps([d.content, {f: d.meta.get(f) for f in meta_fields}], sort_keys=True) for d in docs]
@@ -249,7 +261,7 @@ def load_systems(
         for system in systems:
             data, reader = reader_only(read_pipeline_dict(system.query_yaml), system.name)
             pipeline = load_pipeline(data, name=str(system.query_yaml))
-            pipeline.warm_up()
+            warm_up(pipeline, str(system.query_yaml))
             loaded.append(LoadedSystem(system, pipeline, [(reader, "query")], None, reader, models=_models_of(data)))
         return loaded
     if not documents:
@@ -260,6 +272,7 @@ def load_systems(
     queries = {s.name: read_pipeline_dict(s.query_yaml) for s in systems}
     indexings = {s.name: read_pipeline_dict(s.indexing_yaml) for s in systems if s.indexing_yaml is not None}
     built = {s.name: load_pipeline(queries[s.name], name=str(s.query_yaml)) for s in systems}
+    inputs = {name: _question_inputs(pipeline, name) for name, pipeline in built.items()}
     for system in systems:
         if system.name in indexings:
             load_pipeline(indexings[system.name], name=str(system.indexing_yaml))
@@ -284,7 +297,7 @@ def load_systems(
                 indexed[key] = time.perf_counter() - start
                 index_seconds = indexed[key]
         pipeline = built[system.name]
-        pipeline.warm_up()
+        warm_up(pipeline, str(system.query_yaml))
         components = query_data["components"]
         retriever = next((n for n, c in components.items() if "Retriever" in c.get("type", "")), None)
         reader = next((n for n, c in components.items() if is_reader(c)), None)
@@ -292,7 +305,7 @@ def load_systems(
             LoadedSystem(
                 system=system,
                 pipeline=pipeline,
-                query_inputs=_question_inputs(pipeline, system.name),
+                query_inputs=inputs[system.name],
                 retriever=retriever,
                 reader=reader,
                 models=_models_of(query_data),
@@ -321,7 +334,10 @@ def run_query(
     if documents is not None:
         data[loaded.reader]["documents"] = _copy_documents(documents)
     outputs = {c for c in (loaded.retriever, loaded.reader) if c}
-    result = loaded.pipeline.run(dict(data), include_outputs_from=outputs)
+    try:
+        result = loaded.pipeline.run(dict(data), include_outputs_from=outputs)
+    except PipelineRuntimeError as e:
+        raise run_failure(e, str(loaded.system.query_yaml)) from e
     documents = result.get(loaded.retriever, {}).get("documents", []) if loaded.retriever else []
     answers = result.get(loaded.reader, {}).get("answers", []) if loaded.reader else []
     return documents, answers

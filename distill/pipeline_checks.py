@@ -51,6 +51,9 @@ def check_shape(data: Any, name: str) -> dict[str, Any]:
             raise DistillError(
                 f"{name}: component {component!r}: init_parameters must be a mapping of settings, got {_kind(params)}"
             )
+    runs = data.get("max_runs_per_component", 100)
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+        raise DistillError(f"{name}: max_runs_per_component must be a positive whole number, got {runs!r}")
     connections = data.get("connections", [])
     if not isinstance(connections, list):
         raise DistillError(f"{name}: connections must be a list of sender/receiver pairs, got {_kind(connections)}")
@@ -122,3 +125,32 @@ def refusal(error: Exception, data: dict[str, Any], name: str) -> DistillError:
             f"{name}: component {component!r} ({cls}) cannot be built from its init_parameters: {first_line(cause)}"
         )
     return DistillError(f"{name}: {first_line(error)}")
+
+
+# What a component's own checks raise when its settings are wrong (Haystack checks many only at warm-up or at a run).
+SETTINGS_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OSError, RuntimeError)
+
+
+def warm_up(pipeline: Any, name: str) -> None:
+    """``pipeline.warm_up()`` one component at a time, so a component that cannot load with its settings (a backend
+    that does not exist, a model that does not load) is one line naming it and ``name``, the file."""
+    for component, instance in pipeline.walk():
+        if hasattr(instance, "warm_up"):
+            try:
+                instance.warm_up()
+            except SETTINGS_ERRORS as e:
+                raise DistillError(
+                    f"{name}: component {component!r} ({type(instance).__name__}) cannot load with its "
+                    f"init_parameters: {first_line(e)}"
+                ) from e
+
+
+def run_failure(error: Exception, name: str) -> DistillError:
+    """Haystack's ``PipelineRuntimeError`` (a component failed on an input) as one line naming the component."""
+    component = getattr(error, "component_name", None)
+    cause = error.__cause__
+    detail = first_line(cause) if cause is not None else first_line(error)
+    if cause is None:
+        detail = next((line[7:] for line in str(error).splitlines() if line.startswith("Error: ")), detail)
+    who = f"component {component!r}" if component else "a component"
+    return DistillError(f"{name}: {who} failed on a question: {detail} (check its init_parameters)")

@@ -278,7 +278,8 @@ def swap(
             raise NothingToSwap(f"the pipeline has no {kind} component")
     swapped_embedder = False
     for name in targets:
-        params = all_components[name].setdefault("init_parameters", {})
+        params = all_components[name].get("init_parameters") or {}
+        all_components[name]["init_parameters"] = params  # null in the file reads as no settings
         if "model" not in params:
             raise DistillError(f"component {name!r} has no 'model' parameter to swap")
         # Offline sources are written as their Hugging Face ids, so plain Haystack can load the YAML anywhere.

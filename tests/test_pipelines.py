@@ -303,3 +303,20 @@ def test_refused_types_and_bad_shapes_are_one_self_sufficient_line(
         assert word in err, (word, err)
     assert "unsafe=True" not in err and not err.rstrip().endswith(":")
     assert not out.exists()
+
+
+def test_a_null_init_parameters_swaps_like_an_empty_one(tiny_pipelines, tiny_embedder_wide):
+    """Found by tests/test_fuzz.py: `distill swap` raised a TypeError on `init_parameters: null`."""
+    data = yaml.safe_load((tiny_pipelines / "indexing.yaml").read_text())
+    data["components"]["document_embedder"]["init_parameters"] = None
+    with pytest.raises(DistillError, match="component 'document_embedder' has no 'model' parameter to swap"):
+        pipelines.swap(data, model=str(tiny_embedder_wide), components=["document_embedder"])
+
+
+@pytest.mark.parametrize("runs", [None, "x", 0, True])
+def test_max_runs_per_component_must_be_a_positive_number(tiny_pipelines, runs):
+    """Found by tests/test_fuzz.py: a null max_runs_per_component loaded, then failed with a TypeError at the run."""
+    data = yaml.safe_load((tiny_pipelines / "retrieval.yaml").read_text())
+    data["max_runs_per_component"] = runs
+    with pytest.raises(DistillError, match="max_runs_per_component must be a positive whole number"):
+        pipelines.load_pipeline(data)
