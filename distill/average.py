@@ -20,6 +20,7 @@ import yaml
 
 from distill.errors import DistillError
 from distill.model_card import average_metadata, front_matter
+from distill.outputs import check_output_folder, follow_umask
 
 # What a training run writes beside the model: they describe one ingredient, not the average.
 _RUN_FILES = {"README.md", "config.yaml", "metrics.json", "train_log.jsonl"}
@@ -71,6 +72,7 @@ def average_weights(folders: Sequence[Path], out: Path, weights: Sequence[float]
     total = sum(weights)
     weights = [w / total for w in weights]
     out = Path(out)
+    check_output_folder(out, "--out")
     if out.resolve() in {f.resolve() for f in folders}:
         raise DistillError(f"--out {out} is one of the models to average: choose a new folder")
     if out.exists() and any(out.iterdir()) and _CARD_TITLE not in _read_card(out):
@@ -123,6 +125,7 @@ def average_weights(folders: Sequence[Path], out: Path, weights: Sequence[float]
     shutil.copytree(first, out, ignore=lambda _dir, names: [n for n in names if n in _RUN_FILES])
     for rel, state in averaged.items():
         save_file(state, str(out / rel), metadata={"format": "pt"})
+    follow_umask(out)  # safetensors writes 0600, and the copied weights kept their mode
     rows = "\n".join(
         f"| `{folder}` | {w:.4g} | `{_sha256(folder / files[0])[:16]}` |" for folder, w in zip(folders, weights)
     )

@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from distill.errors import DistillError
 from distill.models import distill_home
+from distill.outputs import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +65,7 @@ def canonical_json(value: Any) -> str:
 def _write_json_atomic(path: Path, value: Any) -> str:
     """Write ``value`` to a temporary file, fsync it and rename it over ``path``; return the text written."""
     text = canonical_json(value)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, text, fsync=True)
     return text
 
 

@@ -201,6 +201,7 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
 @command("eval", "run pipelines on the same questions; report quality and latency side by side", _eval_args)
 def cmd_eval(args: argparse.Namespace) -> int:
     from distill.evaluation import System, evaluate
+    from distill.outputs import check_output_folder
     from distill.pipelines import trusting_remote_code
     from distill.report import (
         agreement_table,
@@ -213,6 +214,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         relative_lines,
     )
 
+    check_output_folder(args.out, "--out")  # before the pipelines run, not when the report is written
     systems = [System.parse(spec) for spec in args.pipelines]
     data = _load_data(args)
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "handler"}

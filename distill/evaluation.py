@@ -25,12 +25,14 @@ from typing import Any
 
 from haystack import Document, Pipeline, tracing
 from haystack.components.evaluators import DocumentMRREvaluator, DocumentRecallEvaluator
+from haystack.core.errors import PipelineRuntimeError
 
 from distill import metrics
 from distill.agreement import add_agreement
 from distill.data import Dataset, Query
 from distill.errors import DistillError
 from distill.models import model_footprint
+from distill.pipeline_checks import run_failure, warm_up
 from distill.pipelines import fit_devices, is_reader, load_pipeline, read_pipeline_dict, resolve_models
 from distill.provenance import library_versions, machine_info
 from distill.report import paired_differences, relative_quality, write_report
@@ -134,6 +136,13 @@ def _question_inputs(pipeline: Pipeline, name: str) -> list[tuple[str, str]]:
                 pairs.append((component, socket))
     if not pairs:
         raise DistillError(f"pipeline {name!r} has no open 'text' or 'query' input to feed the question into")
+    for component, sockets in pipeline.inputs().items():
+        for socket, info in sockets.items():
+            if info.get("is_mandatory", False) and socket not in QUESTION_SOCKETS:
+                raise DistillError(
+                    f"pipeline {name!r}: component {component!r} needs input {socket!r}, which no connection feeds "
+                    f"and the question cannot: connect it (e.g. text_embedder.embedding -> retriever.query_embedding)"
+                )
     return pairs
 
 
@@ -169,7 +178,20 @@ def _copy_documents(documents: list[Document]) -> list[Document]:
     return [Document(id=d.id, content=d.content, meta=dict(d.meta)) for d in documents]
 
 
-def index_corpus(data: dict[str, Any], documents: list[Document], *, progress: bool = True) -> None:
+def _empty_in_memory_stores(pipeline: Pipeline) -> None:
+    """In-memory stores of one index name share documents inside a process (the UI, a test session): empty them, so
+    that the store holds this corpus only. A server store is the user's own and is never emptied here."""
+    from haystack.document_stores.in_memory import InMemoryDocumentStore
+
+    for _, component in pipeline.walk():
+        store = getattr(component, "document_store", None)
+        if isinstance(store, InMemoryDocumentStore):
+            store.delete_all_documents()
+
+
+def index_corpus(
+    data: dict[str, Any], documents: list[Document], *, progress: bool = True, name: str = "indexing pipeline"
+) -> None:
     """Run an indexing pipeline over ``documents``.
 
     When the pipeline is the usual document embedder -> writer, the embeddings go through the teacher cache, keyed by
@@ -180,17 +202,21 @@ def index_corpus(data: dict[str, Any], documents: list[Document], *, progress: b
     """
     from distill.pipeline_teacher import document_embeddings
 
-    pipeline = load_pipeline(data)
+    pipeline = load_pipeline(data, name=name)
     components = data["components"]
     embedders = [n for n, c in components.items() if c.get("type", "").endswith("DocumentEmbedder")]
     writers = [n for n, c in components.items() if c.get("type", "").endswith("DocumentWriter")]
     docs = _copy_documents(documents)
+    warm_up(pipeline, name)
+    _empty_in_memory_stores(pipeline)
     if len(components) != 2 or len(embedders) != 1 or len(writers) != 1:
         first = next(iter(pipeline.inputs()))
-        pipeline.run({first: {"documents": docs}})
+        try:
+            pipeline.run({first: {"documents": docs}})
+        except PipelineRuntimeError as e:
+            raise run_failure(e, name) from e
         return
     embedder = pipeline.get_component(embedders[0])
-    embedder.warm_up()
     rows = document_embeddings(data, embedders[0], docs, component=embedder, progress=progress)
     embedded = [dataclasses.replace(doc, embedding=row.tolist()) for doc, row in zip(docs, rows)]
     pipeline.get_component(writers[0]).run(documents=embedded)
@@ -222,20 +248,28 @@ def load_systems(
         loaded = []
         for system in systems:
             data, reader = reader_only(read_pipeline_dict(system.query_yaml), system.name)
-            pipeline = load_pipeline(data)
-            pipeline.warm_up()
+            pipeline = load_pipeline(data, name=str(system.query_yaml))
+            warm_up(pipeline, str(system.query_yaml))
             loaded.append(LoadedSystem(system, pipeline, [(reader, "query")], None, reader, models=_models_of(data)))
         return loaded
     if not documents:
         raise DistillError("the corpus is empty: nothing to index")
     indexed: dict[str, float] = {}
     index_owner: dict[str, str] = {}
+    # Every pipeline is read and built before any is indexed or warmed up: a bad file costs seconds, not an indexing.
+    queries = {s.name: read_pipeline_dict(s.query_yaml) for s in systems}
+    indexings = {s.name: read_pipeline_dict(s.indexing_yaml) for s in systems if s.indexing_yaml is not None}
+    built = {s.name: load_pipeline(queries[s.name], name=str(s.query_yaml)) for s in systems}
+    inputs = {name: _question_inputs(pipeline, name) for name, pipeline in built.items()}
+    for system in systems:
+        if system.name in indexings:
+            load_pipeline(indexings[system.name], name=str(system.indexing_yaml))
     loaded = []
     for system in systems:
-        query_data = read_pipeline_dict(system.query_yaml)
+        query_data = queries[system.name]
         index_seconds = 0.0
         if system.indexing_yaml is not None:
-            index_data = read_pipeline_dict(system.indexing_yaml)
+            index_data = indexings[system.name]
             key = _index_key(index_data)
             for index in _store_indexes(index_data):
                 owner = index_owner.setdefault(index, key)
@@ -247,11 +281,11 @@ def load_systems(
             if key not in indexed:
                 logger.info("indexing %d documents for %s with %s", len(documents), system.name, system.indexing_yaml)
                 start = time.perf_counter()
-                index_corpus(index_data, documents, progress=progress)
+                index_corpus(index_data, documents, progress=progress, name=str(system.indexing_yaml))
                 indexed[key] = time.perf_counter() - start
                 index_seconds = indexed[key]
-        pipeline = load_pipeline(query_data)
-        pipeline.warm_up()
+        pipeline = built[system.name]
+        warm_up(pipeline, str(system.query_yaml))
         components = query_data["components"]
         retriever = next((n for n, c in components.items() if "Retriever" in c.get("type", "")), None)
         reader = next((n for n, c in components.items() if is_reader(c)), None)
@@ -259,7 +293,7 @@ def load_systems(
             LoadedSystem(
                 system=system,
                 pipeline=pipeline,
-                query_inputs=_question_inputs(pipeline, system.name),
+                query_inputs=inputs[system.name],
                 retriever=retriever,
                 reader=reader,
                 models=_models_of(query_data),
@@ -288,7 +322,10 @@ def run_query(
     if documents is not None:
         data[loaded.reader]["documents"] = _copy_documents(documents)
     outputs = {c for c in (loaded.retriever, loaded.reader) if c}
-    result = loaded.pipeline.run(dict(data), include_outputs_from=outputs)
+    try:
+        result = loaded.pipeline.run(dict(data), include_outputs_from=outputs)
+    except PipelineRuntimeError as e:
+        raise run_failure(e, str(loaded.system.query_yaml)) from e
     documents = result.get(loaded.retriever, {}).get("documents", []) if loaded.retriever else []
     answers = result.get(loaded.reader, {}).get("answers", []) if loaded.reader else []
     return documents, answers

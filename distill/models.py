@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distill.errors import DistillError
+from distill.outputs import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -241,7 +242,5 @@ def model_fingerprint(path: str | os.PathLike) -> str:
     if changed:
         memo_path.parent.mkdir(parents=True, exist_ok=True)
         # A private temporary name per writer, then an atomic rename: concurrent runs lose at most a memo entry.
-        with tempfile.NamedTemporaryFile("w", dir=memo_path.parent, prefix=".fingerprints-", delete=False) as f:
-            json.dump({"version": 1, "files": memo}, f, indent=1, sort_keys=True)
-        os.replace(f.name, memo_path)
+        write_atomic(memo_path, json.dumps({"version": 1, "files": memo}, indent=1, sort_keys=True))
     return digest.hexdigest()

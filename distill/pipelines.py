@@ -31,6 +31,8 @@ from haystack.core.errors import DeserializationError, PipelineError
 from distill.errors import DistillError
 from distill.files import parse_yaml, read_text
 from distill.models import HUB_ALIASES, HUB_IDS, OFFLINE_SOURCES, resolve_model
+from distill.outputs import check_output_folder, write_atomic
+from distill.pipeline_checks import check_shape, first_line, refusal
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +75,7 @@ def read_pipeline_dict(source: str | Path) -> dict[str, Any]:
     if "\n" not in text:
         path = Path(text)
         name, text, folder = str(path), read_text(path, "pipeline file"), path.parent
-    data = parse_yaml(text, name)
-    if not isinstance(data, dict) or not isinstance(data.get("components"), dict) or not data["components"]:
-        raise DistillError(f"{name} is not a Haystack pipeline: it needs a non-empty 'components' mapping")
+    data = check_shape(parse_yaml(text, name), name)
     return _models_beside(data, folder) if folder is not None else data
 
 
@@ -198,25 +198,25 @@ def refuse_remote_code(data: dict[str, Any], name: str = "pipeline") -> None:
             )
 
 
-def _first_line(error: Exception) -> str:
-    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
-
-
 def pipeline_from_dict(data: dict[str, Any], *, name: str = "pipeline") -> Pipeline:
+    check_shape(data, name)
     refuse_remote_code(data, name)
     try:
         return Pipeline.from_dict(data, allowed_modules=ALLOWED_MODULES)
     except (DeserializationError, PipelineError) as e:
-        raise DistillError(f"{name}: {_first_line(e)}") from None
+        raise refusal(e, data, name) from None
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         # Haystack's own checks of components and connections raise these: one line naming the file, not a trace.
-        raise DistillError(f"{name} is not a pipeline this Haystack can build: {_first_line(e)}") from None
+        raise DistillError(f"{name} is not a pipeline this Haystack can build: {first_line(e)}") from None
 
 
-def load_pipeline(source: str | Path | dict[str, Any], *, device: str | None = None) -> Pipeline:
-    """Load a pipeline YAML (path, text or dict) ready to run on this machine."""
-    data = source if isinstance(source, dict) else read_pipeline_dict(source)
-    name = "pipeline" if isinstance(source, dict) else str(source)[:80]
+def load_pipeline(
+    source: str | Path | dict[str, Any], *, device: str | None = None, name: str | None = None
+) -> Pipeline:
+    """Load a pipeline YAML (path, text or dict) ready to run on this machine; errors name ``name`` (default: the
+    file)."""
+    name = name or ("pipeline" if isinstance(source, dict) else str(source)[:80])
+    data = check_shape(source, name) if isinstance(source, dict) else read_pipeline_dict(source)
     return pipeline_from_dict(resolve_models(fit_devices(data, device)), name=name)
 
 
@@ -282,7 +282,8 @@ def swap(
             raise NothingToSwap(f"the pipeline has no {kind} component")
     swapped_embedder = False
     for name in targets:
-        params = all_components[name].setdefault("init_parameters", {})
+        params = all_components[name].get("init_parameters") or {}
+        all_components[name]["init_parameters"] = params  # null in the file reads as no settings
         if "model" not in params:
             raise DistillError(f"component {name!r} has no 'model' parameter to swap")
         # Offline sources are written as their Hugging Face ids, so plain Haystack can load the YAML anywhere.
@@ -316,8 +317,8 @@ def swap_files(
     """
     from distill.components import use_fast_retrievers
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written, outputs, changed = [], [], False
+    check_output_folder(out_dir, "--out")
+    outputs, changed = [], False
     for path in paths:
         data = read_pipeline_dict(path)
         present = [c for c in components or [] if c in data["components"]]
@@ -336,23 +337,25 @@ def swap_files(
             f"no {kind} to swap {model} into in {[str(p) for p in paths]}: a reader goes into an extractive QA "
             "pipeline, an embedder into indexing/retrieval pipelines"
         )
+    # Every file is read and swapped before the folder is made, so a bad input leaves no empty or half-filled --out.
+    texts: dict[Path, str] = {}
     for path, swapped in outputs:
         if fast_retriever:
             swapped = use_fast_retrievers(swapped)
         note = RELATIVE_PATHS_NOTE if _models_relative_to(swapped, out_dir) else ""
-        target = out_dir / Path(path).name
-        target.write_text(note + dump_pipeline_dict(swapped), encoding="utf-8")
-        written.append(target)
+        texts[out_dir / Path(path).name] = note + dump_pipeline_dict(swapped)
     if model is not None and _is_reader_model(model):
         # A reader swap leaves retrieval as it was: the teacher's indexing pipeline fills the student's store too, and
         # `distill eval` finds it beside the query pipeline.
         for path in paths:
             indexing, target = Path(path).with_name("indexing.yaml"), out_dir / "indexing.yaml"
-            if indexing.exists() and target not in written:  # replaces a stale one from an earlier swap
-                target.write_text(indexing.read_text(encoding="utf-8"), encoding="utf-8")
-                written.append(target)
+            if indexing.exists() and target not in texts:  # replaces a stale one from an earlier swap
+                texts[target] = read_text(indexing, "indexing pipeline")
                 break  # one indexing pipeline per output folder
-    return written
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for target, text in texts.items():
+        write_atomic(target, text)
+    return list(texts)
 
 
 def _is_reader_model(model: str) -> bool:

@@ -198,6 +198,14 @@ def apply_overrides(recipe: dict[str, Any], overrides: list[str]) -> dict[str, A
                 where = ".".join(path[:-1])
                 raise DistillError(f"override {text!r}: {where} has {len(node)} entries, so no entry {last}")
             node[int(last) : int(last) + 1] = [value]  # one past the end appends
+        elif (
+            isinstance(node, dict)
+            and isinstance(node.get(last), dict)
+            and isinstance(value, dict)
+            and last != "student"
+        ):
+            # a section given whole merges as in a recipe file: unknown keys refused, the others keep their values
+            node[last] = _merge(node[last], value, ".".join(path))
         elif isinstance(node, dict) and (last in node or isinstance(node.get("name"), str)):
             node[last] = value
         else:
@@ -216,7 +224,7 @@ def _normalise_losses(losses: Any, allowed: list[str]) -> list[dict[str, Any]]:
         if not isinstance(entry, dict) or "name" not in entry:
             raise DistillError(f"recipe.losses[{i}] must be a mapping with a 'name', got {entry!r}")
         name = entry["name"]
-        if name not in LOSSES:
+        if not isinstance(name, str) or name not in LOSSES:
             raise DistillError(f"recipe.losses[{i}].name: unknown loss {name!r}; known: {', '.join(LOSSES)}")
         if name not in allowed:
             kind = "a reader" if "reader" in LOSSES[name].tasks else "an embedder"
@@ -282,11 +290,30 @@ def _check_sections(recipe: Any, defaults: dict[str, Any], where: str = "recipe"
             _check_sections(value, default, f"{where}.{key}")
 
 
+def _check_paths(recipe: dict[str, Any]) -> None:
+    """The output folder, the teacher pipelines and the data sets are text (a folder, a file, a data set name)."""
+    # an embedder's pipelines may also be a mapping {indexing, query}: _check_teacher_labels checks it
+    pipelines_text = not (recipe["task"] == "embedder" and isinstance(recipe.get("pipelines"), dict))
+    checks = [("output", False), ("data.train", False), ("data.dev", False)] + [("pipelines", True)] * pipelines_text
+    checks += [("data.unlabelled", True)] + ([("teacher", False)] if recipe["task"] == "embedder" else [])
+    for key, nullable in checks:
+        node: Any = recipe
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                break
+            node = node[part]
+        else:
+            if not (isinstance(node, str) and node) and not (nullable and node is None):
+                alternative = " or null" if nullable else ""
+                raise DistillError(f"recipe.{key} must be a path or name (text){alternative}, got {node!r}")
+
+
 def validate(recipe: dict[str, Any]) -> dict[str, Any]:
     """Check a merged recipe; return it with losses normalised to {name, weight, **kwargs}."""
     from distill.losses import KIND, LOSSES, losses_for
 
     _check_sections(recipe, DEFAULTS.get(recipe.get("task"), EMBEDDER_DEFAULTS))
+    _check_paths(recipe)
     if recipe["task"] != "embedder":
         return _validate_reader(recipe)
     for key in ("batch_size", "epochs", "eval_every", "log_every", "save_every", "teacher_batch_size"):
@@ -398,6 +425,8 @@ def _check_student(student: Any, field: str) -> None:
             f"recipe.{field} must be a model spec, {{from_teacher: {{layers: [...]}}}} or {{model: SPEC, layers: "
             f"[...]}}, got {student!r}"
         )
+    if "from_teacher" in student and not isinstance(student["from_teacher"], dict):
+        raise DistillError(f"recipe.{field}.from_teacher must be a mapping {{layers: [...]}}, got {student!r}")
     layers = student["from_teacher"].get("layers") if "from_teacher" in student else student["layers"]
     where = f"recipe.{field}." + ("from_teacher.layers" if "from_teacher" in student else "layers")
     _check_layers(layers, where)
@@ -467,7 +496,7 @@ def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> 
         if not isinstance(raw, dict):
             raise DistillError(f"recipe {path} must be a mapping of settings")
     task = raw.get("task", "embedder")
-    if task not in DEFAULTS:
+    if not isinstance(task, str) or task not in DEFAULTS:
         raise DistillError(f"recipe.task must be one of {', '.join(DEFAULTS)}, got {task!r}")
     recipe = _merge(DEFAULTS[task], raw, "")
     if "losses" in raw:

@@ -16,6 +16,7 @@ from typing import Any
 from distill import metrics
 from distill.errors import DistillError
 from distill.files import read_text
+from distill.outputs import write_atomic
 
 # Per-question scores that a paired bootstrap compares: the report's section and key, and how to read a question's.
 _PER_QUESTION: dict[str, tuple[str, Callable[[dict[str, Any], dict[str, Any]], float]]] = {
@@ -176,16 +177,10 @@ def relative_lines(relative: dict[str, dict[str, Any]]) -> str:
     return _bootstrap_lines(relative, "/", lambda r: _estimate(r, "ratio", "{:.1f}", "-", unit="%"))
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 def write_report(report: dict[str, Any], per_question: list[dict[str, Any]], out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
-    _atomic_write(out_dir / "questions.jsonl", "".join(json.dumps(row) + "\n" for row in per_question))
+    write_atomic(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
+    write_atomic(out_dir / "questions.jsonl", "".join(json.dumps(row) + "\n" for row in per_question))
 
 
 def load_questions(report_path: str | Path) -> list[dict[str, Any]] | None:

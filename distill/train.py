@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.errors import DistillError
+from distill.outputs import check_output_folder, undone_on_error, write_atomic
 from distill.recipes import dump_recipe, load_recipe
 
 logger = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ def train(recipe: dict[str, Any], *, swap: bool = True) -> Path:
     """Run a resolved recipe end to end (resuming an interrupted run) and return the trained model's folder:
     ``<output>/student`` for an embedder or reader student, ``<output>`` itself for a fine-tuned teacher reader.
     With ``swap``, a student's pipelines are written from the teacher's (``recipe.pipelines``)."""
-    from distill.trainer import Trainer
+    from distill.trainer import CHECKPOINT, Trainer
 
     kind = recipe["task"]
     if kind not in _FINISH:
@@ -34,13 +35,17 @@ def train(recipe: dict[str, Any], *, swap: bool = True) -> Path:
     pipelines = _teacher_pipelines(recipe) if swap and kind != "finetune_reader" else []
     # A fine-tuned reader is the output folder itself: its checkpoints and log live in a folder beside the weights.
     work = output / "training" if kind == "finetune_reader" else output
-    _start(recipe, work)
-    task = _task(recipe)
-    trainer = Trainer(task, recipe, work)
-    state = trainer.fit()
-    if not trainer.is_main:
-        return output if kind == "finetune_reader" else work / "student"
-    return _FINISH[kind](recipe, task, state, work, pipelines)
+    check_output_folder(output, "recipe.output:")
+    # A run that fails on bad input leaves no config.yaml or empty folder; one with a checkpoint can be resumed.
+    with undone_on_error(output, keep=lambda: (work / CHECKPOINT).exists()):
+        _start(recipe, work)
+        task = _task(recipe)
+        _save_config(recipe, work)  # once the task's models and data have loaded
+        trainer = Trainer(task, recipe, work)
+        state = trainer.fit()
+        if not trainer.is_main:
+            return output if kind == "finetune_reader" else work / "student"
+        return _FINISH[kind](recipe, task, state, work, pipelines)
 
 
 def _task(recipe: dict[str, Any]) -> Any:
@@ -87,7 +92,6 @@ def _start(recipe: dict[str, Any], output: Path) -> None:
 
     # Seeded here, before the task builds its models: a reader's fresh QA head and a loss's projections are random.
     set_seed(recipe["seed"])
-    output.mkdir(parents=True, exist_ok=True)
     print("resolved recipe:\n" + dump_recipe(recipe), flush=True)
     saved = output / "config.yaml"
     if (output / "checkpoint").exists() and saved.exists() and load_recipe(saved) != recipe:
@@ -95,7 +99,11 @@ def _start(recipe: dict[str, Any], output: Path) -> None:
             f"{output} holds an interrupted run of another recipe ({saved}); resume it with the same recipe, or pick "
             "another output folder"
         )
-    saved.write_text(dump_recipe(recipe), encoding="utf-8")
+
+
+def _save_config(recipe: dict[str, Any], output: Path) -> None:
+    output.mkdir(parents=True, exist_ok=True)
+    write_atomic(output / "config.yaml", dump_recipe(recipe))
 
 
 def _run_metrics(task: Any, state: Any, output: Path) -> dict[str, Any]:

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from distill.errors import DistillError
+from distill.outputs import follow_umask, write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -195,6 +196,7 @@ class Trainer:
 
                 save_file(self.ema.state_dict(), str(tmp / EMA_FILE))
             (tmp / "trainer_state.json").write_text(json.dumps(state.to_json()), encoding="utf-8")
+            follow_umask(tmp)  # safetensors writes its files 0600
             _atomic_replace_dir(tmp, self.output / CHECKPOINT)
         self.accelerator.wait_for_everyone()
 
@@ -205,6 +207,7 @@ class Trainer:
         if tmp.exists():
             shutil.rmtree(tmp)
         self.task.save(self.accelerator.unwrap_model(model), tmp)
+        follow_umask(tmp)  # the student's weights are shared like any output, not 0600 as safetensors writes them
         _atomic_replace_dir(tmp, self.output / "student")
 
     def _score(self, model: nn.Module) -> dict[str, float]:
@@ -405,9 +408,7 @@ class Trainer:
         lines = path.read_text(encoding="utf-8").splitlines()
         kept = [line for line in lines if _log_step(line) <= step]
         if len(kept) != len(lines):
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-            tmp.replace(path)
+            write_atomic(path, "".join(line + "\n" for line in kept))
 
 
 def _log_step(line: str) -> float:

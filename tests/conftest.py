@@ -271,10 +271,13 @@ def renamed_pipelines(tiny_pipelines, folder):
     query = yaml.safe_load((tiny_pipelines / "retrieval.yaml").read_text())
     emb, writer = index["components"].pop("document_embedder"), index["components"].pop("writer")
     emb["init_parameters"]["meta_fields_to_embed"] = ["title"]
+    # their own index: in-memory stores of one name share documents inside one (test) process
+    writer["init_parameters"]["document_store"]["init_parameters"]["index"] = "users-own"
     index["components"] = {"encode_docs": emb, "save": writer}
     index["connections"] = [{"sender": "encode_docs.documents", "receiver": "save.documents"}]
     text, retriever = query["components"].pop("text_embedder"), query["components"].pop("retriever")
     text["init_parameters"]["prefix"] = "query: "
+    retriever["init_parameters"]["document_store"]["init_parameters"]["index"] = "users-own"
     query["components"] = {"encode_q": text, "find": retriever}
     query["connections"] = [{"sender": "encode_q.embedding", "receiver": "find.query_embedding"}]
     folder.mkdir(parents=True, exist_ok=True)

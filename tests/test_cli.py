@@ -161,3 +161,28 @@ def test_eval_with_unlabelled_queries_prints_agreement(
     (tmp_path / "empty.txt").write_text("\n\n", encoding="utf-8")
     assert cli.main([*args[:-4], "--queries", str(tmp_path / "empty.txt")]) == 2
     assert "holds no queries" in capsys.readouterr().err
+
+
+def test_a_swap_that_fails_leaves_no_out_folder(tmp_path, tiny_pipelines, tiny_embedder_wide, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes((tiny_pipelines / "retrieval.yaml").read_bytes() + b"\n# caf\xe9\n")
+    out = tmp_path / "new" / "student"
+    args = ["swap", str(tiny_pipelines / "indexing.yaml"), str(bad), "--model", str(tiny_embedder_wide)]
+    assert cli.main([*args, "--out", str(out)]) == 2
+    assert "not UTF-8" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("command", ["swap", "eval", "average"])
+def test_an_out_that_is_a_file_is_one_line(tmp_path, tiny_pipelines, tiny_embedder, tiny_squad, capsys, command):
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    args = {
+        "swap": ["swap", str(tiny_pipelines), "--model", str(tiny_embedder), "--out", str(taken / "sub")],
+        "eval": ["eval", f"a={tiny_pipelines / 'retrieval.yaml'}", "--data", str(tiny_squad), "--out", str(taken)],
+        "average": ["average", str(tiny_embedder), str(tiny_embedder), "--out", str(taken)],
+    }[command]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--out" in err and "file" in err
+    assert taken.read_text() == "mine"

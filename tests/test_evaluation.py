@@ -97,6 +97,20 @@ def test_cached_indexing_writes_what_the_pipeline_writes(tiny_pipelines, tiny_sq
     assert len([p for p in (tmp_path / "teacher-cache").glob("document-embeddings-*") if p.is_dir()]) == 1
 
 
+def test_indexing_another_corpus_into_the_same_in_memory_index_replaces_the_first(
+    tiny_pipelines, tiny_squad, tmp_path, monkeypatch
+):
+    from haystack import Document
+    from haystack.document_stores.in_memory import InMemoryDocumentStore
+
+    monkeypatch.setenv("DISTILL_HOME", str(tmp_path))
+    data = pipelines.read_pipeline_dict(tiny_pipelines / "indexing.yaml")
+    data["components"]["writer"]["init_parameters"]["document_store"]["init_parameters"]["index"] = "reused"
+    evaluation.index_corpus(data, load_squad_file(tiny_squad).documents, progress=False)
+    evaluation.index_corpus(data, [Document(id="other", content="Mozart was born in Salzburg.")], progress=False)
+    assert [d.id for d in InMemoryDocumentStore(index="reused").filter_documents()] == ["other"]
+
+
 def test_fast_retriever_pipeline_retrieves_what_haystacks_retrieves(tiny_pipelines, tiny_squad, tmp_path):
     fast_dir = tmp_path / "fast"
     pipelines.swap_files(
@@ -200,3 +214,32 @@ def test_relative_quality_against_the_first_pipeline(report):
     assert student["ndcg@10"]["questions"] == len(rows)
     assert "f1" not in relative["student-retrieval"]  # a retrieval pipeline has no answers to compare
     assert relative_quality(rep, rows) == json.loads(json.dumps(relative))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [  # found by tests/test_fuzz.py: each was a traceback from a warm-up or a run
+        (
+            lambda d: d["components"]["text_embedder"]["init_parameters"].update(backend=None),
+            r"component 'text_embedder' \(SentenceTransformersTextEmbedder\) cannot load with its init_parameters: "
+            "Unsupported backend 'None'",
+        ),
+        (
+            lambda d: d["components"]["reader"]["init_parameters"].update(top_k=""),
+            r"component 'reader' failed on a question: .* \(check its init_parameters\)",
+        ),
+        (
+            lambda d: d.update(connections=[c for c in d["connections"] if "query_embedding" not in c["receiver"]]),
+            "component 'retriever' needs input 'query_embedding', which no connection feeds",
+        ),
+    ],
+)
+def test_settings_haystack_checks_only_when_running_are_one_line(tmp_path, tiny_pipelines, tiny_squad, edit, message):
+    data = pipelines.read_pipeline_dict(tiny_pipelines / "extractive_qa.yaml")
+    edit(data)
+    (tmp_path / "extractive_qa.yaml").write_text(pipelines.dump_pipeline_dict(data))
+    (tmp_path / "indexing.yaml").write_bytes((tiny_pipelines / "indexing.yaml").read_bytes())
+    system = evaluation.System.parse(f"bad={tmp_path / 'extractive_qa.yaml'}")
+    with pytest.raises(DistillError, match=message) as refused:
+        evaluation.evaluate([system], load_squad_file(tiny_squad), warmup=0, progress=False)
+    assert "\n" not in str(refused.value)

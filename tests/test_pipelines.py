@@ -256,3 +256,67 @@ def test_pipelines_haystack_cannot_build_are_one_line_errors(tmp_path, tiny_pipe
         pipelines.pipeline_from_dict(data, name="bad.yaml")
     assert "\n" not in str(refused.value) and str(refused.value).startswith("bad.yaml")
     assert message in str(refused.value)
+
+
+def _store(data):
+    return data["components"]["retriever"]["init_parameters"]["document_store"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "words"),
+    [
+        (lambda d: d["components"]["retriever"].update(type="os.system"), ["'retriever'", "'os.system'", "allowlist"]),
+        (lambda d: d["components"]["retriever"].update(type="subprocess.Popen"), ["'subprocess.Popen'", "allowlist"]),
+        (lambda d: _store(d).update(type="os.system"), ["'retriever'", "'os.system'", "allowlist"]),
+        (lambda d: _store(d).update(type="builtins.eval"), ["'retriever'", "builtins.eval", "not a type"]),
+        (lambda d: d["components"]["retriever"].update(type="builtins.eval"), ["'builtins.eval'", "not a Haystack"]),
+        (
+            lambda d: d["components"]["retriever"].update(type="distill.errors.DistillError"),
+            ["'retriever'", "'distill.errors.DistillError'", "not a Haystack component class", "class path"],
+        ),
+        (lambda d: d["components"]["retriever"].update(type="distill.files.read_text"), ["not a Haystack component"]),
+        (lambda d: d["components"]["retriever"].update(type="eval"), ["'retriever'", "class path", "'eval'"]),
+        (lambda d: d["components"]["retriever"].update(type=5), ["'retriever'", "class path"]),
+        (lambda d: d["components"]["retriever"].pop("type"), ["'retriever'", "needs a 'type'"]),
+        (lambda d: d["components"].update(retriever=[1]), ["'retriever' must be a mapping", "got a list"]),
+        (lambda d: d["components"]["retriever"].update(init_parameters=[1]), ["init_parameters must be a mapping"]),
+        (lambda d: d["components"]["retriever"]["init_parameters"].update(bogus=1), ["'retriever'", "bogus"]),
+        (lambda d: d["components"]["text_embedder"]["init_parameters"].update(token={"type": "os.system"}), ["'os'"]),
+        (lambda d: d.update(connections=None), ["connections must be a list"]),
+        (lambda d: d["connections"][0].update(sender=5), ["connections[0]", "sender"]),
+    ],
+)
+def test_refused_types_and_bad_shapes_are_one_self_sufficient_line(
+    tmp_path, tiny_pipelines, tiny_squad, capsys, edit, words
+):
+    from distill import cli
+
+    data = yaml.safe_load((tiny_pipelines / "retrieval.yaml").read_text())
+    edit(data)
+    (tmp_path / "retrieval.yaml").write_text(yaml.safe_dump(data))
+    (tmp_path / "indexing.yaml").write_bytes((tiny_pipelines / "indexing.yaml").read_bytes())
+    out = tmp_path / "eval"
+    assert cli.main(["eval", f"a={tmp_path / 'retrieval.yaml'}", "--data", str(tiny_squad), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(tmp_path / "retrieval.yaml") in err, err
+    for word in words:
+        assert word in err, (word, err)
+    assert "unsafe=True" not in err and not err.rstrip().endswith(":")
+    assert not out.exists()
+
+
+def test_a_null_init_parameters_swaps_like_an_empty_one(tiny_pipelines, tiny_embedder_wide):
+    """Found by tests/test_fuzz.py: `distill swap` raised a TypeError on `init_parameters: null`."""
+    data = yaml.safe_load((tiny_pipelines / "indexing.yaml").read_text())
+    data["components"]["document_embedder"]["init_parameters"] = None
+    with pytest.raises(DistillError, match="component 'document_embedder' has no 'model' parameter to swap"):
+        pipelines.swap(data, model=str(tiny_embedder_wide), components=["document_embedder"])
+
+
+@pytest.mark.parametrize("runs", [None, "x", 0, True])
+def test_max_runs_per_component_must_be_a_positive_number(tiny_pipelines, runs):
+    """Found by tests/test_fuzz.py: a null max_runs_per_component loaded, then failed with a TypeError at the run."""
+    data = yaml.safe_load((tiny_pipelines / "retrieval.yaml").read_text())
+    data["max_runs_per_component"] = runs
+    with pytest.raises(DistillError, match="max_runs_per_component must be a positive whole number"):
+        pipelines.load_pipeline(data)

@@ -108,3 +108,43 @@ def test_a_recipe_that_is_not_utf8_or_not_yaml_is_one_line(tmp_path):
     with pytest.raises(DistillError) as error:
         recipes.load_recipe(None, ["losses.2={name: x"])
     assert "\n" not in str(error.value) and "value is not valid YAML" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [  # found by tests/test_fuzz.py: each was a TypeError with a traceback
+        ("losses: [{name: [1, a]}]", r"recipe.losses\[0\].name: unknown loss \[1, 'a'\]"),
+        ("pipelines: -1", r"recipe.pipelines must be a path or name \(text\) or null, got -1"),
+        ("pipelines: {k: 1}", r"recipe.pipelines must be a folder, null, or"),
+        ("output: null", r"recipe.output must be a path or name \(text\), got None"),
+        ("output: ''", r"recipe.output must be a path or name \(text\), got ''"),
+        ("teacher: 7", r"recipe.teacher must be a path or name \(text\), got 7"),
+        ("data: {train: [1]}", r"recipe.data.train must be a path or name"),
+        ("task: [1]", r"recipe.task must be one of embedder, reader, finetune_reader, got \[1\]"),
+        ("task: reader\ndata: {unlabelled: 5}", r"recipe.data.unlabelled must be a path or name \(text\) or null"),
+    ],
+)
+def test_recipe_fields_of_the_wrong_type_are_one_line(tmp_path, text, message):
+    path = tmp_path / "r.yaml"
+    path.write_text(text + "\n")
+    with pytest.raises(DistillError, match=message):
+        recipes.load_recipe(path)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [  # found by tests/test_fuzz.py: a KeyError and an AttributeError with tracebacks
+        (["data={a: 1}"], r"recipe: unknown key 'data.a'"),
+        (["optimizer={a: 1}"], r"recipe: unknown key 'optimizer.a'"),
+    ],
+)
+def test_an_override_of_a_whole_section_merges_like_a_recipe_file(overrides, message):
+    with pytest.raises(DistillError, match=message):
+        recipes.load_recipe(None, overrides)
+    recipe = recipes.load_recipe(None, ["optimizer={lr: 0.001}"])
+    assert recipe["optimizer"]["lr"] == 0.001 and recipe["optimizer"]["weight_decay"] == 0.01  # the rest kept
+
+
+def test_a_reader_student_from_teacher_that_is_not_a_mapping_is_one_line():
+    with pytest.raises(DistillError, match=r"recipe.student.from_teacher must be a mapping \{layers"):
+        recipes.load_recipe(Path("recipes/reader-distill-minilm-2l.yaml"), ["student={from_teacher: 0}"])

@@ -15,15 +15,26 @@ from distill import recipes
 from distill.errors import DistillError
 
 
+def private_files(folder) -> list[str]:
+    """Files under ``folder`` that others cannot read (under umask 022 every file should be 0644)."""
+    return sorted(str(p) for p in folder.rglob("*") if p.is_file() and (p.stat().st_mode & 0o777) != 0o644)
+
+
 def test_train_saves_a_student_with_card_and_resumes(home, tiny_embedder, tiny_embedder_wide, tiny_squad):
     from sentence_transformers import SentenceTransformer
 
     from distill.train import train
 
     path = write_recipe(home, tiny_embedder_wide, tiny_embedder, tiny_squad)
-    student = train(recipes.load_recipe(path), swap=True)
+    umask = os.umask(0o022)
+    try:
+        student = train(recipes.load_recipe(path), swap=True)
+    finally:
+        os.umask(umask)
     for name in ("model.safetensors", "config.yaml", "metrics.json", "README.md", "train_log.jsonl", "modules.json"):
         assert (student / name).exists(), name
+    # Weights are shared like any output (safetensors alone writes them 0600), and so is the cache's memo.
+    assert private_files(student) == private_files(home / "home") == []
     assert not list(student.glob("*.bin"))
     metrics = json.loads((student / "metrics.json").read_text())
     assert metrics["train"]["steps"] == 4 and metrics["teacher_dev"]["recall@10"] == 1.0
@@ -55,10 +66,15 @@ def test_interrupted_run_resumes_from_its_checkpoint(home, tiny_embedder, tiny_e
         raise KeyboardInterrupt
 
     monkeypatch.setattr(trainer.Trainer, "_save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train(recipes.load_recipe(path))
+    umask = os.umask(0o022)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(recipes.load_recipe(path))
+    finally:
+        os.umask(umask)
     checkpoint = home / "out" / "checkpoint"
     assert json.loads((checkpoint / "trainer_state.json").read_text())["step"] == 2
+    assert private_files(checkpoint) == [] and list(checkpoint.glob("*.safetensors"))
     monkeypatch.setattr(trainer.Trainer, "_save_checkpoint", original)
     student = train(recipes.load_recipe(path))
     rows = [json.loads(line) for line in (student / "train_log.jsonl").read_text().splitlines()]
@@ -327,3 +343,39 @@ def test_a_run_with_a_passage_memory_trains(home, tiny_embedder, tiny_embedder_w
     ]:
         with pytest.raises(DistillError, match=message):
             recipes.load_recipe(None, overrides)
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_run_that_fails_on_bad_input_leaves_no_config_or_empty_folder(home, tiny_squad, capsys, existing):
+    from distill import cli
+
+    out = home / "runs" / "out"
+    if existing:
+        out.mkdir(parents=True)
+        (out / "notes.txt").write_text("mine")
+    path = write_recipe(home, home / "no-teacher", home / "no-student", tiny_squad, output=str(out), pipelines=None)
+    assert cli.main(["train", str(path)]) == 2
+    assert "no-teacher" in capsys.readouterr().err
+    if existing:  # a folder that was there is kept, with what it held, and without what the run wrote
+        assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    else:
+        assert not (home / "runs").exists()
+
+
+def test_a_failed_run_keeps_a_checkpoint_it_can_resume(
+    home, tiny_embedder, tiny_embedder_wide, tiny_squad, monkeypatch
+):
+    from distill import trainer
+    from distill.train import train
+
+    path = write_recipe(home, tiny_embedder_wide, tiny_embedder, tiny_squad, pipelines=None)
+    original = trainer.Trainer._save_checkpoint
+
+    def save_then_fail(self, state):
+        original(self, state)
+        raise DistillError("disk full, say")
+
+    monkeypatch.setattr(trainer.Trainer, "_save_checkpoint", save_then_fail)
+    with pytest.raises(DistillError, match="disk full"):
+        train(recipes.load_recipe(path))
+    assert (home / "out" / "checkpoint").is_dir() and (home / "out" / "config.yaml").exists()

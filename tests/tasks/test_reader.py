@@ -349,3 +349,12 @@ def test_average_of_readers_scored_on_the_recipe_dev_slice(tmp_path, tiny_squad,
 
     meta, _ = split_front_matter((out / "README.md").read_text())  # an average of readers is a transformers reader
     assert meta["library_name"] == "transformers" and meta["pipeline_tag"] == "question-answering"
+
+
+def test_finetune_reader_on_a_missing_model_leaves_no_output_folder(tmp_path, tiny_squad, capsys):
+    from distill import cli
+
+    overrides, _ = _recipe(tmp_path, tiny_squad, "finetune_reader", model=str(tmp_path / "no-model"))
+    assert cli.main(["finetune-reader", "recipes/reader-teacher-minilm.yaml", *overrides]) == 2
+    assert "no-model" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
