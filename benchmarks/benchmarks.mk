@@ -3,7 +3,8 @@
 # Recipes that continue a saved student run after the one they start from, in the order of each target.
 
 .PHONY: bench baseline bench-ablation bench-reader bench-reader-1l bench-reader-cross bench-reader-mpnet \
-  bench-students bench-trainer reader-teacher
+  bench-students bench-trainer reader-teacher bench-nfcorpus-queries bench-nfcorpus-pseudo bench-squad-pseudo \
+  bench-forgetting
 
 # `make bench` lists the benchmark targets with the `## ` line above each; it runs none of them.
 bench:
@@ -203,3 +204,38 @@ bench-students: setup
 bench-trainer: setup
 	$(BIN)/python -m benchmarks.trainer_speed --steps 20 --warmup 2 --texts-per-step 32 \
 	  --out benchmarks/results/trainer-speed.json
+
+# Your own pipeline and documents, no labels (`distill adapt`): BEIR NFCorpus (../shared/data/nfcorpus), the pipelines in
+# examples/nfcorpus/ (components named unlike ours, titles embedded). Training never reads a qrels judgement; the dev
+# qrels only score the result. The teacher's pass over the corpus is cached once for training and evaluation.
+NFCORPUS ?= ../shared/data/nfcorpus
+NF_PIPELINES := examples/nfcorpus/index_abstracts.yaml examples/nfcorpus/ask.yaml
+## NFCorpus dev: MiniLM-L6 adapted on the corpus and the 2,590 train queries (their qrels never read)
+bench-nfcorpus-queries: setup
+	$(BIN)/distill adapt $(NF_PIPELINES) --corpus $(NFCORPUS) --queries $(NFCORPUS):train \
+	  --eval-data $(NFCORPUS):dev --out runs/adapt/nfcorpus-queries
+	cp runs/adapt/nfcorpus-queries/eval/report.json benchmarks/results/nfcorpus-dev-adapt-queries.json
+
+## NFCorpus dev: MiniLM-L6 adapted on the corpus alone (one pseudo-query per passage)
+bench-nfcorpus-pseudo: setup
+	$(BIN)/distill adapt $(NF_PIPELINES) --corpus $(NFCORPUS) --pseudo-queries all \
+	  --eval-data $(NFCORPUS):dev --out runs/adapt/nfcorpus-pseudo --anyway
+	cp runs/adapt/nfcorpus-pseudo/eval/report.json benchmarks/results/nfcorpus-dev-adapt-pseudo.json
+
+## SQuAD dev: MiniLM-L6 adapted on the 2,067 dev paragraphs alone (pseudo-queries, no questions), 2,000 questions
+bench-squad-pseudo: setup
+	$(BIN)/distill adapt pipelines/indexing.yaml pipelines/retrieval.yaml --corpus squad-dev --pseudo-queries all \
+	  --eval-data squad-dev --eval-questions 2000 --out runs/adapt/squad-pseudo --anyway
+	cp runs/adapt/squad-pseudo/eval/report.json benchmarks/results/squad-dev-adapt-pseudo.json
+
+## What adapting forgets: every adapted student against the off-the-shelf one on SQuAD dev (2,000 questions)
+bench-forgetting: setup
+	$(BIN)/distill swap pipelines/indexing.yaml pipelines/retrieval.yaml --model minilm-l6 --out runs/minilm-l6/pipelines
+	for run in nfcorpus-queries nfcorpus-pseudo; do \
+	  $(BIN)/distill swap pipelines/indexing.yaml pipelines/retrieval.yaml \
+	    --model runs/adapt/$$run/run/student --out runs/adapt/$$run/squad-pipelines || exit 1; done
+	$(BIN)/distill eval minilm-l6=runs/minilm-l6/pipelines/retrieval.yaml \
+	  nfcorpus-queries=runs/adapt/nfcorpus-queries/squad-pipelines/retrieval.yaml \
+	  nfcorpus-pseudo=runs/adapt/nfcorpus-pseudo/squad-pipelines/retrieval.yaml \
+	  --data squad-dev --questions 2000 --seed 0 --versus minilm-l6 --out runs/adapt/forgetting
+	cp runs/adapt/forgetting/report.json benchmarks/results/squad-dev-adapt-forgetting.json

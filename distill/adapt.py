@@ -264,10 +264,13 @@ def adapt(args: Any, command: str = "") -> int:
     from distill.data import load_dataset
     from distill.evaluation import evaluate
     from distill.pipeline_teacher import PipelineTeacher
+    from distill.pipelines import load_pipeline
     from distill.train import train
 
     out: Path = args.out
     teacher = PipelineTeacher.from_files(args.indexing, args.query)
+    for path in (teacher.indexing_path, teacher.query_path):
+        load_pipeline(path)  # a store or component Haystack cannot build is one line now, not after the plan
     budget = parse_budget(args.budget)
     recipe = build_recipe(
         args.indexing,
@@ -280,6 +283,8 @@ def adapt(args: Any, command: str = "") -> int:
         overrides=list(args.set or []),
     )
     eval_data = load_dataset(args.eval_data) if args.eval_data else None
+    if eval_data is not None and args.eval_questions:
+        eval_data = eval_data.subset(questions=args.eval_questions, seed=0)
     if eval_data is not None and not any(q.gold_doc_ids for q in eval_data.queries):
         raise DistillError(f"--eval-data {args.eval_data} has no judged queries: leave it out to measure agreement")
     print(

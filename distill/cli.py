@@ -303,6 +303,7 @@ def _adapt_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--eval-data", help="a labelled data set to score relevance on (e.g. BEIR folder:dev); default: agreement"
     )
+    p.add_argument("--eval-questions", type=int, help="a seeded sample (seed 0) of this many --eval-data questions")
     p.add_argument("--out", type=Path, default=Path("runs/adapt"), help="folder for the recipe, student and reports")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="recipe override (repeatable), e.g. epochs=2")
     p.add_argument("--plan-only", action="store_true", help="check the data, print the plan, write the recipe, stop")

@@ -93,3 +93,14 @@ def test_adapt_refuses_a_pipeline_it_cannot_distil_in_one_line(home, mine, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "OpenAITextEmbedder" in err[0]
     assert not (home / "runs").exists()
+
+
+def test_adapt_refuses_a_store_it_cannot_build_before_the_plan(home, mine, capsys):
+    index_yaml, query_yaml, beir = mine
+    odd = yaml.safe_load(index_yaml.read_text())
+    odd["components"]["save"]["init_parameters"]["document_store"]["type"] = "haystack_integrations.nowhere.Store"
+    (home / "odd.yaml").write_text(yaml.safe_dump(odd))
+    assert main(["adapt", str(home / "odd.yaml"), str(query_yaml), "--corpus", str(beir)]) == 2
+    err = capsys.readouterr()
+    assert len(err.err.strip().splitlines()) == 1 and "haystack_integrations.nowhere.Store" in err.err
+    assert "corpus:" not in err.out  # refused before the plan
