@@ -178,6 +178,8 @@ def model_card(recipe: dict[str, Any], metrics: dict[str, Any], *, kind: str) ->
         "## Losses",
         *_loss_table(recipe),
     ]
+    if recipe.get("anchor"):
+        lines += ["", f"An L2-SP anchor (weight {recipe['anchor']}) held the weights near the student's start."]
     if recipe.get("passage_memory"):
         lines += [
             "",

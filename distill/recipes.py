@@ -30,6 +30,9 @@ EMBEDDER_DEFAULTS: dict[str, Any] = {
     # Cross-batch memory: the student's (detached) embeddings of the last N training passages join listwise_kl's
     # in-batch passages as extra columns, scored by the teacher's cached embeddings of the same passages. 0 = off.
     "passage_memory": 0,
+    # L2-SP: anchor * sum of squared differences between the student's weights and its starting weights, a pull
+    # toward what the student knew before (so that adapting to one domain costs the others less). 0 = off.
+    "anchor": 0.0,
     "data": {
         "train": "squad-train",
         "questions": 2000,  # seeded sample of (question, paragraph) pairs; null = all
@@ -359,6 +362,8 @@ def validate(recipe: dict[str, Any]) -> dict[str, Any]:
                     f"recipe.losses: {name} cannot train a query-only student (its passages are the teacher's own "
                     "embeddings); use listwise_kl, margin_mse, cosine or embedding_mse"
                 )
+    if isinstance(recipe["anchor"], bool) or not isinstance(recipe["anchor"], (int, float)) or recipe["anchor"] < 0:
+        raise DistillError(f"recipe.anchor must be a number >= 0 (0 = off), got {recipe['anchor']!r}")
     if recipe["passage_memory"] != 0:
         _positive(recipe, "passage_memory")
         if "listwise_kl" not in names:

@@ -379,3 +379,24 @@ def test_a_failed_run_keeps_a_checkpoint_it_can_resume(
     with pytest.raises(DistillError, match="disk full"):
         train(recipes.load_recipe(path))
     assert (home / "out" / "checkpoint").is_dir() and (home / "out" / "config.yaml").exists()
+
+
+def test_an_anchor_holds_the_student_near_its_start(home, tiny_embedder, tiny_embedder_wide, tiny_squad):
+    from safetensors.torch import load_file
+
+    from distill.train import train
+
+    start = load_file(str(tiny_embedder / "model.safetensors"))
+
+    def moved(anchor: float) -> float:
+        path = write_recipe(home, tiny_embedder_wide, tiny_embedder, tiny_squad, output=str(home / f"a{anchor}"))
+        recipe = recipes.load_recipe(path, [f"anchor={anchor}", "optimizer.lr=0.001"])
+        weights = load_file(str(train(recipe, swap=False) / "model.safetensors"))
+        log = (home / f"a{anchor}" / "student" / "train_log.jsonl").read_text()
+        assert ("loss/anchor" in log) == (anchor > 0)
+        assert ("L2-SP anchor" in (home / f"a{anchor}" / "student" / "README.md").read_text()) == (anchor > 0)
+        return sum(float(((weights[k] - start[k]) ** 2).sum()) for k in start)
+
+    assert moved(100.0) < 0.5 * moved(0.0)
+    with pytest.raises(DistillError, match="anchor must be a number >= 0"):
+        recipes.load_recipe(write_recipe(home, tiny_embedder_wide, tiny_embedder, tiny_squad), ["anchor=-1"])

@@ -307,9 +307,15 @@ class EmbedderDistillation(nn.Module):
         query_only: bool,
         teacher=None,
         memory: PassageMemory | None = None,
+        anchor: float = 0.0,
     ):
         super().__init__()
         self.memory = memory
+        # L2-SP (Li et al., ICML 2018): anchor * sum((w - w0)^2) holds the student near where it started, so that
+        # adapting to one domain costs the others less. The start is kept outside the module's state (not saved).
+        self.anchor = anchor
+        start = [p.detach().clone() for p in student.parameters()] if anchor > 0 else []
+        object.__setattr__(self, "_start", start)
         self.student = student
         self.names, self.weights, self.losses = split_losses(losses)
         self.query_only = query_only
@@ -354,6 +360,11 @@ class EmbedderDistillation(nn.Module):
             if extra is not None:
                 student["memory"], teacher["memory"] = extra
         terms = weighted_losses(self.names, self.weights, self.losses, student, teacher)
+        if self.anchor > 0:
+            params = list(self.student.parameters())
+            if self._start[0].device != params[0].device:
+                object.__setattr__(self, "_start", [w.to(params[0].device) for w in self._start])
+            terms["anchor"] = self.anchor * sum(((p - w) ** 2).sum() for p, w in zip(params, self._start))
         if self.memory is not None and self.training:
             self.memory.push(ids, student["passage"])
         return terms
@@ -481,7 +492,12 @@ class EmbedderTask:
         online = any(LOSSES[name].needs_aligned_tokens for name, weight, _ in losses if weight > 0)
         memory = PassageMemory(recipe["passage_memory"], self.t_passage) if recipe["passage_memory"] else None
         self._module = EmbedderDistillation(
-            self.student, losses, recipe["query_only"], teacher=self.teacher.model if online else None, memory=memory
+            self.student,
+            losses,
+            recipe["query_only"],
+            teacher=self.teacher.model if online else None,
+            memory=memory,
+            anchor=recipe["anchor"],
         )
 
     def _label_with_teacher(self, recipe: dict[str, Any]) -> None:
