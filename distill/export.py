@@ -9,8 +9,8 @@ whole pipeline without torch:
 - ``model.onnx``: the transformer;
 - ``tokenizer.json`` (and the tokenizer's other files): the same tokenizer, read by the ``tokenizers`` library;
 - ``config.json``: the transformer's Hugging Face config (for the record, and so the folder reads as a model folder);
-- ``distill_onnx.json`` (:data:`distill.models.ONNX_EXPORT_FILE`): precision, pooling mode, whether a ``Normalize`` module follows,
-  ``max_seq_length``, lower-casing, the embedding width and the source.
+- ``distill_onnx.json`` (:data:`distill.models.ONNX_EXPORT_FILE`): precision, pooling mode, whether a ``Normalize``
+  module follows, ``max_seq_length``, lower-casing, the embedding width, the pad token and the source.
 
 :mod:`distill.components_onnx` serves such a folder in Haystack pipelines. What the exporter does not reproduce is
 refused with one line: a folder without ``modules.json``, modules other than Transformer -> Pooling [-> Normalize]
@@ -74,6 +74,8 @@ def _settings(model: Any, spec: str, kinds: list[str]) -> dict[str, Any]:
             "prompt as the embedders' prefix"
         )
     tokenizer = transformer.tokenizer
+    if not getattr(tokenizer, "is_fast", False):
+        raise DistillError(f"{spec}'s tokenizer has no fast form (tokenizer.json), which the ONNX embedders read")
     if getattr(tokenizer, "padding_side", "right") != "right" or tokenizer.pad_token_id is None:
         raise DistillError(f"{spec}'s tokenizer pads on the left or has no pad token; the ONNX embedders pad right")
     return {
@@ -173,8 +175,6 @@ def export_onnx(model: str, out: str | Path, *, int8: bool = True) -> Path:
             else:
                 (staged / "fp32.onnx").rename(staged / ONNX_FILE)
             tokenizer = st[0].tokenizer
-            if not getattr(tokenizer, "is_fast", False):
-                raise DistillError(f"{model}'s tokenizer has no fast (tokenizer.json) form, which the ONNX embedders read")
             tokenizer.save_pretrained(str(staged / "tokenizer"))
             # The backend tokenizer as sentence-transformers runs it (do_lower_case lives in its normaliser).
             tokenizer.backend_tokenizer.save(str(staged / "tokenizer" / "tokenizer.json"))
@@ -197,4 +197,3 @@ def export_onnx(model: str, out: str | Path, *, int8: bool = True) -> Path:
         write_atomic(out / ONNX_EXPORT_FILE, json.dumps(description, indent=2) + "\n")
     logger.info("exported %s to %s (%s)", model, out, description["precision"])
     return out
-

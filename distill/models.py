@@ -210,7 +210,7 @@ def model_footprint(folder: Path) -> dict[str, int]:
 
 
 def model_fingerprint(path: str | os.PathLike) -> str:
-    """sha256 over a model folder's weight files (``*.safetensors``, ``*.bin``, ``*.onnx``): their relative paths and contents.
+    """sha256 over a model folder's weight files (``*.safetensors``, ``*.bin``, ``*.onnx``): paths and contents.
 
     Only weights count: settings that change a model's outputs without touching its weights (tokenizer, pooling,
     max length) belong in the caller's cache namespace. Each file's sha256 is memoised in
@@ -221,9 +221,7 @@ def model_fingerprint(path: str | os.PathLike) -> str:
     if not folder.is_dir():
         raise DistillError(f"cannot fingerprint {path}: not a folder (give a local model folder)")
     weights = sorted(
-        (p.relative_to(folder).as_posix(), p)
-        for p in folder.rglob("*")
-        if p.suffix in WEIGHT_SUFFIXES and p.is_file()
+        (p.relative_to(folder).as_posix(), p) for p in folder.rglob("*") if p.suffix in WEIGHT_SUFFIXES and p.is_file()
     )
     if not weights:
         raise DistillError(f"model folder {folder} holds no weight files (*.safetensors, *.bin, *.onnx)")

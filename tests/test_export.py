@@ -51,9 +51,11 @@ def test_int8_export_is_close_and_smaller(tiny_embedder, tiny_onnx_int8, tiny_on
 def test_description_and_folder(tiny_onnx_int8, tiny_embedder):
     info = json.loads((tiny_onnx_int8 / "distill_onnx.json").read_text())
     assert info["precision"] == "int8" and info["pooling"] == "mean" and info["normalize"] is True
-    assert info["max_seq_length"] == 64 and info["dimension"] == 32 and info["inputs"] == ["input_ids", "attention_mask"]
+    assert info["max_seq_length"] == 64 and info["dimension"] == 32
+    assert info["inputs"] == ["input_ids", "attention_mask"]
     assert info["source_weights"] == model_fingerprint(tiny_embedder)
-    assert {"model.onnx", "tokenizer.json", "config.json", "distill_onnx.json"} <= {p.name for p in tiny_onnx_int8.iterdir()}
+    names = {p.name for p in tiny_onnx_int8.iterdir()}
+    assert {"model.onnx", "tokenizer.json", "config.json", "distill_onnx.json"} <= names
     assert not [p for p in tiny_onnx_int8.iterdir() if p.name.startswith(".")]  # no staging folder left
     assert model_footprint(tiny_onnx_int8)["parameters"] == model_footprint(tiny_embedder)["parameters"]
 
@@ -65,10 +67,9 @@ def test_fingerprint_hashes_the_graph(tiny_onnx_int8, tiny_onnx_fp32, tmp_path, 
 
 def _student(folder: Path, pooling: str, normalize: bool, dense: bool = False) -> Path:
     import torch
+    from conftest import build_tokenizer, tiny_bert_config
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer import modules as models
-
-    from conftest import build_tokenizer, tiny_bert_config
 
     torch.manual_seed(3)
     from transformers import BertModel
@@ -118,7 +119,8 @@ def test_refusals_are_one_line(tmp_path, tiny_reader, tiny_embedder, capsys):
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     assert "holds something other than an export" in refused(str(tiny_embedder), "--out", str(tmp_path / "busy"))
     assert "unknown model" in refused("no-such-model", "--out", str(tmp_path / "d"))
-    assert "--fast-retriever goes with --swap" in refused(str(tiny_embedder), "--out", str(tmp_path / "e"), "--fast-retriever")
+    lonely = refused(str(tiny_embedder), "--out", str(tmp_path / "e"), "--fast-retriever")
+    assert "--fast-retriever goes with --swap" in lonely
     assert not any((tmp_path / n).exists() for n in "abcde")  # nothing half-written
 
 
