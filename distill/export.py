@@ -29,7 +29,7 @@ from typing import Any
 
 from distill.components_onnx import EXPORT_FORMAT
 from distill.errors import DistillError
-from distill.models import ONNX_EXPORT_FILE, model_fingerprint, model_footprint, resolve_model
+from distill.models import HUB_ALIASES, ONNX_EXPORT_FILE, model_fingerprint, model_footprint, resolve_model
 from distill.outputs import check_output_folder, follow_umask, undone_on_error, write_atomic
 
 logger = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ def export_onnx(model: str, out: str | Path, *, int8: bool = True) -> Path:
     if out.is_dir() and any(out.iterdir()) and not (out / ONNX_EXPORT_FILE).is_file():
         raise DistillError(f"--out {out} is a folder that holds something other than an export: give a new folder")
     _require_onnxruntime()
-    folder = Path(resolve_model(model))
+    folder = Path(resolve_model(HUB_ALIASES.get(model, model)))  # the teacher's Hub id: its offline source
     if not folder.is_dir():
         raise DistillError(f"{model} is not a local model folder or offline source: download it first")
     kinds = _module_kinds(folder, model)
