@@ -3,8 +3,8 @@
 # Recipes that continue a saved student run after the one they start from, in the order of each target.
 
 .PHONY: bench baseline bench-ablation bench-reader bench-reader-1l bench-reader-cross bench-reader-mpnet \
-  bench-students bench-trainer reader-teacher bench-nfcorpus-queries bench-nfcorpus-pseudo bench-squad-pseudo \
-  bench-forgetting
+  bench-students bench-int8 bench-trainer reader-teacher bench-nfcorpus-queries bench-nfcorpus-pseudo \
+  bench-squad-pseudo bench-forgetting
 
 # `make bench` lists the benchmark targets with the `## ` line above each; it runs none of them.
 bench:
@@ -198,6 +198,15 @@ bench-students: setup
 	  query-only=runs/query-only-fast/pipelines/retrieval.yaml layers-4=runs/layers-4-fast/pipelines/retrieval.yaml \
 	  --data squad-dev --questions 2000 --seed 0 --out runs/students-eval
 	cp runs/students-eval/report.json benchmarks/results/squad-dev-retrieval-students.json
+
+# int8 students: each embedder in fp32 (SentenceTransformers embedders) and int8 (`distill export`, served by
+# distill.components_onnx with its own index), all with the vectorised retriever, in one evaluation against the fp32
+# teacher: the off-the-shelf MiniLM-L6, the distilled one (when trained: `make bench-students`) and the teacher.
+INT8_STUDENT ?= $(STUDENTS)/minilm-l6-squad-kl-4k/student
+## int8 vs fp32 of MiniLM-L6, the distilled MiniLM-L6 and the teacher on SQuAD dev retrieval (2,000 questions)
+bench-int8: setup
+	$(BIN)/python -m benchmarks.int8 $(if $(wildcard $(INT8_STUDENT)/modules.json),--student $(INT8_STUDENT)) \
+	  --teacher --questions 2000 --seed 0 --out benchmarks/results/squad-dev-retrieval-int8.json
 
 # Training speed: our Trainer against sentence-transformers' SentenceTransformerTrainer + MSELoss, same texts.
 ## Training speed: our Trainer vs SentenceTransformerTrainer + MSELoss on the same texts

@@ -98,7 +98,9 @@ def cmd_pipelines(args: argparse.Namespace) -> int:
 def _swap_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("pipelines", nargs="+", type=Path, help="teacher pipeline YAML files (or a folder of them)")
     p.add_argument(
-        "--model", help="the student: a model folder, a Hugging Face id or offline source (omit to copy the teacher's)"
+        "--model",
+        help="the student: a model folder (a `distill export` ONNX folder too), a Hugging Face id or offline source "
+        "(omit to copy the teacher's)",
     )
     p.add_argument("--out", required=True, type=Path, help="folder for the student's YAML files")
     p.add_argument("--component", action="append", help="component to swap (repeatable; default: all of its kind)")
@@ -118,14 +120,7 @@ def _swap_args(p: argparse.ArgumentParser) -> None:
 def cmd_swap(args: argparse.Namespace) -> int:
     from distill.pipelines import swap_files
 
-    paths: list[Path] = []
-    for path in args.pipelines:
-        if path.is_dir():
-            paths.extend(sorted(path.glob("*.yaml")))
-        elif not path.exists():
-            raise DistillError(f"pipeline file {path} does not exist")
-        else:
-            paths.append(path)
+    paths = _pipeline_paths(args.pipelines)
     if args.model is None and not args.fast_retriever:
         raise DistillError("give --model (the student) and/or --fast-retriever")
     written = swap_files(
@@ -140,6 +135,56 @@ def cmd_swap(args: argparse.Namespace) -> int:
     for path in written:
         print(path)
     return 0
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="a sentence-transformers embedder: a student folder, the teacher, an offline source")
+    p.add_argument("--out", required=True, type=Path, help="folder for the ONNX model (an earlier export is replaced)")
+    precision = p.add_mutually_exclusive_group()
+    precision.add_argument("--int8", dest="int8", action="store_true", default=True, help="int8 weights (default)")
+    precision.add_argument("--fp32", dest="int8", action="store_false", help="float32 weights (no quantisation)")
+    p.add_argument(
+        "--swap",
+        nargs="+",
+        type=Path,
+        metavar="PIPELINE",
+        help="also write these indexing/query YAMLs (or a folder of them) to OUT/pipelines with both embedders "
+        "served by the export (distill.components_onnx) and their own index",
+    )
+    p.add_argument("--fast-retriever", action="store_true", help="with --swap: distill's vectorised retriever too")
+
+
+@command(
+    "export",
+    "export a sentence-transformers embedder to ONNX (int8 by default), served in the same YAML pipelines",
+    _export_args,
+)
+def cmd_export(args: argparse.Namespace) -> int:
+    from distill.export import export_onnx
+    from distill.pipelines import swap_files
+
+    paths = _pipeline_paths(args.swap or [])
+    if not args.swap and args.fast_retriever:
+        raise DistillError("--fast-retriever goes with --swap PIPELINE...: it changes the pipelines written there")
+    out = export_onnx(args.model, args.out, int8=args.int8)
+    print(out)
+    if paths:
+        for path in swap_files(paths, out / "pipelines", model=str(out), fast_retriever=args.fast_retriever):
+            print(path)
+    return 0
+
+
+def _pipeline_paths(given: list[Path]) -> list[Path]:
+    """Pipeline files as named on the command line, a folder standing for its *.yaml files."""
+    paths: list[Path] = []
+    for path in given:
+        if path.is_dir():
+            paths.extend(sorted(path.glob("*.yaml")))
+        elif not path.exists():
+            raise DistillError(f"pipeline file {path} does not exist")
+        else:
+            paths.append(path)
+    return paths
 
 
 def _non_negative(text: str) -> int:

@@ -175,6 +175,12 @@ def resolve_model(spec: str | os.PathLike) -> str:
     )
 
 
+# What model_fingerprint hashes: torch weights, and the graphs (with their weights) that `distill export` writes.
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".onnx")
+# The description beside an exported ONNX model (distill/export.py writes it, distill/components_onnx.py reads it).
+ONNX_EXPORT_FILE = "distill_onnx.json"
+
+
 def safetensors_parameters(path: Path) -> int:
     """Count the parameters stored in a safetensors file by reading only its header."""
     with open(path, "rb") as f:
@@ -192,14 +198,19 @@ def safetensors_parameters(path: Path) -> int:
 
 
 def model_footprint(folder: Path) -> dict[str, int]:
-    """Parameters (from the safetensors headers) and bytes on disk of a model folder."""
+    """Parameters (from the safetensors headers; an ONNX export's from its description) and bytes on disk."""
     parameters = sum(safetensors_parameters(p) for p in folder.rglob("*.safetensors"))
+    if not parameters and (folder / ONNX_EXPORT_FILE).is_file():
+        try:
+            parameters = int(json.loads((folder / ONNX_EXPORT_FILE).read_text(encoding="utf-8"))["source_parameters"])
+        except (OSError, ValueError, KeyError, TypeError):
+            parameters = 0
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     return {"parameters": parameters, "size_bytes": size}
 
 
 def model_fingerprint(path: str | os.PathLike) -> str:
-    """sha256 over a model folder's weight files (``*.safetensors``, ``*.bin``): their relative paths and contents.
+    """sha256 over a model folder's weight files (``*.safetensors``, ``*.bin``, ``*.onnx``): paths and contents.
 
     Only weights count: settings that change a model's outputs without touching its weights (tokenizer, pooling,
     max length) belong in the caller's cache namespace. Each file's sha256 is memoised in
@@ -210,12 +221,10 @@ def model_fingerprint(path: str | os.PathLike) -> str:
     if not folder.is_dir():
         raise DistillError(f"cannot fingerprint {path}: not a folder (give a local model folder)")
     weights = sorted(
-        (p.relative_to(folder).as_posix(), p)
-        for p in folder.rglob("*")
-        if p.suffix in (".safetensors", ".bin") and p.is_file()
+        (p.relative_to(folder).as_posix(), p) for p in folder.rglob("*") if p.suffix in WEIGHT_SUFFIXES and p.is_file()
     )
     if not weights:
-        raise DistillError(f"model folder {folder} holds no weight files (*.safetensors, *.bin)")
+        raise DistillError(f"model folder {folder} holds no weight files (*.safetensors, *.bin, *.onnx)")
     memo_path = distill_home() / "fingerprints.json"
     try:
         memo = json.loads(memo_path.read_text(encoding="utf-8"))["files"]

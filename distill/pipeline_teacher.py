@@ -30,7 +30,7 @@ DOCUMENT_EMBEDDER_TYPE = (
     "haystack_integrations.components.embedders.sentence_transformers.sentence_transformers_document_embedder."
     + DOCUMENT_EMBEDDER
 )
-_VOLATILE = ("device", "progress_bar", "batch_size", "token")
+_VOLATILE = ("device", "progress_bar", "batch_size", "token", "intra_op_num_threads")
 
 
 def embedder_namespace(data: dict[str, Any], name: str) -> dict[str, Any]:

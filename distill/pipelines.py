@@ -30,7 +30,7 @@ from haystack.core.errors import DeserializationError, PipelineError
 
 from distill.errors import DistillError
 from distill.files import parse_yaml, read_text
-from distill.models import HUB_ALIASES, HUB_IDS, OFFLINE_SOURCES, resolve_model
+from distill.models import HUB_ALIASES, HUB_IDS, OFFLINE_SOURCES, ONNX_EXPORT_FILE, resolve_model
 from distill.outputs import check_output_folder, write_atomic
 from distill.pipeline_checks import check_shape, first_line, refusal
 
@@ -227,7 +227,7 @@ def dump_pipeline_dict(data: dict[str, Any]) -> str:
 def model_kind(model: str) -> str:
     """``embedder`` for a sentence-transformers folder, ``reader`` for a question-answering model."""
     folder = Path(resolve_model(HUB_ALIASES.get(model, model)))
-    if (folder / "modules.json").exists():
+    if (folder / "modules.json").exists() or (folder / ONNX_EXPORT_FILE).exists():
         return "embedder"
     config = folder / "config.json"
     if config.exists():
@@ -280,7 +280,7 @@ def swap(
         targets = [name for name, c in all_components.items() if check(c)]
         if not targets:
             raise NothingToSwap(f"the pipeline has no {kind} component")
-    swapped_embedder = False
+    swapped_embedder, onnx = False, (Path(model) / ONNX_EXPORT_FILE).is_file()
     for name in targets:
         params = all_components[name].get("init_parameters") or {}
         all_components[name]["init_parameters"] = params  # null in the file reads as no settings
@@ -289,6 +289,10 @@ def swap(
         # Offline sources are written as their Hugging Face ids, so plain Haystack can load the YAML anywhere.
         params["model"] = HUB_IDS.get(model, model)
         swapped_embedder |= is_embedder(all_components[name])
+        if onnx:  # a `distill export` folder: served by distill's ONNX twin of the SentenceTransformers embedder
+            from distill.components_onnx import onnx_embedder
+
+            all_components[name] = onnx_embedder(all_components[name], model, name)
     if swapped_embedder and not keep_index:
         new_index = index or f"student-{slug(model)}"
         for component in all_components.values():

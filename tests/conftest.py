@@ -284,3 +284,20 @@ def renamed_pipelines(tiny_pipelines, folder):
     (folder / "index_docs.yaml").write_text(yaml.safe_dump(index))
     (folder / "search.yaml").write_text(yaml.safe_dump(query))
     return folder / "index_docs.yaml", folder / "search.yaml"
+
+
+# --- ONNX exports of the tiny embedder (distill export, distill.components_onnx) ----------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_fp32(tmp_path_factory, tiny_embedder) -> Path:
+    from distill.export import export_onnx
+
+    return export_onnx(str(tiny_embedder), tmp_path_factory.mktemp("onnx") / "tiny-fp32", int8=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_int8(tmp_path_factory, tiny_embedder) -> Path:
+    from distill.export import export_onnx
+
+    return export_onnx(str(tiny_embedder), tmp_path_factory.mktemp("onnx") / "tiny-int8")

@@ -1,0 +1,88 @@
+"""int8 students: fp32 against int8 (``distill export``) of the same embedders, quality and latency in one run.
+
+Each model (default: the off-the-shelf MiniLM-L6; ``--student FOLDER`` adds a distilled one, ``--teacher`` the
+teacher's own int8 export) is served twice in the teacher's indexing and retrieval YAML, both with the vectorised
+retriever: fp32 through Haystack's SentenceTransformers embedders, int8 through ``distill.components_onnx`` with its
+own index built by the int8 model. One ``distill eval`` then runs the teacher (fp32, the reference for the
+speed-ups and the share of its nDCG@10) and every pipeline on the same questions, and the report is copied to
+``--out``. Real models: run it on a quiet machine (``make bench-int8``; ``--questions 200 --articles 10`` for a
+quick look).
+
+    python -m benchmarks.int8 [--student runs/students/minilm-l6-squad-kl-4k/student] [--teacher] [--questions N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from distill import cli
+from distill.export import export_onnx
+from distill.pipelines import TEACHER_EMBEDDER, swap_files
+
+DEFAULT_OUT = Path("benchmarks/results/squad-dev-retrieval-int8.json")
+
+
+def _model(text: str) -> tuple[str, str]:
+    name, sep, spec = text.partition("=")
+    if not sep or not name or not spec:
+        raise argparse.ArgumentTypeError(f"give NAME=MODEL, got {text!r}")
+    return name, spec
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", type=_model, action="append", metavar="NAME=MODEL", help="default: minilm-l6=minilm-l6")
+    p.add_argument("--student", type=Path, help="a distilled student folder, served as 'distilled' fp32 and int8")
+    p.add_argument("--teacher", action="store_true", help="also the teacher's int8 export ('teacher-int8')")
+    p.add_argument("--pipelines", type=Path, default=Path("pipelines"), help="the teacher's indexing/retrieval YAML")
+    p.add_argument("--data", default="squad-dev")
+    p.add_argument("--questions", type=int, default=2000, help="seeded question sample (whole corpus kept)")
+    p.add_argument("--articles", type=int, help="keep this many whole articles (a quick look)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--runs", type=Path, default=Path("runs/int8"), help="folder for the exports, YAML and report")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the report is copied")
+    return p.parse_args(argv)
+
+
+def build_systems(args: argparse.Namespace) -> list[str]:
+    """Export and swap every model; the ``NAME=retrieval.yaml`` list for ``distill eval``, the teacher first."""
+    teacher = [args.pipelines / "indexing.yaml", args.pipelines / "retrieval.yaml"]
+    models = list(args.model or [("minilm-l6", "minilm-l6")])
+    if args.student is not None:
+        models.append(("distilled", str(args.student)))
+    fast = args.runs / "teacher-fp32" / "pipelines"
+    swap_files(teacher, fast, model=None, fast_retriever=True)
+    systems = [f"teacher={fast / 'retrieval.yaml'}"]
+    if args.teacher:
+        models.insert(0, ("teacher", TEACHER_EMBEDDER))
+    for name, spec in models:
+        if name != "teacher":
+            fp32 = args.runs / f"{name}-fp32" / "pipelines"
+            swap_files(teacher, fp32, model=spec, fast_retriever=True)
+            systems.append(f"{name}={fp32 / 'retrieval.yaml'}")
+        export = export_onnx(spec, args.runs / f"{name}-int8")
+        swap_files(teacher, export / "pipelines", model=str(export), fast_retriever=True)
+        systems.append(f"{name}-int8={export / 'pipelines' / 'retrieval.yaml'}")
+    return systems
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    systems = build_systems(args)
+    sample = ["--questions", str(args.questions), "--seed", str(args.seed), "--warmup", str(args.warmup)]
+    if args.articles is not None:
+        sample += ["--articles", str(args.articles)]
+    eval_dir = args.runs / "eval"
+    code = cli.main(["eval", *systems, "--data", args.data, *sample, "--out", str(eval_dir)])
+    if code == 0:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(eval_dir / "report.json", args.out)
+        print(f"copied the report to {args.out}")
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
