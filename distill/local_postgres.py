@@ -97,6 +97,13 @@ class LocalPostgres:
         return result.stdout
 
     def start(self) -> LocalPostgres:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()  # no server or temporary folder left behind by a failed start
+            raise
+
+    def _start(self) -> LocalPostgres:
         self._bin = pgserver_bin()
         self.folder = Path(tempfile.mkdtemp(prefix="distill-pg-"))
         if self._user is not None:
