@@ -105,6 +105,8 @@ def model_width(model: str) -> int | None:
 
 def embedding_width(folder: str | Path) -> int | None:
     """The width of a sentence-transformers folder's embeddings, read from its module configs (None if unknown)."""
+    if not isinstance(folder, (str, Path)):
+        return None  # not a model path (a malformed pipeline's model: Haystack's own checks name it)
     folder = Path(folder)
     try:
         modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))

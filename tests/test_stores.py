@@ -56,6 +56,7 @@ def test_student_names_fit_postgres_identifiers():
 def test_embedding_width_reads_the_folder(tiny_embedder, tiny_embedder_wide, tmp_path):
     assert (embedding_width(tiny_embedder), embedding_width(tiny_embedder_wide)) == (32, 48)
     assert embedding_width(tmp_path) is None
+    assert embedding_width({"k": 1}) is None  # a malformed pipeline's model (found by the fuzz test)
 
 
 def test_server_and_qdrant_stores_return_the_in_memory_top_k(pg_conn_str, tiny_embedder, tiny_squad, tmp_path):
