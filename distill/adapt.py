@@ -26,10 +26,11 @@ from distill.errors import DistillError
 
 # Measured on 2 cores: all-mpnet-base-v2 embeds ~4.4 SQuAD paragraphs/s (~150 tokens) and ~1.4 NFCorpus abstracts/s
 # (~330 tokens at its 384-token limit), i.e. about 600 tokens/s for a 110M-parameter teacher; MiniLM-L6 trains at
-# ~5.5 examples/s (a query and its passages at 256 tokens).
+# ~5.5 examples/s on a query and its passage at 256 tokens, and at ~2.5 with a hard negative each (NFCorpus).
 TEACHER_TOKENS_PER_S = 600.0
 TEACHER_REFERENCE_PARAMS = 110e6
 STUDENT_EXAMPLES_PER_S = 5.5
+STUDENT_EXAMPLES_PER_S_WITH_NEGATIVES = 2.5
 
 # Listwise KL at T = 0.05, the best loss of the SQuAD ablation (docs/benchmarks/retrieval.md). A passage-passage
 # relation loss is one override away (--set 'losses.1={name: similarity_matrix, keys: [passage, negative], cross:
@@ -99,6 +100,7 @@ class Plan:
     teacher_minutes: float
     steps: int
     train_minutes: float
+    train_rate: float
     left_out: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -117,10 +119,14 @@ class Plan:
             f"about {self.teacher_minutes:.0f} min (estimate: {self.teacher_tokens:,} tokens at "
             f"{TEACHER_TOKENS_PER_S:.0f} tokens/s for a 110M-parameter teacher on 2 cores)",
             f"training: {self.steps} steps, about {self.train_minutes:.0f} min (estimate: "
-            f"{STUDENT_EXAMPLES_PER_S} examples/s)",
+            f"{self.train_rate} examples/s for a MiniLM-L6-size student on 2 cores)",
         ]
         out += [f"budget: {line}" for line in self.left_out]
         return out
+
+
+def _train_rate(recipe: dict[str, Any]) -> float:
+    return STUDENT_EXAMPLES_PER_S_WITH_NEGATIVES if recipe["data"]["hard_negatives"] else STUDENT_EXAMPLES_PER_S
 
 
 def _teacher_params(path: str) -> float:
@@ -185,7 +191,7 @@ def make_plan(recipe: dict[str, Any], teacher: Any, budget: tuple[float | None, 
             data_cfg["passages"] = max(keep, 2)
             return make_plan(recipe, teacher, (minutes, data_cfg["passages"]))
         spare = minutes * 60 - tokens / rate
-        fit_steps = int(spare * STUDENT_EXAMPLES_PER_S / recipe["batch_size"])
+        fit_steps = int(spare * _train_rate(recipe) / recipe["batch_size"])
         if fit_steps < steps:
             recipe["max_steps"] = max(fit_steps, 1)
             left_out.append(f"training stops after {recipe['max_steps']} of {steps} steps")
@@ -200,7 +206,8 @@ def make_plan(recipe: dict[str, Any], teacher: Any, budget: tuple[float | None, 
         teacher_tokens=tokens,
         teacher_minutes=tokens / rate / 60,
         steps=steps,
-        train_minutes=steps * recipe["batch_size"] / STUDENT_EXAMPLES_PER_S / 60,
+        train_minutes=steps * recipe["batch_size"] / _train_rate(recipe) / 60,
+        train_rate=_train_rate(recipe),
         left_out=left_out,
     )
 
