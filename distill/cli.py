@@ -318,15 +318,7 @@ def cmd_finetune_reader(args: argparse.Namespace) -> int:
 
 
 def _pseudo_count(text: str) -> int | None:
-    if text == "all":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number or 'all', got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+    return None if text == "all" else _non_negative(text)
 
 
 def _adapt_args(p: argparse.ArgumentParser) -> None:

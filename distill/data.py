@@ -206,13 +206,17 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
         for n, line in enumerate(_utf8_lines(f, path), start=1):
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DistillError(f"{path}: line {n} is not valid JSON: {e}") from None
-            if not isinstance(record, dict):
-                raise DistillError(f"{path}: line {n} must be a JSON object, got {type(record).__name__}")
-            yield n, record
+            yield n, _json_object(line, f"{path}: line {n}")
+
+
+def _json_object(line: str, where: str) -> dict:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise DistillError(f"{where} is not valid JSON: {e}") from None
+    if not isinstance(record, dict):
+        raise DistillError(f"{where} must be a JSON object, got {type(record).__name__}")
+    return record
 
 
 def _utf8_lines(lines: Iterator[str], path: Path) -> Iterator[str]:
@@ -371,13 +375,7 @@ def load_queries(path: str | Path) -> QueryList:
         qid, text = f"q{n}", line
         if jsonl:
             where = f"{path}: line {n}"
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DistillError(f"{where} is not valid JSON: {e}") from None
-            if not isinstance(rec, dict):
-                raise DistillError(f"{where} must be a JSON object, got {type(rec).__name__}")
-            given, text = _query_record(rec, where)
+            given, text = _query_record(_json_object(line, where), where)
             qid = given if given is not None else qid
         text = text.strip()
         if not text:
