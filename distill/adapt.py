@@ -152,7 +152,9 @@ def _uncached(teacher: Any, documents: list[Any]) -> list[int]:
     return [i for i, key in enumerate(document_keys(documents, fields)) if key not in cache]
 
 
-def make_plan(recipe: dict[str, Any], teacher: Any, budget: tuple[float | None, int | None]) -> Plan:
+def make_plan(
+    recipe: dict[str, Any], teacher: Any, budget: tuple[float | None, int | None], *, capped: bool = False
+) -> Plan:
     """The plan of ``recipe``; a budget sets ``data.passages`` and ``max_steps`` in ``recipe`` (in place)."""
     from transformers import AutoTokenizer
 
@@ -183,13 +185,13 @@ def make_plan(recipe: dict[str, Any], teacher: Any, budget: tuple[float | None, 
     if recipe["max_steps"]:
         steps = min(steps, recipe["max_steps"])
     if minutes is not None:
-        if tokens / rate > 0.6 * minutes * 60 and uncached:
+        if tokens / rate > 0.6 * minutes * 60 and uncached and not capped:
             # keep the cached passages and as many uncached ones as 60% of the budget embeds
             mean = tokens / len(uncached)
             fit = int(0.6 * minutes * 60 * rate / mean)
             keep = len(checked.documents) - len(uncached) + fit
             data_cfg["passages"] = max(keep, 2)
-            return make_plan(recipe, teacher, (minutes, data_cfg["passages"]))
+            return make_plan(recipe, teacher, (minutes, data_cfg["passages"]), capped=True)
         spare = minutes * 60 - tokens / rate
         fit_steps = int(spare * _train_rate(recipe) / recipe["batch_size"])
         if fit_steps < steps:

@@ -104,3 +104,15 @@ def test_adapt_refuses_a_store_it_cannot_build_before_the_plan(home, mine, capsy
     err = capsys.readouterr()
     assert len(err.err.strip().splitlines()) == 1 and "haystack_integrations.nowhere.Store" in err.err
     assert "corpus:" not in err.out  # refused before the plan
+
+
+def test_a_budget_in_minutes_samples_passages_then_cuts_steps(home, mine, tiny_embedder, capsys):
+    index_yaml, query_yaml, beir = mine
+    args = [str(index_yaml), str(query_yaml), "--corpus", str(beir), "--student", str(tiny_embedder)]
+    # a budget far below the (uncached) teacher pass, even at the tiny teacher's estimated rate
+    assert main(["adapt", *args, "--out", str(home / "a"), "--plan-only", "--budget", "0.0000001m"]) == 0
+    out = capsys.readouterr().out
+    recipe = recipes.load_recipe(home / "a" / "recipe.yaml")
+    assert recipe["data"]["passages"] is not None and recipe["data"]["passages"] < 6
+    assert "passages left out of training" in out and "training stops after" in out
+    assert recipe["max_steps"] == 1
