@@ -252,6 +252,26 @@ def _print_report(report: dict[str, Any]) -> None:
         print(difference_lines(report["differences"]))
 
 
+AGREES_ALREADY = 0.95  # silver nDCG@10 of the off-the-shelf student against the teacher
+
+
+def agreement_note(report: dict[str, Any]) -> str | None:
+    """Without labels: a plain sentence when the off-the-shelf student already ranks almost as the teacher does."""
+    agreement = report["pipelines"]["off-the-shelf"].get("agreement") or {}
+    silver = agreement.get("silver_ndcg@10")
+    if silver is None or "ndcg@10" in report["pipelines"]["teacher"]["quality"]:
+        return None
+    if silver >= AGREES_ALREADY:
+        return (
+            f"the off-the-shelf student already ranks almost as the teacher does on these queries (silver nDCG@10 "
+            f"{silver:.3f}): distillation has little to gain here; without labels nobody can tell which is better"
+        )
+    return (
+        f"the off-the-shelf student agrees with the teacher at silver nDCG@10 {silver:.3f}: distillation moves it "
+        "toward the teacher (without labels, whether that is better is the teacher's word)"
+    )
+
+
 def look_before_you_spend(report: dict[str, Any]) -> str | None:
     """A plain sentence when the off-the-shelf student already matches or beats the teacher's relevance (nDCG@10)
     on the evaluation queries; None otherwise (or without labels, where only agreement is known)."""
@@ -323,6 +343,8 @@ def adapt(args: Any, command: str = "") -> int:
         _systems(out, teacher, args.student, None), data, out_dir=out / "before", command=command, progress=True
     )
     _print_report(before)
+    if note := agreement_note(before):
+        print(note)
     verdict = look_before_you_spend(before)
     if verdict:
         print(verdict)

@@ -116,3 +116,17 @@ def test_a_budget_in_minutes_samples_passages_then_cuts_steps(home, mine, tiny_e
     assert recipe["data"]["passages"] is not None and recipe["data"]["passages"] < 6
     assert "passages left out of training" in out and "training stops after" in out
     assert recipe["max_steps"] == 1
+
+
+def test_without_labels_the_look_before_you_spend_is_agreement():
+    from distill.adapt import agreement_note
+
+    def report(silver):
+        shelf = {"quality": {}, "agreement": {"reference": "teacher", "silver_ndcg@10": silver}}
+        return {"pipelines": {"teacher": {"quality": {}}, "off-the-shelf": shelf}}
+
+    assert "already ranks almost as the teacher does" in agreement_note(report(0.97))
+    assert "agrees with the teacher at silver nDCG@10 0.571" in agreement_note(report(0.571))
+    labelled = report(0.5)
+    labelled["pipelines"]["teacher"]["quality"]["ndcg@10"] = 0.3
+    assert agreement_note(labelled) is None  # with labels, relevance decides (look_before_you_spend)
