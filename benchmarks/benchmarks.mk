@@ -242,7 +242,7 @@ bench-forgetting: setup
 	$(BIN)/distill swap pipelines/indexing.yaml pipelines/retrieval.yaml --model minilm-l6 --out runs/minilm-l6/pipelines
 	for run in nfcorpus-queries nfcorpus-pseudo; do \
 	  $(BIN)/distill swap pipelines/indexing.yaml pipelines/retrieval.yaml \
-	    --model runs/adapt/$$run/run/student --out runs/adapt/$$run/squad-pipelines || exit 1; done
+	    --model runs/adapt/$$run/student --out runs/adapt/$$run/squad-pipelines || exit 1; done
 	$(BIN)/distill eval minilm-l6=runs/minilm-l6/pipelines/retrieval.yaml \
 	  nfcorpus-queries=runs/adapt/nfcorpus-queries/squad-pipelines/retrieval.yaml \
 	  nfcorpus-pseudo=runs/adapt/nfcorpus-pseudo/squad-pipelines/retrieval.yaml \

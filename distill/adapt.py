@@ -70,7 +70,8 @@ def build_recipe(
         teacher="pipelines",
         student=student,
         pipelines={"indexing": str(indexing.resolve()), "query": str(query.resolve())},
-        output=str(output / "run"),
+        # the student is OUT/student: its name (OUT's name + "student") tells its index apart from other runs
+        output=str(output),
         losses=[dict(loss) for loss in ADAPT_LOSSES],
         eval_every=20,
         save_every=20,

@@ -40,7 +40,7 @@ def test_plan_only_prints_the_plan_and_writes_a_recipe_that_distill_train_reads(
     assert recipe["teacher"] == "pipelines" and recipe["data"]["labels"] == "teacher"
     assert recipe["data"]["passages"] == 3 and recipe["data"]["pseudo_queries"] is None
     assert recipe["pipelines"]["indexing"] == str(index_yaml.resolve())
-    assert not (home / "a" / "run").exists()  # nothing trained
+    assert not (home / "a" / "student").exists()  # nothing trained
 
 
 def test_adapt_trains_without_labels_and_evaluates_three_pipelines(home, mine, tiny_embedder_wide, capsys):
@@ -62,9 +62,9 @@ def test_adapt_trains_without_labels_and_evaluates_three_pipelines(home, mine, t
     assert "ndcg@10" in report["pipelines"]["distilled"]["quality"]
     assert report["pipelines"]["distilled"]["agreement"]["reference"] == "teacher"
     assert "distilled" in report["differences"]
-    swapped = home / "a" / "run" / "pipelines"
+    swapped = home / "a" / "pipelines"
     assert sorted(p.name for p in swapped.glob("*.yaml")) == ["index_docs.yaml", "search.yaml"]
-    assert (home / "a" / "run" / "student" / "README.md").read_text().count("no relevance labels") == 1
+    assert (home / "a" / "student" / "README.md").read_text().count("no relevance labels") == 1
     summary = json.loads((home / "a" / "adapt.json").read_text())
     assert summary["student"].endswith("student") and summary["plan"]
 
@@ -81,7 +81,7 @@ def test_adapt_stops_when_the_student_already_matches_the_teacher(home, mine, ti
     assert code == 0
     out = capsys.readouterr().out
     assert "already matches or beats the teacher" in out and "stopping before training" in out
-    assert not (home / "a" / "run").exists()
+    assert not (home / "a" / "student").exists()
 
 
 def test_adapt_refuses_a_pipeline_it_cannot_distil_in_one_line(home, mine, capsys):
