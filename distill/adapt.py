@@ -142,10 +142,10 @@ def _teacher_params(path: str) -> float:
 def _uncached(teacher: Any, documents: list[Any]) -> list[int]:
     """Positions of the documents whose teacher embedding is not cached yet."""
     from distill.cache import TeacherCache
-    from distill.pipeline_teacher import _cached_dim, document_keys, embedder_namespace
+    from distill.pipeline_teacher import cached_width, document_keys, embedder_namespace
 
     namespace = embedder_namespace(teacher.indexing, teacher.document_embedder)
-    dim = _cached_dim(namespace)
+    dim = cached_width(namespace)
     if dim is None:
         return list(range(len(documents)))
     cache = TeacherCache(TeacherCache.default_root(), namespace=namespace | {"dim": dim}, row_shape=(dim,))
@@ -312,6 +312,8 @@ def adapt(args: Any, command: str = "") -> int:
         output=out,
         overrides=list(args.set or []),
     )
+    if args.eval_questions is not None and not args.eval_data:
+        raise DistillError("--eval-questions samples --eval-data: give --eval-data too (e.g. BEIR_FOLDER:dev)")
     eval_data = load_dataset(args.eval_data) if args.eval_data else None
     if eval_data is not None and args.eval_questions:
         eval_data = eval_data.subset(questions=args.eval_questions, seed=0)

@@ -20,7 +20,7 @@ import numpy as np
 from haystack import Document
 
 from distill.errors import DistillError
-from distill.pipelines import _type_name, fit_devices, pipeline_from_dict, read_pipeline_dict, resolve_models
+from distill.pipelines import fit_devices, pipeline_from_dict, read_pipeline_dict, resolve_models, type_name
 
 logger = logging.getLogger(__name__)
 
@@ -93,14 +93,14 @@ def document_embeddings(
         embedded = embedder().run(documents=batch)["documents"]
         return np.asarray([d.embedding for d in embedded], dtype=np.float32)
 
-    dim = _cached_dim(namespace)
+    dim = cached_width(namespace)
     if dim is None:
         dim = int(compute([0]).shape[1]) if documents else 0
     cache = TeacherCache(TeacherCache.default_root(), namespace=namespace | {"dim": dim}, row_shape=(dim,))
     return cache.get(keys, compute, batch_size=64, progress=progress, desc=desc or f"embedding documents ({name})")
 
 
-def _cached_dim(namespace: dict[str, Any]) -> int | None:
+def cached_width(namespace: dict[str, Any]) -> int | None:
     """The width of an embedder's rows already in the cache (so that a warm cache never loads the model)."""
     from distill.cache import TeacherCache
 
@@ -130,7 +130,7 @@ def embedded_text(params: dict[str, Any], document: Document) -> str:
 def _one_embedder(data: dict[str, Any], kind: str, path: Path, component: str | None) -> str:
     """The name of the pipeline's ``kind`` embedder (``Document`` or ``Text``), checked to be one a student can
     replace; ``component`` picks one where there are several."""
-    found = [n for n, c in data["components"].items() if _type_name(c).endswith(f"{kind}Embedder")]
+    found = [n for n, c in data["components"].items() if type_name(c).endswith(f"{kind}Embedder")]
     if component is not None:
         if component not in data["components"]:
             raise DistillError(f"{path}: no component named {component!r}; it has {sorted(data['components'])}")
@@ -146,9 +146,9 @@ def _one_embedder(data: dict[str, Any], kind: str, path: Path, component: str | 
         )
     name = found[0]
     wanted = DOCUMENT_EMBEDDER if kind == "Document" else TEXT_EMBEDDER
-    if _type_name(data["components"][name]) != wanted:
+    if type_name(data["components"][name]) != wanted:
         raise DistillError(
-            f"{path}: component {name!r} is a {_type_name(data['components'][name])}; the project distils "
+            f"{path}: component {name!r} is a {type_name(data['components'][name])}; the project distils "
             f"sentence-transformers embedders ({wanted}), whose model a student folder can replace"
         )
     model = (data["components"][name].get("init_parameters") or {}).get("model")

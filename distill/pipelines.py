@@ -54,20 +54,20 @@ class NothingToSwap(DistillError):
     """The pipeline holds no component of the student's kind."""
 
 
-def _type_name(component: dict[str, Any]) -> str:
+def type_name(component: dict[str, Any]) -> str:
     return str(component.get("type", "")).rsplit(".", 1)[-1]
 
 
 def is_embedder(component: dict[str, Any]) -> bool:
-    return _type_name(component).endswith(EMBEDDER_SUFFIXES)
+    return type_name(component).endswith(EMBEDDER_SUFFIXES)
 
 
 def is_text_embedder(component: dict[str, Any]) -> bool:
-    return _type_name(component).endswith("TextEmbedder")
+    return type_name(component).endswith("TextEmbedder")
 
 
 def is_reader(component: dict[str, Any]) -> bool:
-    return _type_name(component).endswith(READER_SUFFIXES)
+    return type_name(component).endswith(READER_SUFFIXES)
 
 
 def read_pipeline_dict(source: str | Path) -> dict[str, Any]:

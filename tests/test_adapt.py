@@ -130,3 +130,10 @@ def test_without_labels_the_look_before_you_spend_is_agreement():
     labelled = report(0.5)
     labelled["pipelines"]["teacher"]["quality"]["ndcg@10"] = 0.3
     assert agreement_note(labelled) is None  # with labels, relevance decides (look_before_you_spend)
+
+
+def test_eval_questions_without_eval_data_is_one_line(home, mine, capsys):
+    index_yaml, query_yaml, beir = mine
+    assert main(["adapt", str(index_yaml), str(query_yaml), "--corpus", str(beir), "--eval-questions", "5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--eval-questions samples --eval-data" in err[0]
