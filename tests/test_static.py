@@ -230,3 +230,16 @@ def test_token_losses_are_refused_for_a_static_student():
             ],
         )
     assert recipes.load_recipe(None, ["student=static"])["student"]["static"]["dims"] == 256
+
+
+@pytest.mark.slow
+def test_static_model_of_the_real_teacher(tmp_path):
+    """all-mpnet-base-v2's whole vocabulary through the teacher (minutes on 2 cores; cached in $DISTILL_HOME)."""
+    from sentence_transformers import SentenceTransformer
+
+    out = write_static("mpnet-base", tmp_path / "mpnet-256", dims=256, progress=False)
+    model = SentenceTransformer(str(out), device="cpu")
+    emb = model.encode(["Where was Mozart born?", "Mozart was born in Salzburg in 1756.", "The Nile flows north."])
+    assert emb.shape == (3, 256)
+    assert emb[0] @ emb[1] > emb[0] @ emb[2]
+    assert json.loads((out / "distill_static.json").read_text())["vocabulary"] == len(model[0].tokenizer.get_vocab())
