@@ -174,6 +174,72 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dims(text: str) -> int | None:
+    if text.lower() in ("none", "null"):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number or none, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 or none, got {value}")
+    return value
+
+
+def _sif(text: str) -> float | None:
+    if text.lower() in ("none", "null"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1) or none, got {text!r}") from None
+
+
+def _static_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("teacher", help="a sentence-transformers embedder: a folder, a Hugging Face id, an offline source")
+    p.add_argument("--out", required=True, type=Path, help="folder for the static sentence-transformers model")
+    p.add_argument(
+        "--dims",
+        type=_dims,
+        default=256,
+        help="PCA to this width (default 256, model2vec's); none keeps the teacher's width and space (query-only)",
+    )
+    p.add_argument(
+        "--sif",
+        type=_sif,
+        default=1e-4,
+        metavar="A",
+        help="SIF coefficient of the Zipf weights a / (a + p(rank)) (default 1e-4, model2vec's); none: no weighting",
+    )
+    p.add_argument(
+        "--swap",
+        nargs="+",
+        type=Path,
+        metavar="PIPELINE",
+        help="also write these indexing/query YAMLs (or a folder of them) to OUT/pipelines with the static model "
+        "in both embedders and its own index",
+    )
+
+
+@command(
+    "static",
+    "build a static token-embedding model of a teacher the model2vec way (untrained), an ordinary "
+    "sentence-transformers folder",
+    _static_args,
+)
+def cmd_static(args: argparse.Namespace) -> int:
+    from distill.pipelines import swap_files
+    from distill.static import write_static
+
+    paths = _pipeline_paths(args.swap or [])
+    out = write_static(args.teacher, args.out, dims=args.dims, sif_coefficient=args.sif)
+    print(out)
+    if paths:
+        for path in swap_files(paths, out / "pipelines", model=str(out)):
+            print(path)
+    return 0
+
+
 def _pipeline_paths(given: list[Path]) -> list[Path]:
     """Pipeline files as named on the command line, a folder standing for its *.yaml files."""
     paths: list[Path] = []

@@ -159,9 +159,16 @@ _QUERY_KINDS = {
 def model_card(recipe: dict[str, Any], metrics: dict[str, Any], *, kind: str) -> str:
     data = recipe["data"]
     student = recipe["student"]
-    student_text = (
-        f"the teacher with layers {student['from_teacher']['layers']} kept" if isinstance(student, dict) else student
-    )
+    if isinstance(student, dict) and "static" in student:
+        settings = student["static"]
+        student_text = (
+            f"a static token-embedding model of the teacher (model2vec's construction: {settings['dims'] or 'full'}"
+            f" dims, SIF coefficient {settings['sif_coefficient']}), then trained"
+        )
+    elif isinstance(student, dict):
+        student_text = f"the teacher with layers {student['from_teacher']['layers']} kept"
+    else:
+        student_text = student
     lines = [
         f"# Distilled {kind}: {Path(recipe['output']).name}",
         "",

@@ -37,6 +37,7 @@ from distill.files import parse_yaml, read_text
 from distill.models import HUB_ALIASES, HUB_IDS, OFFLINE_SOURCES, ONNX_EXPORT_FILE, resolve_model
 from distill.outputs import check_output_folder, write_atomic
 from distill.pipeline_checks import check_shape, first_line, refusal
+from distill.static import check_query_only_static, folder_vocab, is_static_folder
 from distill.stores import connect_stores, model_width, move_stores
 
 logger = logging.getLogger(__name__)
@@ -287,6 +288,8 @@ def swap(
         all_components[name]["init_parameters"] = params  # null in the file reads as no settings
         if "model" not in params:
             raise DistillError(f"component {name!r} has no 'model' parameter to swap")
+        if keep_index and is_embedder(all_components[name]) and is_static_folder(model):
+            check_query_only_static(model, model_width(model), folder_vocab(model), str(params["model"]))
         # Offline sources are written as their Hugging Face ids, so plain Haystack can load the YAML anywhere.
         params["model"] = HUB_IDS.get(model, model)
         swapped_embedder |= is_embedder(all_components[name])

@@ -23,7 +23,9 @@ from distill.files import parse_yaml, read_text
 EMBEDDER_DEFAULTS: dict[str, Any] = {
     "task": "embedder",
     "teacher": "mpnet-base",
-    # A model spec (folder, hub id, offline source) or {"from_teacher": {"layers": [0, 4, 8, 11]}}.
+    # A model spec (folder, hub id, offline source), {"from_teacher": {"layers": [0, 4, 8, 11]}}, or a static
+    # token-embedding student initialised from the teacher: static, i.e. {"static": {"dims": 256, "sif_coefficient":
+    # 1e-4}} (distill/static.py; dims null keeps the teacher's width and space, as a query-only one must).
     "student": "minilm-l6",
     # Train only a query encoder into the teacher's space; documents keep the teacher's embeddings and index.
     "query_only": False,
@@ -339,10 +341,20 @@ def validate(recipe: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(recipe["data"][key], bool):
             raise DistillError(f"recipe.data.{key} must be true or false, got {recipe['data'][key]!r}")
     student = recipe["student"]
-    if isinstance(student, dict):
+    if student == "static" or (isinstance(student, dict) and "static" in student):
+        from distill.static import check_static_student
+
+        recipe = {**recipe, "student": check_static_student(student, recipe["query_only"])}
+        static_losses = [e.get("name") for e in recipe["losses"] if isinstance(e, dict)]
+        if aligned := [n for n in static_losses if n in LOSSES and LOSSES[n].needs_aligned_tokens]:
+            raise DistillError(
+                f"recipe.losses: {', '.join(aligned)} compare token states, and a static student has none: use "
+                "embedding_mse, cosine, listwise_kl or similarity_matrix"
+            )
+    elif isinstance(student, dict):
         if set(student) != {"from_teacher"} or not isinstance(student["from_teacher"], dict):
             raise DistillError(
-                f"recipe.student must be a model spec or {{from_teacher: {{layers: [...]}}}}, got {student}"
+                f"recipe.student must be a model spec, static or {{from_teacher: {{layers: [...]}}}}, got {student}"
             )
         layers = student["from_teacher"].get("layers")
         if not isinstance(layers, list) or not layers or not all(isinstance(x, int) and x >= 0 for x in layers):

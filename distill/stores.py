@@ -115,6 +115,9 @@ def embedding_width(folder: str | Path) -> int | None:
     width = None
     for module in modules:
         kind = str(module.get("type", "")).rsplit(".", 1)[-1]
+        if kind == "StaticEmbedding":  # no config.json: its width is the embedding matrix's
+            width = _static_width(folder / module.get("path", "") / "model.safetensors")
+            continue
         try:
             config = json.loads((folder / module.get("path", "") / "config.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -126,6 +129,19 @@ def embedding_width(folder: str | Path) -> int | None:
         elif kind == "Dense":
             width = config.get("out_features", width)
     return width
+
+
+def _static_width(weights: Path) -> int | None:
+    """The width of a StaticEmbedding's ``embedding.weight``, read from the safetensors header alone."""
+    import struct
+
+    try:
+        with open(weights, "rb") as f:
+            (length,) = struct.unpack("<Q", f.read(8))
+            shape = json.loads(f.read(length))["embedding.weight"]["shape"]
+        return int(shape[1])
+    except (OSError, ValueError, KeyError, TypeError, IndexError, struct.error):
+        return None
 
 
 def is_owned(name: str | None) -> bool:

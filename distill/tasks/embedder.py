@@ -32,6 +32,7 @@ from distill.data import Dataset, load_dataset
 from distill.errors import DistillError
 from distill.losses import KIND, LOSSES, build_loss, save_loss_parameters
 from distill.models import model_fingerprint, resolve_model
+from distill.static import build_static, check_query_only_static, is_static
 from distill.tasks.common import (
     QKVRecorder,
     keep_layers,
@@ -52,8 +53,14 @@ def load_sentence_transformer(spec: str, max_length: int | None = None):
         raise DistillError(f"{spec} is not a sentence-transformers model folder (no modules.json)")
     model = SentenceTransformer(path, device="cpu")
     if max_length:
-        model.max_seq_length = max_length
+        set_max_length(model, max_length)
     return model
+
+
+def set_max_length(model, max_length: int) -> None:
+    """A model's token limit; a static model has none (StaticEmbedding's is a read-only infinity)."""
+    if not is_static(model):
+        model.max_seq_length = max_length
 
 
 def embedding_dim(model) -> int:
@@ -398,11 +405,11 @@ def embed_for_retrieval(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The student's query embeddings and passage embeddings (each at the recipe's maximum length); passages given as
     an array (a query-only student's teacher embeddings) are passed through."""
-    student.max_seq_length = max_length["query"]
+    set_max_length(student, max_length["query"])
     query_emb = student.encode(queries, batch_size=64, convert_to_numpy=True)
     if isinstance(passages, np.ndarray):
         return query_emb, passages
-    student.max_seq_length = max_length["passage"]
+    set_max_length(student, max_length["passage"])
     return query_emb, student.encode(passages, batch_size=32, convert_to_numpy=True)
 
 
@@ -487,7 +494,9 @@ class EmbedderTask:
         if self.silver is not None:
             from distill.tasks.silver import count_cut
 
-            self.silver.summary["corpus"]["cut"]["student"] = count_cut(self.pairs.passages, self.tokenizer, max_p)
+            # a static student reads whole texts: nothing of them is cut
+            cut = 0 if self.static else count_cut(self.pairs.passages, self.tokenizer, max_p)
+            self.silver.summary["corpus"]["cut"]["student"] = cut
         losses = self._build_losses()
         online = any(LOSSES[name].needs_aligned_tokens for name, weight, _ in losses if weight > 0)
         memory = PassageMemory(recipe["passage_memory"], self.t_passage) if recipe["passage_memory"] else None
@@ -549,12 +558,20 @@ class EmbedderTask:
     def _build_student(self):
         recipe = self.recipe
         spec = recipe["student"]
-        if isinstance(spec, dict):
+        if isinstance(spec, dict) and "static" in spec:
+            # initialised from the teacher (its cached token pass), as `distill static` builds it, then trained
+            student = build_static(self.teacher.path, **spec["static"], load=lambda: self.teacher.model)
+        elif isinstance(spec, dict):
             student = drop_layers(self.teacher.model, spec["from_teacher"]["layers"])
         else:
             student = load_sentence_transformer(spec)
         self.student_dim = embedding_dim(student)
-        if recipe["query_only"] and self.student_dim != self.teacher.dim:
+        self.static = is_static(student)
+        if recipe["query_only"] and self.static:
+            # no projection head: the static student's rows are the teacher's own token outputs, in its space
+            name = spec if isinstance(spec, str) else "recipe.student"
+            check_query_only_static(name, self.student_dim, student[0].tokenizer.get_vocab(), self.teacher.path)
+        elif recipe["query_only"] and self.student_dim != self.teacher.dim:
             student.max_seq_length = recipe["max_length"]["query"]
             with torch.no_grad():
                 queries = student.encode(self.pairs.queries, batch_size=64, convert_to_tensor=True)
@@ -567,6 +584,12 @@ class EmbedderTask:
         for entry in self.recipe["losses"]:
             name = entry["name"]
             kwargs = {k: v for k, v in entry.items() if k not in ("name", "weight")}
+            if LOSSES[name].needs_aligned_tokens and self.static:
+                raise DistillError(
+                    f"recipe.losses: {name} ({KIND[name]}-based) compares token states, and a static student has "
+                    "none: pick a sentence-level response or relation loss (embedding_mse, cosine, listwise_kl, "
+                    "similarity_matrix)"
+                )
             if LOSSES[name].needs_aligned_tokens and not same_tokenizer(self.teacher.model, self.student):
                 raise DistillError(
                     f"recipe.losses: {name} ({KIND[name]}-based) compares token states, so the student must share "
@@ -593,6 +616,8 @@ class EmbedderTask:
         )
 
     def _tokenize(self, texts: list[str], max_length: int) -> dict[str, Tensor]:
+        if self.static:  # token ids end to end and each text's offset: what StaticEmbedding's EmbeddingBag takes
+            return self.student[0].preprocess(texts)
         return dict(self.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
 
     def collate(self, batch: list[int]) -> dict[str, Any]:
@@ -629,6 +654,6 @@ class EmbedderTask:
 
     def save(self, module: nn.Module, folder: Path) -> None:
         student = module.student
-        student.max_seq_length = self.recipe["max_length"]["passage"]
+        set_max_length(student, self.recipe["max_length"]["passage"])
         student.save(str(folder), safe_serialization=True)
         save_loss_parameters(module.names, module.losses, folder / "distillation_losses.safetensors")
