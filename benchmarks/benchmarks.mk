@@ -4,7 +4,7 @@
 
 .PHONY: bench baseline bench-ablation bench-reader bench-reader-1l bench-reader-cross bench-reader-mpnet \
   bench-students bench-int8 bench-trainer reader-teacher bench-nfcorpus-queries bench-nfcorpus-pseudo \
-  bench-squad-pseudo bench-forgetting bench-stores
+  bench-squad-pseudo bench-forgetting bench-stores bench-load
 
 # `make bench` lists the benchmark targets with the `## ` line above each; it runs none of them.
 bench:
@@ -260,3 +260,11 @@ STORES_EMBEDDER ?= minilm-l6
 bench-stores: setup
 	$(BIN)/python -m benchmarks.stores --embedder $(STORES_EMBEDDER) --questions 2000 \
 	  --out benchmarks/results/squad-dev-stores-$(STORES_EMBEDDER).json
+
+# Load on the pgvector query pipeline: 8 concurrent clients (threads, each its own pipeline and connection), a bounded
+# number of seeded SQuAD dev questions, against the sequential answers. Starts its own throwaway PostgreSQL server.
+LOAD_EMBEDDER ?= minilm-l6
+## Load: 8 concurrent clients on the pgvector pipeline, 800 questions, p50/p95, errors, answers vs sequential
+bench-load: setup
+	$(BIN)/python -m benchmarks.load --embedder $(LOAD_EMBEDDER) --clients 8 --questions 800 \
+	  --out benchmarks/results/squad-dev-load-pgvector-$(LOAD_EMBEDDER).json

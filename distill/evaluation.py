@@ -36,7 +36,7 @@ from distill.pipeline_checks import run_failure, warm_up
 from distill.pipelines import fit_devices, is_reader, load_pipeline, read_pipeline_dict, resolve_models
 from distill.provenance import library_versions, machine_info
 from distill.report import paired_differences, relative_quality, write_report
-from distill.stores import component_store, empty_owned_stores, store_name, store_type
+from distill.stores import component_store, empty_owned_stores, store_name, store_type, write_in_batches
 
 logger = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ def index_corpus(
     embedder = pipeline.get_component(embedders[0])
     rows = document_embeddings(data, embedders[0], docs, component=embedder, progress=progress)
     embedded = [dataclasses.replace(doc, embedding=row.tolist()) for doc, row in zip(docs, rows)]
-    pipeline.get_component(writers[0]).run(documents=embedded)
+    write_in_batches(pipeline.get_component(writers[0]), embedded, f"{name}: component {writers[0]!r}")
 
 
 def reader_only(data: dict[str, Any], name: str) -> tuple[dict[str, Any], str]:

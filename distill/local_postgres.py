@@ -12,15 +12,18 @@ is touched, and :meth:`LocalPostgres.stop` removes it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
 import stat
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +53,23 @@ def _reachable_by_others(path: Path) -> bool:
     path = path.resolve()
     folders_ok = all(os.stat(p).st_mode & stat.S_IXOTH for p in path.parents)
     return folders_ok and bool(os.stat(path).st_mode & stat.S_IXOTH)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if int(stat_file.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(stat_file.parent.name))
+    return out
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is alive and not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -127,12 +147,35 @@ class LocalPostgres:
         )  # fmt: skip
         password_file.unlink()
         self.port = self.port or free_port()
+        self._pg_ctl_start()
+        if self.extension:
+            self.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        return self
+
+    def _pg_ctl_start(self) -> None:
         options = f"-h 127.0.0.1 -p {self.port} -k '' -c fsync=off -c full_page_writes=off"
         self._run("pg_ctl", "-D", str(self.data), "-w", "-t", "60", "-l", str(self.folder / "log"), "-o", options,
                   "start")  # fmt: skip
         logger.info("PostgreSQL started on 127.0.0.1:%d with data in %s", self.port, self.data)
-        if self.extension:
-            self.execute("CREATE EXTENSION IF NOT EXISTS vector")
+
+    def kill(self) -> None:
+        """SIGKILL the server and every backend it runs (a crash, not a shutdown), keeping its data for :meth:`restart`.
+
+        In a container whose first process reaps no orphans, the dead postmaster stays a zombie that PostgreSQL's
+        lock-file check takes for a live server, so its stale ``postmaster.pid`` is removed once nothing runs."""
+        pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        victims = [pid, *_children(pid)]
+        for victim in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while any(_running(v) for v in victims) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (self.data / "postmaster.pid").unlink(missing_ok=True)
+
+    def restart(self) -> LocalPostgres:
+        """Start the server again on the same port and data (after :meth:`kill`: PostgreSQL's crash recovery)."""
+        self._pg_ctl_start()
         return self
 
     def execute(self, sql: str, database: str = DATABASE) -> list[tuple[Any, ...]]:

@@ -153,4 +153,16 @@ def run_failure(error: Exception, name: str) -> DistillError:
     if cause is None:
         detail = next((line[7:] for line in str(error).splitlines() if line.startswith("Error: ")), detail)
     who = f"component {component!r}" if component else "a component"
+    if _store_failure(cause):
+        fix = "check that its document store's server is up and reachable; the pipeline reconnects once it is back"
+        return DistillError(f"{name}: {who} failed on a question: {detail} ({fix})")
     return DistillError(f"{name}: {who} failed on a question: {detail} (check its init_parameters)")
+
+
+def _store_failure(error: BaseException | None) -> bool:
+    """Whether a document store (or its database driver) raised ``error``: the server, not the settings, failed."""
+    from haystack.document_stores.errors import DocumentStoreError
+
+    from distill.stores import DRIVER_MODULES
+
+    return isinstance(error, DocumentStoreError) or type(error).__module__.split(".")[0] in DRIVER_MODULES

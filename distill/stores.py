@@ -29,12 +29,18 @@ import re
 from pathlib import Path
 from typing import Any
 
+from distill.errors import DistillError
+
 logger = logging.getLogger(__name__)
 
 OWNED_PREFIX = "distill"
 PG_NAME_LIMIT = 63  # PostgreSQL truncates longer identifiers silently
 NAME_KEYS = {"InMemoryDocumentStore": "index", "QdrantDocumentStore": "index", "PgvectorDocumentStore": "table_name"}
 WIDTH_KEYS = {"QdrantDocumentStore": "embedding_dim", "PgvectorDocumentStore": "embedding_dimension"}
+
+# A store's own errors and those its driver lets through (psycopg raises its own from a rollback on a lost connection).
+DRIVER_MODULES = {"psycopg", "qdrant_client", "httpx", "grpc"}
+WRITE_BATCH = 1000  # documents per write: a server commits each batch, so memory and a lost batch stay bounded
 
 _QDRANT_CLIENTS: dict[str, Any] = {}
 
@@ -94,7 +100,6 @@ def move_stores(data: dict[str, Any], *, index: str | None, model_slug: str, wid
 
 def model_width(model: str) -> int | None:
     """The embedding width of a model spec (alias, offline source, folder), None where it is not here or unknown."""
-    from distill.errors import DistillError
     from distill.models import HUB_ALIASES, resolve_model
 
     try:
@@ -231,3 +236,33 @@ def empty_owned_stores(pipeline: Any) -> None:
                 OWNED_PREFIX,
                 count,
             )
+
+
+def write_in_batches(writer: Any, documents: list[Any], where: str, batch: int | None = None) -> int:
+    """Write ``documents`` through a ``DocumentWriter`` ``batch`` at a time; a store failure is one line.
+
+    A server that goes away mid-run (killed, restarted, network) leaves the batches before it committed; the line says
+    how many and why a rerun is safe: ``distill eval`` empties the tables it owns before indexing, writes to any other
+    with the writer's policy (``OVERWRITE`` upserts by id), and finds the embeddings in the teacher cache."""
+    from haystack.document_stores.errors import DocumentStoreError
+
+    batch = batch or WRITE_BATCH
+    store = writer.document_store
+    collection = getattr(store, "table_name", None) or getattr(store, "index", None)
+    written = 0
+    for start in range(0, len(documents), batch):
+        try:
+            writer.run(documents=documents[start : start + batch])
+        except Exception as e:
+            if not (isinstance(e, DocumentStoreError) or type(e).__module__.split(".")[0] in DRIVER_MODULES):
+                raise
+            cause = e.__cause__ if e.__cause__ is not None else e
+            detail = " ".join(str(cause).split())[:300]
+            raise DistillError(
+                f"{where}: {type(store).__name__} {collection!r} failed after {written} of {len(documents)} documents "
+                f"were written ({type(cause).__name__}: {detail}): check that the server is up and reachable, then "
+                "rerun; the rerun rewrites the corpus without duplicates (distill's own tables are emptied first, "
+                "others upserted by id) and reads the embeddings from the teacher cache"
+            ) from None
+        written = min(start + batch, len(documents))
+    return written
