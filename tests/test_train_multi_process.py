@@ -81,3 +81,35 @@ def test_a_run_that_lost_a_process_resumes_from_its_last_checkpoint(
     assert logged_steps(out / "train_log.jsonl") == [1, 2, 3, 4]
     assert json.loads((out / "student" / "metrics.json").read_text())["train"]["steps"] == 4
     assert not checkpoint.exists()
+
+
+@pytest.mark.slow
+def test_the_multi_node_config_trains_over_two_machines_on_one_host(
+    home, tiny_embedder, tiny_embedder_wide, tiny_squad
+):
+    """configs/accelerate/multi-node.yaml with num_machines 2, one process each, both "machines" on 127.0.0.1."""
+    import socket
+
+    recipe = write_recipe(home, tiny_embedder_wide, tiny_embedder, tiny_squad, epochs=2)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    base = {k: v for k, v in os.environ.items() if k not in LAUNCHER_ENV}
+    base |= {"DISTILL_HOME": str(home / "home"), "AUDIT_UNDER": str(home / "out"), "AUDIT_DIR": str(home / "audit")}
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "configs/accelerate/multi-node.yaml"]
+    launch += ["--num_processes", "2", "--main_process_ip", "127.0.0.1", "--main_process_port", port]
+    machines = [
+        subprocess.Popen(
+            [*launch, "--machine_rank", str(rank), str(HELPER), "train", str(recipe), "--no-swap"],
+            env=base,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    outputs = [m.communicate(timeout=300) for m in machines]
+    assert [m.returncode for m in machines] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    assert written(home, "1") == set() and "config.yaml" in written(home, "0")
+    assert json.loads((home / "out" / "student" / "metrics.json").read_text())["train"]["steps"] == 2
