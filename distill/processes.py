@@ -41,3 +41,23 @@ def teacher_shard() -> tuple[int, int]:
             "launch with torchrun or accelerate launch"
         )
     return index, count
+
+
+def teacher_device() -> str:
+    """Where a teacher pass runs: this process's own GPU (``cuda:LOCAL_RANK``) when there is one, else the CPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "cpu"
+    return f"cuda:{_int_env('LOCAL_RANK', 0) % torch.cuda.device_count()}"
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def precision_key(precision: str) -> dict[str, str]:
+    """What a teacher's precision adds to its cache namespace: nothing for fp32 (so caches written before the setting
+    existed stay valid), ``{"precision": "bf16"}`` otherwise. Never the device or the number of processes."""
+    if precision not in PRECISIONS:
+        raise DistillError(f"recipe.teacher_precision must be fp32 or bf16, got {precision!r}")
+    return {} if precision == "fp32" else {"precision": precision}

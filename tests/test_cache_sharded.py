@@ -67,3 +67,26 @@ def test_a_teacher_pass_splits_over_one_machine_unless_the_cache_is_shared(monke
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert teacher_shard() == expected
+
+
+def test_cache_keys_depend_on_the_precision_only(tmp_path, tiny_embedder, monkeypatch):
+    """The cache folder of a teacher pass is the same on a GPU machine, in a launched process and alone; bf16 rows go
+    to a folder of their own, and fp32 keeps the key it had before the setting existed."""
+    import torch
+
+    from distill.tasks.embedder import TeacherEmbeddings
+
+    texts = ["the nile flows north", "mozart was born in salzburg", "the moon"]
+    alone = TeacherEmbeddings(str(tiny_embedder), cache_root=tmp_path)
+    fp32 = alone.encode(texts, 16, "fp32")
+    assert alone._namespace(16) == {"kind": "st-embeddings", "teacher": alone.fingerprint, "max_length": 16, "dim": 32}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for name, value in {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(name, value)
+    assert TeacherEmbeddings(str(tiny_embedder), cache_root=tmp_path)._namespace(16) == alone._namespace(16)
+    monkeypatch.undo()
+    bf16 = TeacherEmbeddings(str(tiny_embedder), cache_root=tmp_path, precision="bf16")
+    assert bf16._namespace(16) == alone._namespace(16) | {"precision": "bf16"}
+    rows = bf16.encode(texts, 16, "bf16")  # runs on the CPU too
+    assert rows.dtype == np.float32 and np.abs(rows - fp32).max() < 0.05 and not np.array_equal(rows, fp32)
+    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2
