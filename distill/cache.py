@@ -11,6 +11,11 @@ string keys. Its folder is ``root / f"{kind}-{sha256(namespace)[:16]}"``::
 
 and beside it ``<folder>.lock``, held with ``flock`` while a process reads or writes, so a second run waits.
 
+Processes launched together (``torchrun``, ``accelerate launch``; :func:`distill.processes.teacher_shard`) split a
+pass instead: each computes every ``count``-th batch of the missing keys outside the lock, then takes the lock to
+write its batch into shards of its own (a shard's files are created and first committed in one hold of the lock, so
+nobody else ever sees them uncommitted), and finally polls until every key is there and reads them all.
+
 A shard is written once, batch by batch: the rows are flushed first, then the commit record is replaced atomically,
 so rows past the committed count (a run killed mid-batch) are ignored and recomputed. New rows always go to new
 shards; old ones are never rewritten. On open every shard is checked (files readable, shapes agree, checksums match)
@@ -30,6 +35,7 @@ import os
 import re
 import shutil
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,6 +48,7 @@ from tqdm.auto import tqdm
 from distill.errors import DistillError
 from distill.models import distill_home
 from distill.outputs import write_atomic
+from distill.processes import teacher_shard
 
 logger = logging.getLogger(__name__)
 
@@ -247,6 +254,10 @@ class TeacherCache:
                 raise DistillError(f"cache keys must be str, got {type(key).__name__} at keys[{i}]")
             digests.append(key_digest(key))
         out = np.empty((len(digests), *self.row_shape), dtype=self.dtype)
+        index, count = teacher_shard()
+        if count > 1:
+            self._get_sharded(out, digests, compute, batch_size, progress, desc, index, count)
+            return out
         with self._locked():
             self._open()
             missing: dict[bytes, int] = {}  # digest -> first position, in order of first appearance
@@ -276,6 +287,101 @@ class TeacherCache:
             dst, src = np.array(copies).T
             out[dst] = out[src]
         return out
+
+    def _get_sharded(
+        self,
+        out: np.ndarray,
+        digests: list[bytes],
+        compute: Callable[[list[int]], np.ndarray],
+        batch_size: int,
+        progress: bool,
+        desc: str,
+        index: int,
+        count: int,
+    ) -> None:
+        """:meth:`get` in process ``index`` of ``count`` launched together: the distinct keys, in order of first
+        appearance, are cut into batches of ``batch_size``, and this process computes the missing keys of batches
+        ``index``, ``index + count``, ... (on a cold cache, the very batches one process would compute, so the rows
+        are the same). Each process computes outside the lock and writes its own shards under it; then it waits
+        until every key is in the cache and reads them all."""
+        first: dict[bytes, int] = {}
+        for pos, digest in enumerate(digests):
+            first.setdefault(digest, pos)
+        distinct = list(first.items())
+        with self._locked():
+            self._open()
+            cached = {d for d, _ in distinct if d in self._index}
+        mine = [
+            [(d, p) for d, p in distinct[start : start + batch_size] if d not in cached]
+            for start in range(index * batch_size, len(distinct), count * batch_size)
+        ]
+        mine = [batch for batch in mine if batch]
+        todo = sum(len(batch) for batch in mine)
+        if todo:
+            logger.info("%s: process %d of %d computes %d of %d keys", desc, index, count, todo, len(distinct))
+        writer: _ShardWriter | None = None
+        left = todo
+        bar = tqdm(total=todo, desc=f"{desc} [{index}/{count}]", unit="row", disable=not progress or not todo)
+        try:
+            for batch in mine:
+                positions = [p for _, p in batch]
+                rows = self._checked(compute(positions), positions)
+                batch_digests = np.frombuffer(b"".join(d for d, _ in batch), dtype=np.uint8).reshape(-1, DIGEST_BYTES)
+                done = 0
+                with (
+                    self._locked()
+                ):  # every shard file is created and committed under the lock: no one sees it half made
+                    while done < len(batch):
+                        if writer is None or writer.free == 0:
+                            if writer is not None:
+                                self._finish(writer)
+                            writer = _ShardWriter(
+                                self.folder,
+                                self._next_shard_id(),
+                                min(left, self.shard_rows),
+                                self.row_shape,
+                                self.dtype,
+                            )
+                        n = min(writer.free, len(batch) - done)
+                        writer.append(rows[done : done + n], batch_digests[done : done + n])
+                        done += n
+                        left -= n
+                bar.update(len(batch))
+        finally:
+            bar.close()
+            if writer is not None:
+                with self._locked():
+                    self._finish(writer)
+        self._wait_for_all(out, digests, [d for d, _ in distinct], desc)
+
+    def _next_shard_id(self) -> int:
+        """The id after every shard file in the folder, whoever wrote it. Call under the lock."""
+        ids = [int(m.group(1)) for p in self.folder.iterdir() if (m := _SHARD_FILE.fullmatch(p.name))]
+        return max(ids, default=-1) + 1
+
+    def _wait_for_all(self, out: np.ndarray, digests: list[bytes], distinct: list[bytes], desc: str) -> None:
+        """Poll the cache until the other processes have stored every key, then read all rows into ``out``. A
+        process that dies stops the launch (torchrun ends the others); one that hangs is caught by the stall limit."""
+        stall = float(os.environ.get("DISTILL_SHARD_STALL_S", "1800"))
+        pause, seen, since = 0.1, -1, time.monotonic()
+        while True:
+            with self._locked():
+                self._open()
+                have = sum(d in self._index for d in distinct)
+                if have == len(distinct):
+                    hits = [(pos, *self._index[d]) for pos, d in enumerate(digests)]
+                    self._read_rows(out, hits)
+                    return
+            if have != seen:
+                seen, since = have, time.monotonic()
+            elif time.monotonic() - since > stall:
+                raise DistillError(
+                    f"{desc}: {len(distinct) - have} of {len(distinct)} teacher rows never arrived in {self.folder} "
+                    f"from the other processes in {stall:.0f} s; check that they are running (or raise "
+                    "DISTILL_SHARD_STALL_S)"
+                )
+            time.sleep(pause)
+            pause = min(2.0, pause * 1.5)
 
     # -- reading ---------------------------------------------------------------------------------------------------
 

@@ -85,6 +85,7 @@ EMBEDDER_DEFAULTS: dict[str, Any] = {
     # runs them (prefix, meta fields, truncation) and cached as `distill eval` indexes with them.
     "pipelines": "pipelines",
     "teacher_batch_size": 32,
+    "teacher_precision": "fp32",  # or bf16 (a GPU's teacher pass; cached under its own key)
 }
 
 # Shared by reader fine-tuning and reader distillation: SQuAD-style windows, as Haystack's
@@ -145,6 +146,7 @@ READER_DEFAULTS: dict[str, Any] = {
     "losses": [{"name": "start_end_kl", "weight": 1.0, "temperature": 1.5, "alpha": 0.75}],
     **copy.deepcopy(_READER_COMMON),
     "teacher_batch_size": 32,
+    "teacher_precision": "fp32",  # or bf16 (a GPU's teacher pass; cached under its own key)
     "output": "runs/students/reader-minilm-2l",
     # The teacher's extractive_qa.yaml to swap the student into (written to <output>/pipelines); null skips it.
     "pipelines": "pipelines/extractive_qa.yaml",
@@ -265,6 +267,8 @@ def _check_optimizer(recipe: dict[str, Any]) -> None:
     ema = opt["ema"]
     if ema is not None and (isinstance(ema, bool) or not isinstance(ema, (int, float)) or not 0 < ema < 1):
         raise DistillError(f"recipe.optimizer.ema must be a decay in (0, 1) or null, got {ema!r}")
+    if "teacher_precision" in recipe and recipe["teacher_precision"] not in ("fp32", "bf16"):
+        raise DistillError(f"recipe.teacher_precision must be fp32 or bf16, got {recipe['teacher_precision']!r}")
     if recipe["mixed_precision"] not in ("auto", "no", "bf16", "fp16"):
         raise DistillError(f"recipe.mixed_precision must be auto, no, bf16 or fp16, got {recipe['mixed_precision']!r}")
 

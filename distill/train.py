@@ -16,6 +16,7 @@ from typing import Any
 
 from distill.errors import DistillError
 from distill.outputs import check_output_folder, undone_on_error, write_atomic
+from distill.processes import is_main_process
 from distill.recipes import dump_recipe, load_recipe
 
 logger = logging.getLogger(__name__)
@@ -36,11 +37,14 @@ def train(recipe: dict[str, Any], *, swap: bool = True) -> Path:
     # A fine-tuned reader is the output folder itself: its checkpoints and log live in a folder beside the weights.
     work = output / "training" if kind == "finetune_reader" else output
     check_output_folder(output, "recipe.output:")
-    # A run that fails on bad input leaves no config.yaml or empty folder; one with a checkpoint can be resumed.
-    with undone_on_error(output, keep=lambda: (work / CHECKPOINT).exists()):
+    # A run that fails on bad input leaves no config.yaml or empty folder; one with a checkpoint can be resumed. Of
+    # processes launched together, only the main one writes (and so undoes) the run's files.
+    main = is_main_process()
+    with undone_on_error(output, keep=lambda: not main or (work / CHECKPOINT).exists()):
         _start(recipe, work)
         task = _task(recipe)
-        _save_config(recipe, work)  # once the task's models and data have loaded
+        if main:
+            _save_config(recipe, work)  # once the task's models and data have loaded
         trainer = Trainer(task, recipe, work)
         state = trainer.fit()
         if not trainer.is_main:

@@ -250,8 +250,10 @@ class Trainer:
 
         recipe, task, acc = self.recipe, self.task, self.accelerator
         self.output.mkdir(parents=True, exist_ok=True)
-        recover_dir(self.output / CHECKPOINT)
-        recover_dir(self.output / "student")
+        if self.is_main:
+            recover_dir(self.output / CHECKPOINT)
+            recover_dir(self.output / "student")
+        acc.wait_for_everyone()
         model = task.model()
         opt_cfg = recipe["optimizer"]
         decay, no_decay = [], []

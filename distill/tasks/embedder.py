@@ -32,6 +32,7 @@ from distill.data import Dataset, load_dataset
 from distill.errors import DistillError
 from distill.losses import KIND, LOSSES, build_loss, save_loss_parameters
 from distill.models import model_fingerprint, resolve_model
+from distill.processes import precision_key, teacher_device
 from distill.static import build_static, check_query_only_static, is_static
 from distill.tasks.common import (
     QKVRecorder,
@@ -162,8 +163,10 @@ def training_pairs(
 class TeacherEmbeddings:
     """The teacher's embeddings of any texts, through the on-disk cache; the teacher loads only when needed."""
 
-    def __init__(self, spec: str, *, batch_size: int = 32, cache_root: Path | None = None):
+    def __init__(self, spec: str, *, batch_size: int = 32, cache_root: Path | None = None, precision: str = "fp32"):
         self.spec = spec
+        self.precision_key = precision_key(precision)
+        self.precision = precision
         self.path = resolve_model(spec)
         self.fingerprint = model_fingerprint(self.path)
         self.batch_size = batch_size
@@ -179,10 +182,15 @@ class TeacherEmbeddings:
         if self._model is None:
             self._model = load_sentence_transformer(self.path)
             self.dim = embedding_dim(self._model)
+            # Inference only: on this process's GPU when there is one; bf16 only when the recipe asks (another key).
+            self._model.to(teacher_device())
+            if self.precision == "bf16":
+                self._model.to(torch.bfloat16)
         return self._model
 
     def _namespace(self, max_length: int) -> dict[str, Any]:
-        return {"kind": "st-embeddings", "teacher": self.fingerprint, "max_length": max_length, "dim": self.dim}
+        namespace = {"kind": "st-embeddings", "teacher": self.fingerprint, "max_length": max_length, "dim": self.dim}
+        return namespace | self.precision_key
 
     def cached_lengths(self) -> list[int]:
         """The maximum lengths at which this teacher's embeddings are already cached on disk."""
@@ -228,19 +236,26 @@ class TeacherEmbeddings:
 
     def _encode_at(self, texts: list[str], max_length: int, desc: str) -> np.ndarray:
         cache = TeacherCache(self.root, namespace=self._namespace(max_length), row_shape=(self.dim,))
+        # Missing rows are computed chunk by chunk in the order the cache is given: longest first by characters, each
+        # chunk pads little (and an out-of-memory error shows in the first chunk, not the last).
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
 
         def compute(positions: list[int]) -> np.ndarray:
             model = self.model
             model.max_seq_length = max_length
             with torch.no_grad():
-                return model.encode(
-                    [texts[i] for i in positions],
+                rows = model.encode(
+                    [texts[order[p]] for p in positions],
                     batch_size=self.batch_size,
-                    convert_to_numpy=True,
+                    convert_to_tensor=True,
                     show_progress_bar=False,
                 )
+            return rows.float().cpu().numpy()
 
-        return cache.get(texts, compute, batch_size=max(64, self.batch_size), desc=desc)
+        ordered = cache.get([texts[i] for i in order], compute, batch_size=max(64, self.batch_size), desc=desc)
+        out = np.empty_like(ordered)
+        out[order] = ordered
+        return out
 
 
 def mine_hard_negatives(query_emb: np.ndarray, passage_emb: np.ndarray, positive: list[int]) -> list[int]:
@@ -418,7 +433,9 @@ def score_on_dev_slice(recipe: dict[str, Any], models: list[str]) -> dict[str, d
     e.g. to compare a weight average with its ingredients before a full evaluation."""
     data_cfg, max_length = recipe["data"], recipe["max_length"]
     passages, queries, gold = retrieval_slice(dev_slice(load_dataset(data_cfg["train"]), data_cfg))
-    teacher = TeacherEmbeddings(recipe["teacher"], batch_size=recipe["teacher_batch_size"])
+    teacher = TeacherEmbeddings(
+        recipe["teacher"], batch_size=recipe["teacher_batch_size"], precision=recipe["teacher_precision"]
+    )
     t_passages = teacher.encode(passages, max_length["passage"], "teacher: dev passages")
     out = {
         "teacher": retrieval_scores(
@@ -475,7 +492,9 @@ class EmbedderTask:
         if data_cfg["labels"] == "teacher":
             self._label_with_teacher(recipe)
         else:
-            self.teacher = TeacherEmbeddings(recipe["teacher"], batch_size=recipe["teacher_batch_size"])
+            self.teacher = TeacherEmbeddings(
+                recipe["teacher"], batch_size=recipe["teacher_batch_size"], precision=recipe["teacher_precision"]
+            )
             self.pairs, dev = training_split(data_cfg)
             logger.info("%d training pairs over %d passages", len(self.pairs.queries), len(self.pairs.passages))
             self.t_query = self.teacher.encode(self.pairs.queries, max_q, "teacher: training questions")
@@ -519,12 +538,16 @@ class EmbedderTask:
             from distill.pipeline_teacher import PipelineTeacher
 
             own = PipelineTeacher.from_files(recipe["pipelines"]["indexing"], recipe["pipelines"]["query"])
-            self.teacher = TeacherEmbeddings(own.model_path, batch_size=recipe["teacher_batch_size"])
+            self.teacher = TeacherEmbeddings(
+                own.model_path, batch_size=recipe["teacher_batch_size"], precision=recipe["teacher_precision"]
+            )
             teacher = Teacher(
                 own.passages, own.queries, own.passage_texts, own.query_texts, self._teacher_tokenizer, own.max_length()
             )
         else:
-            tea = self.teacher = TeacherEmbeddings(recipe["teacher"], batch_size=recipe["teacher_batch_size"])
+            tea = self.teacher = TeacherEmbeddings(
+                recipe["teacher"], batch_size=recipe["teacher_batch_size"], precision=recipe["teacher_precision"]
+            )
             teacher = Teacher(
                 lambda docs: tea.encode([d.content or "" for d in docs], max_p, "teacher: corpus"),
                 lambda texts: tea.encode(texts, max_q, "teacher: queries"),

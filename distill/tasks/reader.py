@@ -27,6 +27,7 @@ from distill.data import Dataset, Query, load_dataset
 from distill.errors import DistillError
 from distill.losses import LOSSES, build_loss, save_loss_parameters
 from distill.models import model_fingerprint, resolve_model
+from distill.processes import precision_key, teacher_device
 from distill.tasks.common import (
     QKVRecorder,
     keep_layers,
@@ -132,7 +133,15 @@ class TeacherReader:
     """A fine-tuned reader's start/end logits per window, through the on-disk cache (keyed by the teacher's
     fingerprint, the window length and the window's token ids); the model loads only when a window is missing."""
 
-    def __init__(self, spec: str, *, max_length: int, batch_size: int = 32, cache_root: Path | None = None):
+    def __init__(
+        self,
+        spec: str,
+        *,
+        max_length: int,
+        batch_size: int = 32,
+        cache_root: Path | None = None,
+        precision: str = "fp32",
+    ):
         from transformers import AutoTokenizer
 
         self.spec = spec
@@ -145,9 +154,11 @@ class TeacherReader:
         self.batch_size = batch_size
         self.cache = TeacherCache(
             cache_root or TeacherCache.default_root(),
-            namespace={"kind": "reader-logits", "teacher": self.fingerprint, "max_length": max_length},
+            namespace={"kind": "reader-logits", "teacher": self.fingerprint, "max_length": max_length}
+            | precision_key(precision),
             row_shape=(2, max_length),
         )
+        self.precision = precision
         self._model = None
 
     @property
@@ -155,8 +166,10 @@ class TeacherReader:
         if self._model is None:
             self._model, _, _ = load_reader(self.path, require_head=True)
             self._model.eval()
-            if torch.cuda.is_available():  # the teacher pass is inference only: put it on the GPU when there is one
-                self._model.to("cuda")
+            # Inference only: on this process's GPU when there is one; bf16 only when the recipe asks (another key).
+            self._model.to(teacher_device())
+            if self.precision == "bf16":
+                self._model.to(torch.bfloat16)
         return self._model
 
     def logits(self, windows: Windows, *, desc: str = "teacher", progress: bool = True) -> np.ndarray:
@@ -268,7 +281,12 @@ def score_readers_on_dev_slice(recipe: dict[str, Any], models: list[str]) -> dic
     before a full evaluation."""
     shape = {k: recipe[k] for k in ("max_length", "stride", "max_query_length")}
     examples = dev_slice_examples(recipe["data"])
-    teacher = TeacherReader(recipe["teacher"], max_length=recipe["max_length"], batch_size=recipe["teacher_batch_size"])
+    teacher = TeacherReader(
+        recipe["teacher"],
+        max_length=recipe["max_length"],
+        batch_size=recipe["teacher_batch_size"],
+        precision=recipe["teacher_precision"],
+    )
     out = {"teacher": teacher.scores(examples, make_windows(teacher.tokenizer, examples, **shape), recipe)}
     for model in models:
         reader, tokenizer, _ = load_reader(str(model), require_head=True)
@@ -301,7 +319,10 @@ class ReaderTask:
         self.teacher: TeacherReader | None = None
         if self.needs_teacher:
             self.teacher = TeacherReader(
-                recipe["teacher"], max_length=recipe["max_length"], batch_size=recipe["teacher_batch_size"]
+                recipe["teacher"],
+                max_length=recipe["max_length"],
+                batch_size=recipe["teacher_batch_size"],
+                precision=recipe["teacher_precision"],
             )
 
         # --- the student ------------------------------------------------------------------------------------------
