@@ -5,7 +5,8 @@ another tokenizer's windows through characters.
 A question and its context become *windows* the way Haystack's ``TransformersExtractiveReader`` makes them at
 inference: ``[CLS] question [SEP] context-slice [SEP]`` of at most ``max_length`` tokens, consecutive slices sharing
 ``stride`` tokens. A window's label is the answer's first and last token, or position 0 when the answer is not
-wholly inside it (cut by the window's edge, or in another window).
+wholly inside it (cut by the window's edge, or in another window), and position 0 in every window of a negative
+(a retrieved passage without the answer, ``no_answer``).
 
 When the student tokenizes differently from the teacher, the teacher's distributions are carried over through
 characters: each teacher token votes for the character where it starts (start logits) or ends (end logits), and a
@@ -41,6 +42,8 @@ class ReaderExample:
     answers: tuple[str, ...]  # every gold answer text (EM/F1 take the best)
     answer_start: int | None = None  # the training answer's character offset; None: unlabelled
     answer_text: str | None = None
+    # A retrieved passage without the answer (distill/tasks/negatives.py): every window's hard target is position 0.
+    no_answer: bool = False
 
 
 def check_answer(context: str, text: str, start: int | None, qid: str, *, strict: bool, counts: Counter) -> int | None:
@@ -164,7 +167,9 @@ def make_windows(
         sequence = enc.sequence_ids(w)
         offsets = [tuple(o) if s == 1 else NO_TOKEN for o, s in zip(enc["offset_mapping"][w], sequence)]
         example = examples[sample]
-        if example.answer_start is None:
+        if example.no_answer:
+            start, end = 0, 0
+        elif example.answer_start is None:
             start, end = -1, -1
         else:
             start, end = answer_positions(
