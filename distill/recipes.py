@@ -454,8 +454,8 @@ def _check_negatives(value: Any) -> None:
         return
     if not isinstance(value, dict) or set(value) != {"per_question", "retriever"}:
         raise DistillError(
-            "recipe.data.negatives must be null or {per_question: N, retriever: RETRIEVAL_YAML} (e.g. {per_question: 2, "
-            f"retriever: pipelines/retrieval.yaml}}), got {value!r}"
+            "recipe.data.negatives must be null or {per_question: N, retriever: RETRIEVAL_YAML} (e.g. "
+            f"{{per_question: 2, retriever: pipelines/retrieval.yaml}}), got {value!r}"
         )
     n = value["per_question"]
     if isinstance(n, bool) or not isinstance(n, int) or n <= 0:

@@ -170,10 +170,11 @@ class RetrieverNegatives:
 
     def _load(self, data: Dataset, progress: bool):
         """A function question -> ranked corpus indices, through the retrieval pipeline over an indexed corpus."""
+        from haystack.core.errors import PipelineRuntimeError
+
         from distill.evaluation import index_corpus, question_inputs
         from distill.pipeline_checks import run_failure, warm_up
         from distill.pipelines import load_pipeline
-        from haystack.core.errors import PipelineRuntimeError
 
         logger.info("mining negatives: indexing %d documents with %s", len(data.documents), self.indexing)
         index_corpus(self.index_data, data.documents, progress=progress, name=str(self.indexing))

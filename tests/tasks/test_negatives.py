@@ -11,6 +11,7 @@ import pytest
 import torch
 from conftest import build_tokenizer
 from haystack import Document
+from test_reader import _recipe, tiny_teacher  # noqa: F401  (the module's fine-tuned tiny teacher reader)
 
 from distill.data import Dataset, Query, load_squad_file
 from distill.errors import DistillError
@@ -23,8 +24,6 @@ from distill.tasks.negatives import (
     retrieval_half,
 )
 from distill.tasks.windows import ReaderExample, make_windows
-
-from test_reader import _recipe, tiny_teacher  # noqa: F401  (the module's fine-tuned tiny teacher reader)
 
 
 def test_negatives_are_mined_from_the_retriever_and_cached(home, tiny_squad, tiny_pipelines):
