@@ -37,6 +37,7 @@ from distill.tasks.common import (
 )
 from distill.tasks.negatives import NegativeSummary, RetrieverNegatives, negative_examples
 from distill.tasks.windows import (
+    FEED_TOKEN_TYPES,
     ReaderExample,
     Windows,
     decode_answers,
@@ -144,9 +145,12 @@ class TeacherReader:
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         self.max_length = max_length
         self.batch_size = batch_size
+        namespace = {"kind": "reader-logits", "teacher": self.fingerprint, "max_length": max_length}
+        if "token_type_ids" in self.tokenizer("a", "b"):  # logits cached before readers stopped feeding them differ
+            namespace["token_types"] = FEED_TOKEN_TYPES
         self.cache = TeacherCache(
             cache_root or TeacherCache.default_root(),
-            namespace={"kind": "reader-logits", "teacher": self.fingerprint, "max_length": max_length},
+            namespace=namespace,
             row_shape=(2, max_length),
         )
         self._model = None

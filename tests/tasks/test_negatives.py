@@ -192,7 +192,7 @@ def test_distillation_with_negatives_takes_the_teacher_distributions_on_them(
     teacher = batch["teacher"]["start_logits"]
     assert torch.isfinite(teacher[:, 0]).all()  # the teacher's no-answer logit is part of the soft target
     loss = task.model()(batch)["start_end_kl"]
-    assert torch.isfinite(loss) and float(loss) > 0
+    assert torch.isfinite(loss) and float(loss.detach()) > 0
     loss = task.model()(task.collate(unlabelled_negatives))["start_end_kl"]
     assert torch.isfinite(loss)
 
@@ -202,3 +202,14 @@ def test_distillation_with_negatives_takes_the_teacher_distributions_on_them(
     card = (student / "README.md").read_text()
     assert "- negatives: 7 passages for 7 questions (up to 1 each)" in card
     assert "0 retrieved passages held a gold answer string outside the gold paragraph" in card
+
+
+def test_a_swapped_reader_serves_with_the_no_answer_answer(tmp_path, tiny_pipelines, tiny_teacher):  # noqa: F811
+    from distill.pipelines import READER_SERVING, read_pipeline_dict, swap_files
+
+    qa = tiny_pipelines / "extractive_qa.yaml"
+    teacher = read_pipeline_dict(qa)["components"]["reader"]["init_parameters"]
+    assert {k: teacher[k] for k in READER_SERVING} == READER_SERVING  # the default pipelines serve so too
+    written = swap_files([qa], tmp_path, model=str(tiny_teacher))
+    params = read_pipeline_dict(written[0])["components"]["reader"]["init_parameters"]
+    assert params["no_answer"] is True and params["calibration_factor"] == 0.1
