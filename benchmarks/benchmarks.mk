@@ -3,6 +3,7 @@
 # Recipes that continue a saved student run after the one they start from, in the order of each target.
 
 .PHONY: bench baseline bench-ablation bench-reader bench-reader-1l bench-reader-cross bench-reader-mpnet \
+  bench-reader-negatives \
   bench-students bench-int8 bench-trainer reader-teacher bench-nfcorpus-queries bench-nfcorpus-pseudo \
   bench-squad-pseudo bench-forgetting bench-stores bench-load
 
@@ -171,6 +172,34 @@ bench-reader-mpnet: reader-teacher
 	$(BIN)/distill eval distilled-21k=$(FROM_MPNET_21K)/pipelines/extractive_qa.yaml \
 	  --data squad-dev --questions 1000 --seed 0 --out runs/reader-mpnet-21k-eval-e2e-1000
 	cp runs/reader-mpnet-21k-eval-e2e-1000/report.json benchmarks/results/squad-dev-reader-mpnet-21k-e2e-1000.json
+
+# Issue 23, NOT RUN YET: readers trained on negative windows (retrieved passages without the answer) so that their
+# scores compare across passages. The mpnet-base teacher reader of bench-reader-mpnet distilled into the whole
+# MiniLM-L6 with two negatives per question (recipes/reader-distill-mpnet-minilm-negatives-cpu.yaml), against MiniLM-L6
+# on gold spans of the same 3,000 labelled questions with the same negatives and the same 1,100 steps; the teacher and
+# both students with the gold paragraph and end to end (1,000 seeded SQuAD dev questions, top 10 retrieved). The
+# negatives are mined once with the teacher pipeline's retriever (its vectorised twin: the same rankings) and cached.
+# Estimated on 2 cores from the logged runs (docs/benchmarks/readers.md): mining ~1.5 h, the teacher's logits on the
+# new windows ~46 min, the two students ~45 min each, gold context ~7 min, end to end ~85 min (the 12-layer teacher
+# reads 10 passages in ~4 s): about 5.5 h with the teacher already trained (48 min more without it).
+NEG_DISTILLED := runs/students/reader-minilm-l6-from-mpnet-negatives
+NEG_HARD := runs/students/reader-minilm-l6-hard-3k-negatives
+NEG_RECIPE := recipes/reader-distill-mpnet-minilm-negatives-cpu.yaml
+NEG_SYSTEMS := teacher-mpnet=$(MPNET_QA) hard-label-negatives=$(NEG_HARD)/pipelines/extractive_qa.yaml \
+  distilled-negatives=$(NEG_DISTILLED)/pipelines/extractive_qa.yaml
+## Readers trained on retrieved negatives: distilled vs gold spans (same negatives, steps), gold paragraph and e2e
+bench-reader-negatives: reader-teacher
+	test -f $(MPNET_TEACHER)/model.safetensors || $(BIN)/distill finetune-reader recipes/reader-teacher-mpnet-cpu.yaml
+	$(BIN)/distill swap pipelines/extractive_qa.yaml --model $(MPNET_TEACHER) --out $(MPNET_TEACHER)/pipelines
+	$(BIN)/distill swap pipelines/indexing.yaml pipelines/retrieval.yaml --fast-retriever --out runs/teacher-fast/pipelines
+	test -f $(NEG_DISTILLED)/student/metrics.json || $(BIN)/distill train $(NEG_RECIPE)
+	test -f $(NEG_HARD)/student/metrics.json || $(BIN)/distill train $(NEG_RECIPE) output=$(NEG_HARD) \
+	  data.unlabelled=null 'losses=[{name: start_end_ce}]'
+	$(BIN)/distill eval $(NEG_SYSTEMS) $(READER_EVAL) --context gold --versus hard-label-negatives \
+	  --out runs/reader-negatives-eval-gold
+	cp runs/reader-negatives-eval-gold/report.json benchmarks/results/squad-dev-reader-negatives-gold.json
+	$(BIN)/distill eval $(NEG_SYSTEMS) $(READER_EVAL) --versus hard-label-negatives --out runs/reader-negatives-eval-e2e
+	cp runs/reader-negatives-eval-e2e/report.json benchmarks/results/squad-dev-reader-negatives-e2e.json
 
 # Embedder students of every kind on the full SQuAD dev retrieval benchmark, all with the vectorised retriever:
 # the teacher, the off-the-shelf MiniLM-L6, the listwise-KL MiniLM-L6 (4k questions; and with hard negatives), a

@@ -129,7 +129,7 @@ class LoadedSystem:
     index_seconds: float = 0.0
 
 
-def _question_inputs(pipeline: Pipeline, name: str) -> list[tuple[str, str]]:
+def question_inputs(pipeline: Pipeline, name: str) -> list[tuple[str, str]]:
     pairs = []
     for component, sockets in pipeline.inputs().items():
         for socket, info in sockets.items():
@@ -250,7 +250,7 @@ def load_systems(
     queries = {s.name: read_pipeline_dict(s.query_yaml) for s in systems}
     indexings = {s.name: read_pipeline_dict(s.indexing_yaml) for s in systems if s.indexing_yaml is not None}
     built = {s.name: load_pipeline(queries[s.name], name=str(s.query_yaml)) for s in systems}
-    inputs = {name: _question_inputs(pipeline, name) for name, pipeline in built.items()}
+    inputs = {name: question_inputs(pipeline, name) for name, pipeline in built.items()}
     for system in systems:
         if system.name in indexings:
             load_pipeline(indexings[system.name], name=str(system.indexing_yaml))

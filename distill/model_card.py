@@ -245,6 +245,23 @@ def _warm_start(metrics: dict[str, Any]) -> str:
     return text + f": {before} steps before this run; the steps below continue it{total}."
 
 
+def _negative_lines(negatives: dict[str, Any] | None, finetune: bool) -> list[str]:
+    """What the reader learnt "no answer" from: the retrieved passages without the answer, and every skip."""
+    if not negatives:
+        return []
+    from distill.tasks.negatives import FEWER, HOLDS_ANSWER, NONE_FOUND
+
+    target = "position 0 (no answer)" if finetune else "position 0 (no answer) and the teacher's distributions on them"
+    return [
+        f"- negatives: {negatives['negatives']} passages for {negatives['questions']} questions (up to "
+        f"{negatives['per_question']} each), the top-ranked passages that `{negatives['retriever']}` retrieves for a "
+        f"question, neither its gold paragraph nor holding a gold answer string; their target is {target}",
+        f"- negatives skipped: {negatives[HOLDS_ANSWER]} retrieved passages held a gold answer string outside the gold "
+        f"paragraph (neither a clean negative nor gold: left out); {negatives[NONE_FOUND]} questions got no negative "
+        f"(every retrieved passage was gold or held an answer); {negatives[FEWER]} got fewer than asked",
+    ]
+
+
 def reader_card(recipe: dict[str, Any], metrics: dict[str, Any]) -> str:
     """The model card of a fine-tuned teacher reader or a distilled student reader."""
     data = recipe["data"]
@@ -292,9 +309,11 @@ def reader_card(recipe: dict[str, Any], metrics: dict[str, Any]) -> str:
         )
     windows = metrics.get("train_windows")
     if windows:
-        lines.append(f"- windows: {windows['labelled']} labelled, {windows['unlabelled']} unlabelled")
+        negative = f" ({windows['negative']} of them of negatives)" if windows.get("negative") else ""
+        lines.append(f"- windows: {windows['labelled']} labelled, {windows['unlabelled']} unlabelled{negative}")
     if metrics.get("skipped"):
         lines.append(f"- skipped or corrected: {metrics['skipped']}")
+    lines += _negative_lines(metrics.get("negatives"), finetune)
     lines += [
         f"- windows of {recipe['max_length']} tokens, stride {recipe['stride']}, questions cut at "
         f"{recipe['max_query_length']} tokens (as `TransformersExtractiveReader` at inference)",

@@ -55,6 +55,14 @@ class NothingToSwap(DistillError):
     """The pipeline holds no component of the student's kind."""
 
 
+# How the project's readers serve (distill/tasks/windows.py decodes the same way): TransformersExtractiveReader ranks
+# the answers of all retrieved passages by sigmoid(calibration_factor * (start + end logit)), raw logits never
+# normalised per passage, which is what training on negatives (data.negatives) teaches to mean something across
+# passages; `no_answer: true` adds its "every answer is wrong" answer (prod(1 - score)), so that the pipeline says when
+# no passage answers. It never moves the best real answer, which `distill eval` scores.
+READER_SERVING: dict[str, Any] = {"no_answer": True, "calibration_factor": 0.1}
+
+
 def type_name(component: dict[str, Any]) -> str:
     return str(component.get("type", "")).rsplit(".", 1)[-1]
 
@@ -293,6 +301,8 @@ def swap(
         # Offline sources are written as their Hugging Face ids, so plain Haystack can load the YAML anywhere.
         params["model"] = HUB_IDS.get(model, model)
         swapped_embedder |= is_embedder(all_components[name])
+        if is_reader(all_components[name]):
+            params.update(READER_SERVING)
         if onnx:  # a `distill export` folder: served by distill's ONNX twin of the SentenceTransformers embedder
             from distill.components_onnx import onnx_embedder
 
@@ -406,7 +416,7 @@ def build_default_pipelines(
 
     retrieval = query_pipeline()
     qa = query_pipeline()
-    qa.add_component("reader", TransformersExtractiveReader(model=reader, top_k=5, no_answer=False))
+    qa.add_component("reader", TransformersExtractiveReader(model=reader, top_k=5, **READER_SERVING))
     qa.connect("retriever.documents", "reader.documents")
 
     out = {}

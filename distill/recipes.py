@@ -115,6 +115,10 @@ _READER_DATA: dict[str, Any] = {
     # An answer whose text is not at its stated offset: false = look for it in the context, else skip and count it;
     # true = stop with the question id.
     "strict_answers": False,
+    # Retrieved passages without the answer as extra training windows (hard target: position 0, "no answer"; soft
+    # target: the teacher's distributions on them): {per_question: N, retriever: RETRIEVAL_YAML} (its indexing.yaml
+    # beside it), mined once per retriever and corpus and cached (distill/tasks/negatives.py). null = none.
+    "negatives": None,
 }
 
 # `distill finetune-reader RECIPE`: an encoder fine-tuned as an extractive reader (the teacher) on gold answers.
@@ -460,6 +464,24 @@ def _check_layers(layers: Any, where: str) -> None:
         raise DistillError(f"{where} must be increasing and unique, got {layers}")
 
 
+def _check_negatives(value: Any) -> None:
+    """``recipe.data.negatives``: null, or ``{per_question: N > 0, retriever: YAML}``."""
+    if value is None:
+        return
+    if not isinstance(value, dict) or set(value) != {"per_question", "retriever"}:
+        raise DistillError(
+            "recipe.data.negatives must be null or {per_question: N, retriever: RETRIEVAL_YAML} (e.g. "
+            f"{{per_question: 2, retriever: pipelines/retrieval.yaml}}), got {value!r}"
+        )
+    n = value["per_question"]
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        raise DistillError(f"recipe.data.negatives.per_question must be a positive int, got {n!r}")
+    if not isinstance(value["retriever"], str) or not value["retriever"]:
+        raise DistillError(
+            f"recipe.data.negatives.retriever must be a retrieval pipeline YAML (text), got {value['retriever']!r}"
+        )
+
+
 def _validate_reader(recipe: dict[str, Any]) -> dict[str, Any]:
     """Reader fine-tuning and distillation recipes."""
 
@@ -472,6 +494,7 @@ def _validate_reader(recipe: dict[str, Any]) -> dict[str, Any]:
     _positive(recipe, "data.questions", allow_none=True)
     _positive(recipe, "data.dev_questions", allow_none=True)
     _check_optimizer(recipe)
+    _check_negatives(recipe["data"]["negatives"])
     if recipe["stride"] >= recipe["max_length"] - recipe["max_query_length"] - 3:
         raise DistillError(
             f"recipe.stride ({recipe['stride']}) must be smaller than the context room of a window (max_length "

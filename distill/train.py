@@ -127,6 +127,15 @@ def _run_metrics(task: Any, state: Any, output: Path) -> dict[str, Any]:
     }
 
 
+def _train_windows(task: Any) -> dict[str, int]:
+    """A reader's training windows: labelled (hard targets; negatives included), unlabelled, and the negatives."""
+    return {
+        "labelled": len(task.labelled_rows),
+        "unlabelled": len(task.unlabelled_rows),
+        "negative": len(task.negative_rows),
+    }
+
+
 def _starts_from(student: Any) -> dict[str, Any] | None:
     """For a student that is already a trained reader folder (a run continued from another student): its path and,
     from its metrics.json, how many training steps the saved weights had had in all (a run that kept an earlier best
@@ -190,7 +199,9 @@ def _finish_reader(recipe: dict[str, Any], task: Any, state: Any, output: Path, 
     metrics = _run_metrics(task, state, output)
     metrics["skipped"] = dict(task.counts)
     metrics["cross_tokenizer"] = task.cross_tokenizer
-    metrics["train_windows"] = {"labelled": len(task.labelled_rows), "unlabelled": len(task.unlabelled_rows)}
+    metrics["train_windows"] = _train_windows(task)
+    if task.negatives is not None:
+        metrics["negatives"] = task.negatives.as_dict()
     if (start := _starts_from(recipe["student"])) is not None:
         metrics["starts_from"] = start
     shutil.copy(output / LOG_FILE, student / LOG_FILE)
@@ -219,6 +230,9 @@ def _finish_finetuned_reader(recipe: dict[str, Any], task: Any, state: Any, work
     output = work.parent
     metrics = _run_metrics(task, state, work)
     metrics["skipped"] = dict(task.counts)
+    metrics["train_windows"] = _train_windows(task)
+    if task.negatives is not None:
+        metrics["negatives"] = task.negatives.as_dict()
     for item in (work / "student").iterdir():
         target = output / item.name
         if target.is_dir():

@@ -36,7 +36,9 @@ from distill.tasks.common import (
     split_losses,
     weighted_losses,
 )
+from distill.tasks.negatives import NegativeSummary, RetrieverNegatives, negative_examples
 from distill.tasks.windows import (
+    FEED_TOKEN_TYPES,
     ReaderExample,
     Windows,
     decode_answers,
@@ -152,10 +154,12 @@ class TeacherReader:
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         self.max_length = max_length
         self.batch_size = batch_size
+        namespace = {"kind": "reader-logits", "teacher": self.fingerprint, "max_length": max_length}
+        if "token_type_ids" in self.tokenizer("a", "b"):  # logits cached before readers stopped feeding them differ
+            namespace["token_types"] = FEED_TOKEN_TYPES
         self.cache = TeacherCache(
             cache_root or TeacherCache.default_root(),
-            namespace={"kind": "reader-logits", "teacher": self.fingerprint, "max_length": max_length}
-            | precision_key(precision),
+            namespace=namespace | precision_key(precision),
             row_shape=(2, max_length),
         )
         self.precision = precision
@@ -348,21 +352,47 @@ class ReaderTask:
         )
         unlabelled: list[ReaderExample] = []
         if not self.finetune and data_cfg["unlabelled"] is not None:
-            unlabelled = self._unlabelled(data_cfg, train, ordered, n)
+            source, queries = self._unlabelled(data_cfg, train, ordered, n)
+            unlabelled = reader_examples(source, queries, labelled=False, counts=self.counts)
         if not labelled and not unlabelled:
             raise DistillError(
                 f"data set {data_cfg['train']} gives no usable training question (skipped: {dict(self.counts)})"
             )
-        self.examples = labelled + unlabelled
+        # --- negatives: retrieved passages without the answer (hard target "no answer"; the teacher's on them) -----
+        self.negatives: NegativeSummary | None = None
+        negatives: list[ReaderExample] = []
+        if data_cfg["negatives"] is not None:
+            setting = data_cfg["negatives"]
+            miner = RetrieverNegatives(setting["retriever"])
+            self.negatives = NegativeSummary(setting["per_question"], setting["retriever"])
+            sources = [(train, ordered[:n], labelled, True)]
+            if unlabelled:
+                sources.append((source, queries, unlabelled, False))
+            for data, candidates, kept, hard in sources:
+                ids = {e.id for e in kept}
+                negatives += negative_examples(
+                    data,
+                    [q for q in candidates if q.id in ids],
+                    miner,
+                    setting["per_question"],
+                    self.negatives,
+                    labelled=hard,
+                    progress=progress,
+                )
+            print(f"negatives: {self.negatives.as_dict()}", flush=True)
+        self.examples = labelled + unlabelled + negatives
         self.windows = make_windows(self.tokenizer, self.examples, **shape)
         self.labelled_rows = [w for w in range(len(self.windows)) if self.windows.start[w] >= 0]
         self.unlabelled_rows = [w for w in range(len(self.windows)) if self.windows.start[w] < 0]
+        first_negative = len(labelled) + len(unlabelled)
+        self.negative_rows = [w for w in range(len(self.windows)) if self.windows.example[w] >= first_negative]
         if self.counts:
             print(f"training data: skipped or corrected {dict(self.counts)}", flush=True)
         logger.info(
-            "%d labelled + %d unlabelled questions -> %d windows",
+            "%d labelled + %d unlabelled questions + %d negatives -> %d windows",
             len(labelled),
             len(unlabelled),
+            len(negatives),
             len(self.windows),
         )
 
@@ -403,7 +433,8 @@ class ReaderTask:
 
     def _unlabelled(
         self, data_cfg: dict[str, Any], train: Dataset, ordered: list[Query], n: int
-    ) -> list[ReaderExample]:
+    ) -> tuple[Dataset, list[Query]]:
+        """The data set and the questions that train without answers."""
         source = data_cfg["unlabelled"]
         count = data_cfg["unlabelled_questions"]
         if source == data_cfg["train"]:
@@ -418,7 +449,7 @@ class ReaderTask:
                     "beyond the labelled ones"
                 )
             queries = queries[:count]
-        return reader_examples(data, queries, labelled=False, counts=self.counts)
+        return data, queries
 
     def _teacher_windows(self, examples: list[ReaderExample], windows: Windows, shape: dict[str, int]) -> Windows:
         return windows if not self.cross_tokenizer else make_windows(self.teacher.tokenizer, examples, **shape)

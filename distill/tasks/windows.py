@@ -5,7 +5,8 @@ another tokenizer's windows through characters.
 A question and its context become *windows* the way Haystack's ``TransformersExtractiveReader`` makes them at
 inference: ``[CLS] question [SEP] context-slice [SEP]`` of at most ``max_length`` tokens, consecutive slices sharing
 ``stride`` tokens. A window's label is the answer's first and last token, or position 0 when the answer is not
-wholly inside it (cut by the window's edge, or in another window).
+wholly inside it (cut by the window's edge, or in another window), and position 0 in every window of a negative
+(a retrieved passage without the answer, ``no_answer``).
 
 When the student tokenizes differently from the teacher, the teacher's distributions are carried over through
 characters: each teacher token votes for the character where it starts (start logits) or ends (end logits), and a
@@ -26,6 +27,12 @@ from distill.data import Dataset, Query
 from distill.errors import DistillError
 
 NO_TOKEN = (-1, -1)  # the offset of a token outside the context
+# TransformersExtractiveReader calls its model with input_ids and attention_mask only, so a BERT reader serves with
+# every token type 0. Training, the teacher's logits and the dev slice read windows the same way: a reader fed the
+# context's type ids (1) while it learns would meet other inputs in the pipeline, and rank passages otherwise there.
+FEED_TOKEN_TYPES = False
+# TransformersExtractiveReader's default: a span's score is sigmoid(calibration_factor * (start + end logit)).
+CALIBRATION_FACTOR = 0.1
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -41,6 +48,8 @@ class ReaderExample:
     answers: tuple[str, ...]  # every gold answer text (EM/F1 take the best)
     answer_start: int | None = None  # the training answer's character offset; None: unlabelled
     answer_text: str | None = None
+    # A retrieved passage without the answer (distill/tasks/negatives.py): every window's hard target is position 0.
+    no_answer: bool = False
 
 
 def check_answer(context: str, text: str, start: int | None, qid: str, *, strict: bool, counts: Counter) -> int | None:
@@ -164,7 +173,9 @@ def make_windows(
         sequence = enc.sequence_ids(w)
         offsets = [tuple(o) if s == 1 else NO_TOKEN for o, s in zip(enc["offset_mapping"][w], sequence)]
         example = examples[sample]
-        if example.answer_start is None:
+        if example.no_answer:
+            start, end = 0, 0
+        elif example.answer_start is None:
             start, end = -1, -1
         else:
             start, end = answer_positions(
@@ -197,7 +208,7 @@ def pad_windows(
         if types is not None:
             types[i, :n] = torch.tensor(windows.token_type_ids[w])
     inputs = {"input_ids": ids, "attention_mask": attention}
-    if types is not None:
+    if types is not None and FEED_TOKEN_TYPES:
         inputs["token_type_ids"] = types
     return inputs, context
 
@@ -237,6 +248,41 @@ def decode_answers(
         if span is not None and (windows.example[w] not in best or span[0] > best[windows.example[w]][0]):
             best[windows.example[w]] = span
     return [ex.context[best[i][1] : best[i][2]] if i in best else "" for i, ex in enumerate(examples)]
+
+
+def span_score(logit_sum: float, calibration_factor: float = CALIBRATION_FACTOR) -> float:
+    """A span's score as ``TransformersExtractiveReader`` gives it: ``sigmoid(calibration_factor * (start + end))`` of
+    the raw logits, never normalised per window nor per passage, so answers of all passages are ranked by the raw
+    logit sum (any ``calibration_factor > 0`` keeps that order; it only spreads the scores)."""
+    return float(1.0 / (1.0 + np.exp(-calibration_factor * logit_sum)))
+
+
+def no_answer_score(scores: list[float]) -> float:
+    """``TransformersExtractiveReader``'s no-answer score (``no_answer: true``): the probability that every one of its
+    top answers is wrong, ``prod(1 - score)``. It never reads the model's position-0 logit, so a reader trained on
+    negatives says "no answer" there only by keeping every span of a passage without the answer low."""
+    return float(np.prod([1.0 - s for s in scores]))
+
+
+def best_across_passages(
+    examples: list[ReaderExample],
+    windows: Windows,
+    logits: np.ndarray | list[np.ndarray],
+    max_answer_length: int,
+    calibration_factor: float = CALIBRATION_FACTOR,
+) -> tuple[int, str, float] | None:
+    """The top answer of one question asked against several passages (``examples``, one per passage), as the
+    pipeline's reader ranks them: (passage index, text, score), or None when no window holds context."""
+    best: tuple[float, int, int, int] | None = None
+    for w in range(len(windows)):
+        n = len(windows.input_ids[w])
+        span = best_span(logits[w][0][:n], logits[w][1][:n], windows.offsets[w], max_answer_length)
+        if span is not None and (best is None or span[0] > best[0]):
+            best = (span[0], windows.example[w], span[1], span[2])
+    if best is None:
+        return None
+    score, example, a, b = best
+    return example, examples[example].context[a:b], span_score(score, calibration_factor)
 
 
 def qa_scores(examples: list[ReaderExample], predictions: list[str]) -> dict[str, float]:

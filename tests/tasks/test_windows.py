@@ -6,6 +6,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+import torch
 from conftest import LONG, build_tokenizer, char_tokenizer, long_example
 
 from distill.errors import DistillError
@@ -174,3 +175,50 @@ def test_map_teacher_probs_uses_the_overlapping_teacher_window_and_sums_to_one()
         np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
         outside = [i for i, o in enumerate(student.offsets[w]) if o == NO_TOKEN and i != 0]
         assert np.all(probs[:, outside] == 0)
+
+
+# --- across passages, as the pipeline's reader ranks them -------------------------------------------------------------
+
+
+def test_decoding_across_passages_matches_the_haystack_reader(tiny_reader):
+    """One question against three passages: the project's decoding picks the answer, the passage and the score that
+    TransformersExtractiveReader (with the settings the project writes) gives, no-answer score included."""
+    import inspect
+
+    from haystack import Document
+    from haystack_integrations.components.readers.transformers import TransformersExtractiveReader
+    from transformers import AutoModelForQuestionAnswering
+
+    from distill.pipelines import READER_SERVING
+    from distill.tasks.windows import CALIBRATION_FACTOR, best_across_passages, no_answer_score, pad_windows
+
+    default = inspect.signature(TransformersExtractiveReader.__init__).parameters["calibration_factor"].default
+    assert READER_SERVING["calibration_factor"] == CALIBRATION_FACTOR == default
+    passages = [
+        "Mozart wrote more than six hundred works. He was born in Salzburg in 1756.",
+        "The piano was invented in Italy by Bartolomeo Cristofori around the year 1700.",
+        "The Nile is the longest river in Africa.",
+    ]
+    question = "Where was Mozart born?"
+    reader = TransformersExtractiveReader(
+        model=str(tiny_reader), top_k=3, max_seq_length=64, stride=16, **READER_SERVING
+    )
+    reader.warm_up()
+    answers = reader.run(query=question, documents=[Document(content=p) for p in passages])["answers"]
+    top = next(a for a in answers if a.data is not None)
+
+    tokenizer = build_tokenizer()
+    examples = [ReaderExample(str(i), question, p, ()) for i, p in enumerate(passages)]
+    windows = make_windows(tokenizer, examples, max_length=64, stride=16, max_query_length=64)
+    model = AutoModelForQuestionAnswering.from_pretrained(tiny_reader).eval()
+    inputs, _ = pad_windows(windows, list(range(len(windows))), tokenizer.pad_token_id)
+    assert "token_type_ids" not in inputs  # as the Haystack reader calls the model
+    with torch.no_grad():
+        out = model(**inputs)
+    logits = np.stack([out.start_logits.numpy(), out.end_logits.numpy()], axis=1)
+    passage, text, score = best_across_passages(examples, windows, logits, max_answer_length=30)
+    assert (passages[passage], text) == (top.document.content, top.data)
+    assert score == pytest.approx(top.score, abs=1e-5)
+    real = [a.score for a in answers if a.data is not None]
+    no_answer = next(a for a in answers if a.data is None)
+    assert no_answer_score(real) == pytest.approx(no_answer.score, abs=1e-6)
