@@ -4,7 +4,7 @@
 
 .PHONY: bench baseline bench-ablation bench-reader bench-reader-1l bench-reader-cross bench-reader-mpnet \
   bench-reader-negatives \
-  bench-students bench-int8 bench-trainer reader-teacher bench-nfcorpus-queries bench-nfcorpus-pseudo \
+  bench-students bench-int8 bench-speed bench-trainer reader-teacher bench-nfcorpus-queries bench-nfcorpus-pseudo \
   bench-squad-pseudo bench-forgetting bench-stores bench-load
 
 # `make bench` lists the benchmark targets with the `## ` line above each; it runs none of them.
@@ -236,6 +236,24 @@ INT8_STUDENT ?= $(STUDENTS)/minilm-l6-squad-kl-4k/student
 bench-int8: setup
 	$(BIN)/python -m benchmarks.int8 $(if $(wildcard $(INT8_STUDENT)/modules.json),--student $(INT8_STUDENT)) \
 	  --teacher --questions 2000 --seed 0 --out benchmarks/results/squad-dev-retrieval-int8.json
+
+# One frontier (issue 22): every way to serve the teacher's retrieval pipeline faster, in one evaluation against the
+# fp32 teacher: its int8 export, MiniLM-L6 and the distilled MiniLM-L6 in fp32 and int8, the untrained static model
+# of the teacher, the trained static student and the query-only static student (documents keep the teacher's index).
+# A model not built yet is skipped with a line; the report gets the frontier, the overhead probe of the distilled
+# pipeline and every target met or missed, and the frontier is drawn beside it (.svg).
+SPEED_DISTILLED ?= $(INT8_STUDENT)
+SPEED_STATIC_UNTRAINED ?= runs/static/mpnet-256
+SPEED_STATIC ?= runs/students/static-mpnet-256
+SPEED_STATIC_QUERY_ONLY ?= runs/students/static-mpnet-query-only
+## One frontier: teacher, int8, MiniLM-L6, distilled, static students in one run; Pareto plot (2,000 questions)
+bench-speed: setup
+	$(BIN)/python -m benchmarks.speed --int8 teacher-int8=sentence-transformers/all-mpnet-base-v2 \
+	  --fp32 minilm-l6=minilm-l6 --int8 minilm-l6-int8=minilm-l6 \
+	  --fp32 distilled=$(SPEED_DISTILLED) --int8 distilled-int8=$(SPEED_DISTILLED) \
+	  --fp32 static-untrained=$(SPEED_STATIC_UNTRAINED) --fp32 static=$(SPEED_STATIC) \
+	  --query-only static-query-only=$(SPEED_STATIC_QUERY_ONLY) \
+	  --questions 2000 --seed 0 --out benchmarks/results/squad-dev-retrieval-speed.json
 
 # Training speed: our Trainer against sentence-transformers' SentenceTransformerTrainer + MSELoss, same texts.
 ## Training speed: our Trainer vs SentenceTransformerTrainer + MSELoss on the same texts

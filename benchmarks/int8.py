@@ -14,12 +14,10 @@ quick look).
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
-from distill import cli
-from distill.export import export_onnx
-from distill.pipelines import TEACHER_EMBEDDER, swap_files
+from benchmarks.lineup import Entry, copy_report, evaluate, system, teacher_system
+from distill.pipelines import TEACHER_EMBEDDER
 
 DEFAULT_OUT = Path("benchmarks/results/squad-dev-retrieval-int8.json")
 
@@ -49,38 +47,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def build_systems(args: argparse.Namespace) -> list[str]:
     """Export and swap every model; the ``NAME=retrieval.yaml`` list for ``distill eval``, the teacher first."""
-    teacher = [args.pipelines / "indexing.yaml", args.pipelines / "retrieval.yaml"]
     models = list(args.model or [("minilm-l6", "minilm-l6")])
     if args.student is not None:
         models.append(("distilled", str(args.student)))
-    fast = args.runs / "teacher-fp32" / "pipelines"
-    swap_files(teacher, fast, model=None, fast_retriever=True)
-    systems = [f"teacher={fast / 'retrieval.yaml'}"]
+    entries = []
     if args.teacher:
-        models.insert(0, ("teacher", TEACHER_EMBEDDER))
+        entries.append(Entry("teacher-int8", TEACHER_EMBEDDER, "int8"))
     for name, spec in models:
-        if name != "teacher":
-            fp32 = args.runs / f"{name}-fp32" / "pipelines"
-            swap_files(teacher, fp32, model=spec, fast_retriever=True)
-            systems.append(f"{name}={fp32 / 'retrieval.yaml'}")
-        export = export_onnx(spec, args.runs / f"{name}-int8")
-        swap_files(teacher, export / "pipelines", model=str(export), fast_retriever=True)
-        systems.append(f"{name}-int8={export / 'pipelines' / 'retrieval.yaml'}")
-    return systems
+        entries += [Entry(name, spec, "fp32"), Entry(f"{name}-int8", spec, "int8")]
+    return [teacher_system(args.pipelines, args.runs)] + [system(e, args.pipelines, args.runs) for e in entries]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     systems = build_systems(args)
-    sample = ["--questions", str(args.questions), "--seed", str(args.seed), "--warmup", str(args.warmup)]
-    if args.articles is not None:
-        sample += ["--articles", str(args.articles)]
     eval_dir = args.runs / "eval"
-    code = cli.main(["eval", *systems, "--data", args.data, *sample, "--out", str(eval_dir)])
+    sample = {"questions": args.questions, "seed": args.seed, "warmup": args.warmup, "articles": args.articles}
+    code = evaluate(systems, data=args.data, eval_dir=eval_dir, **sample)
     if code == 0:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(eval_dir / "report.json", args.out)
-        print(f"copied the report to {args.out}")
+        copy_report(eval_dir, args.out)
     return code
 
 

@@ -56,6 +56,7 @@ class _EmbeddingIndex:
     documents: list[Document]  # every stored Document, in storage order; strong references keep identity sound
     embedded: list[Document]  # the ones with an embedding, in storage order (Haystack's tie-break order)
     matrix: np.ndarray  # float32, one row per embedded Document; unit rows (or zero rows) for cosine
+    rows: np.ndarray  # the same rows in float64, for the exact rescoring (no list -> array conversion per query)
     max_row_norm: float
     similarity: str
 
@@ -76,7 +77,8 @@ def _build_index(store: InMemoryDocumentStore) -> _EmbeddingIndex:
             store.index,
         )
     if not embedded:
-        return _EmbeddingIndex(documents, embedded, np.zeros((0, 0), np.float32), 0.0, similarity)
+        empty = np.zeros((0, 0), np.float32)
+        return _EmbeddingIndex(documents, embedded, empty, empty.astype(np.float64), 0.0, similarity)
     widths = {len(doc.embedding) for doc in embedded}  # type: ignore[arg-type]
     if len(widths) > 1:
         raise DocumentStoreError(
@@ -88,7 +90,7 @@ def _build_index(store: InMemoryDocumentStore) -> _EmbeddingIndex:
     if similarity == "cosine":
         rows /= np.where(norms == 0.0, 1.0, norms)  # zero vectors stay zero, as in Haystack
         norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    return _EmbeddingIndex(documents, embedded, rows.astype(np.float32), float(norms.max()), similarity)
+    return _EmbeddingIndex(documents, embedded, rows.astype(np.float32), rows, float(norms.max()), similarity)
 
 
 def _scale(scores: np.ndarray, similarity: str) -> np.ndarray:
@@ -189,7 +191,7 @@ class FastInMemoryEmbeddingRetriever:
     serialisation as Haystack's retriever. Per query it checks that the store still holds the same Document objects
     (~35 us for 2,067 documents) and rebuilds the matrix only when a document was written, overwritten or deleted.
     Scoring is one float32 matrix-vector product that pre-selects every document that could be in the top_k given
-    float32 rounding; those few are rescored in float64 from their own embeddings, so scores and order match
+    float32 rounding; those few are rescored in float64 (rows kept with the index), so scores and order match
     Haystack's rather than a float32 approximation of them.
 
     Falls back to the store's own ``embedding_retrieval`` when filters are given (and when the exact rescoring
@@ -361,12 +363,9 @@ class FastInMemoryEmbeddingRetriever:
         if candidates is None:
             return haystack_path()
 
-        # Exact float64 scores for the few candidates, computed the way Haystack computes every score.
-        rows = np.asarray([index.embedded[i].embedding for i in candidates], dtype=np.float64)
-        if index.similarity == "cosine":
-            norms = np.linalg.norm(rows, axis=1, keepdims=True)
-            rows /= np.where(norms == 0.0, 1.0, norms)
-        scores = rows @ query
+        # Exact float64 scores for the few candidates, computed the way Haystack computes every score (the rows were
+        # converted and, for cosine, normalised once when the index was built: per query that cost ~0.1-0.3 ms).
+        scores = index.rows[candidates] @ query
         if scale_score:
             scores = _scale(scores, index.similarity)
         # Best first; equal scores keep storage order, as Haystack's stable sort does.

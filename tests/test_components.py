@@ -199,6 +199,20 @@ def test_shared_index_changes_through_another_store_instance() -> None:
     assert got[0].content == "other"
 
 
+@pytest.mark.parametrize("similarity", ["dot_product", "cosine"])
+def test_rescoring_reads_the_index_not_each_documents_embedding_list(similarity: str) -> None:
+    store = make_store(similarity, n=50)
+    fast, reference = both(store, top_k=5)
+    query = queries(1)[0]
+    expected = reference.run(query_embedding=query)["documents"]
+    fast.warm_up()
+    for doc in store.storage.values():  # the lists are not read again per query (bypassing Haystack's warning)
+        object.__setattr__(doc, "embedding", None)
+    got = fast.run(query_embedding=query)["documents"]
+    assert [d.id for d in got] == [d.id for d in expected]
+    assert [d.score for d in got] == pytest.approx([d.score for d in expected], abs=1e-9, rel=0)
+
+
 def test_clear_cache_after_in_place_edit() -> None:
     store = make_store("dot_product", n=20)
     fast, reference = both(store, top_k=3)

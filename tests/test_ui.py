@@ -212,7 +212,7 @@ def test_compare_page(env):
     labels = {m.label for m in at.metric}
     assert {"Recall@10", "F1", "p50 latency", "p95 latency", "Speed-up (p50)", "Parameters"} <= labels
     assert "Overlap@10 · agreement with teacher-qa" in labels  # beside relevance where there are labels
-    assert len(at.get("plotly_chart")) == 3  # scatter, latency distributions, component bars
+    assert len(at.get("plotly_chart")) == 3  # scatter, latency distributions, component bars (2 pipelines: no frontier)
 
     at.multiselect(key="reports").select("reports/retrieval").run()
     at.selectbox(key="detail").select("reports/retrieval").run()
@@ -283,6 +283,28 @@ def test_compare_missing_report_file(env):
     assert_no_traceback(at)
     assert "reports/gone" in text(at.error) and "does not exist" in text(at.error)
     assert at.multiselect(key="reports").value == ["reports/qa"]
+
+
+def test_compare_draws_a_reports_frontier_and_its_targets(env, workspace, tmp_path):
+    speed = tmp_path / "speed"
+    shutil.copytree(workspace.retrieval_report.parent, speed)
+    report = json.loads((speed / "report.json").read_text())
+    assert len(report["pipelines"]) == 3  # teacher, minilm, distilled: enough for a frontier
+    report["targets"] = [
+        {"pipeline": "distilled", "target": "nDCG@10 >= 98.5% of the teacher's", "met": False, "measured": "91.0%"},
+        {"pipeline": None, "target": "pipeline p50 <= 1.3x encode", "met": None, "measured": "not measured"},
+    ]
+    (speed / "report.json").write_text(json.dumps(report))
+    env.setenv("DISTILL_REPORTS", str(speed / "report.json"))
+    at = run("Compare")
+    assert_no_traceback(at)
+    assert at.selectbox(key="detail").value == str(speed)
+    frontier = [c for c in at.get("plotly_chart") if "frontier" in c.proto.id]
+    assert len(frontier) == 1 and '"type":"log"' in frontier[0].proto.spec.replace(" ", "")
+    shown = text(at.markdown)
+    assert "Frontier of this report: nDCG@10 against p50 latency" in shown
+    assert "missed · distilled: nDCG@10 >= 98.5% of the teacher's · measured 91.0%" in shown
+    assert "not measured · pipeline p50 <= 1.3x encode" in shown
 
 
 def test_compare_a_report_without_labels_shows_agreement(env, workspace, tmp_path):

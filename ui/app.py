@@ -38,6 +38,8 @@ from distill.report import difference_lines, load_report, paired_differences, re
 logger = logging.getLogger("distill.ui")
 
 PAGES = ["Ask", "Compare", "Runs"]
+# A report draws its own frontier from this many pipelines with a latency and a quality figure.
+FRONTIER_POINTS = 3
 ROLE_ICONS = {
     figures.TEACHER: ":material/school:",
     figures.OFF_THE_SHELF: ":material/inventory_2:",
@@ -495,6 +497,7 @@ def report_detail(entry: catalog.ReportEntry, students: list[Path]) -> None:
     with right:
         st.markdown("##### Median time per component")
         st.plotly_chart(figures.component_latency_bars(figures.component_p50(report)), key="components")
+    frontier(entry, students)
 
     if other and rows is not None:
         with guard("Paired bootstrap interval"):
@@ -510,6 +513,27 @@ def report_detail(entry: catalog.ReportEntry, students: list[Path]) -> None:
         else:
             agreement_table(rows, other, agreed_with, entry.label)
     provenance(report, students)
+
+
+def frontier(entry: catalog.ReportEntry, students: list[Path]) -> None:
+    """This report's quality-vs-latency frontier (log latency), when it has enough pipelines for one, and the
+    targets a speed benchmark checked (``python -m benchmarks.speed``)."""
+    report = entry.report
+    frame = figures.runs_frame({entry.label: report}, catalog.distilled_models(report, students))
+    metric = figures.default_metric(frame)
+    if metric is None or len(frame.dropna(subset=[metric, "p50_ms"])) < FRONTIER_POINTS:
+        return
+    st.markdown(f"##### Frontier of this report: {figures.METRIC_LABELS.get(metric, metric)} against p50 latency")
+    st.plotly_chart(figures.quality_latency_scatter(frame, metric, log_x=True), key=f"frontier:{entry.label}")
+    targets = report.get("targets") or []
+    if targets:
+        verdicts = {True: ":material/check_circle: met", False: ":material/cancel: missed", None: "not measured"}
+        lines = [
+            f"- {verdicts[t.get('met')]} · {t['pipeline'] + ': ' if t.get('pipeline') else ''}{t['target']} "
+            f"· measured {t['measured']}"
+            for t in targets
+        ]
+        st.markdown("**Targets of this run**\n" + "\n".join(lines))
 
 
 def question_table(rows: list[dict[str, Any]], reference: str, other: str, scope: str) -> None:
