@@ -137,3 +137,27 @@ def test_eval_questions_without_eval_data_is_one_line(home, mine, capsys):
     assert main(["adapt", str(index_yaml), str(query_yaml), "--corpus", str(beir), "--eval-questions", "5"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--eval-questions samples --eval-data" in err[0]
+
+
+@pytest.mark.parametrize("student", ["{static: {dims: 16}}", "{static: {dims: null}}"])
+def test_adapt_distils_a_static_student_from_the_users_teacher(home, mine, tiny_embedder, student, capsys):
+    """A static student made from the teacher of the user's own YAML (model2vec's way), then trained without labels;
+    the query-only one keeps the teacher's index."""
+    index_yaml, query_yaml, beir = mine
+    query_only = "dims: null" in student
+    sets = [f"student={student}", "optimizer.lr=5.0e-3", "batch_size=4", *(["query_only=true"] if query_only else [])]
+    code = main(
+        [
+            "adapt", str(index_yaml), str(query_yaml), "--corpus", str(beir), "--pseudo-queries", "all",
+            "--student", str(tiny_embedder), "--eval-data", f"{beir}:dev", "--out", str(home / "a"), "--anyway",
+            *[arg for s in sets for arg in ("--set", s)],
+        ]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((home / "a" / "eval" / "report.json").read_text())
+    assert "ndcg@10" in report["pipelines"]["distilled"]["quality"]
+    modules = json.loads((home / "a" / "student" / "modules.json").read_text())
+    assert any(m["type"].endswith("StaticEmbedding") for m in modules)
+    swapped = yaml.safe_load((home / "a" / "pipelines" / "index_docs.yaml").read_text())
+    original = yaml.safe_load(index_yaml.read_text())
+    assert (swapped == original) == query_only  # a query-only student leaves the indexing pipeline as it was
