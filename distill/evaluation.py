@@ -342,6 +342,8 @@ def score_question(query: Query, documents: list[Document], answers: list[Any]) 
         row["answer_doc"] = top.document.id if top is not None and top.document is not None else None
         row["em"] = metrics.exact_match(text, query.answers)
         row["f1"] = metrics.f1_score(text, query.answers)
+        # Haystack sorts its no-answer (``no_answer: true``, no text) among the answers by score: first = "no answer"
+        row["no_answer"] = bool(answers) and getattr(answers[0], "data", None) is None
     return row
 
 

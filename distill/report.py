@@ -106,9 +106,10 @@ def paired_differences(
 
 def answer_sources(report: dict[str, Any], per_question: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Where each reader pipeline took its top answer from, end to end: on how many questions a gold passage, the
-    mean F1 on those questions, and the mean score of the top answer. Readers that read well but rank answers
-    across passages badly show here: few answers from a gold passage, good F1 on them. Empty for a gold-context
-    report (there the only passage is the gold one)."""
+    mean F1 on those questions, the mean score of the top answer, and on how many the reader's no-answer ranked
+    first (the pipeline's user sees no answer; F1 still scores the best real one). Readers that read well but rank
+    answers across passages badly show here: few answers from a gold passage, good F1 on them. Empty for a
+    gold-context report (there the only passage is the gold one)."""
     if report.get("context") == "gold":
         return {}
     out: dict[str, dict[str, Any]] = {}
@@ -120,7 +121,10 @@ def answer_sources(report: dict[str, Any], per_question: list[dict[str, Any]]) -
             raise DistillError(f"per-question results lack a run of {name!r}")
         gold = [r for q, r in runs if r.get("answer_doc") is not None and r["answer_doc"] in q["gold_doc_ids"]]
         scores = [r["answer_score"] for _, r in runs if r.get("answer_score") is not None]
+        # reports written before the no-answer was recorded lack it: None, not a rate of zero
+        no_answer = sum(bool(r["no_answer"]) for _, r in runs) if all("no_answer" in r for _, r in runs) else None
         out[name] = {
+            "no_answer_first": no_answer,
             "from_gold": len(gold),
             "questions": len(runs),
             "f1_from_gold": 100 * sum(r.get("f1", 0.0) for r in gold) / len(gold) if gold else None,
@@ -134,7 +138,11 @@ def answer_source_lines(sources: dict[str, dict[str, Any]]) -> str:
     for name, s in sources.items():
         f1 = f", F1 {s['f1_from_gold']:.1f} on those" if s["f1_from_gold"] is not None else ""
         score = f"; mean top-answer score {s['mean_answer_score']:.3f}" if s["mean_answer_score"] is not None else ""
-        lines.append(f"{name}: answer from a gold passage on {s['from_gold']} of {s['questions']} questions{f1}{score}")
+        none = s.get("no_answer_first")
+        refused = f"; no-answer ranked first on {none} ({100 * none / s['questions']:.1f}%)" if none is not None else ""
+        lines.append(
+            f"{name}: answer from a gold passage on {s['from_gold']} of {s['questions']} questions{f1}{score}{refused}"
+        )
     return "\n".join(lines)
 
 

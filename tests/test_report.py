@@ -77,12 +77,23 @@ def test_answer_sources_by_hand():
     ]
     sources = report.answer_sources(rep, questions)
     assert set(sources) == {"teacher", "student"}  # a retrieval pipeline has no answers
-    assert sources["teacher"] == {"from_gold": 1, "questions": 3, "f1_from_gold": 100.0, "mean_answer_score": 0.8}
+    assert sources["teacher"] == {
+        "no_answer_first": None,  # rows written before the no-answer was recorded: no rate, not zero
+        "from_gold": 1,
+        "questions": 3,
+        "f1_from_gold": 100.0,
+        "mean_answer_score": 0.8,
+    }
     assert sources["student"]["from_gold"] == 2 and sources["student"]["f1_from_gold"] == pytest.approx(75.0)
     assert sources["student"]["mean_answer_score"] == pytest.approx(0.6)
     assert report.answer_source_lines(sources).splitlines()[1] == (
         "student: answer from a gold passage on 2 of 3 questions, F1 75.0 on those; mean top-answer score 0.600"
     )
+    for q, refused in zip(questions, (False, True, True)):
+        q["runs"]["student"]["no_answer"] = refused
+    sources = report.answer_sources(rep, questions)
+    assert sources["student"]["no_answer_first"] == 2 and sources["teacher"]["no_answer_first"] is None
+    assert report.answer_source_lines(sources).splitlines()[1].endswith("; no-answer ranked first on 2 (66.7%)")
     assert report.answer_sources({**rep, "context": "gold"}, questions) == {}
     del questions[0]["runs"]["student"]
     with pytest.raises(DistillError, match="lack a run of 'student'"):
@@ -226,3 +237,19 @@ def test_reading_reports_imports_no_haystack():
     code = "import sys, distill.report; print(sorted(m for m in ('haystack', 'torch') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_question_whose_no_answer_ranks_first_is_counted():
+    from haystack import Document
+    from haystack.dataclasses import ExtractedAnswer
+
+    from distill.data import Query
+    from distill.evaluation import score_question
+
+    doc = Document(id="g", content="Paris is the capital of France.")
+    query = Query(id="q", text="capital of France?", gold_doc_ids=("g",), answers=("Paris",))
+    real = ExtractedAnswer(query=query.text, score=0.4, data="Paris", document=doc)
+    none = ExtractedAnswer(query=query.text, score=0.6, data=None, document=None)
+    refused = score_question(query, [doc], [none, real])
+    assert refused["no_answer"] is True and refused["answer"] == "Paris" and refused["f1"] == 1.0
+    assert score_question(query, [doc], [real, none])["no_answer"] is False
