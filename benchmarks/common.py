@@ -1,4 +1,4 @@
-"""What the recipe-driven probes share: their command line and the report they write."""
+"""What the benchmarks share: the recipe-driven probes' command line, and the report every benchmark writes."""
 
 from __future__ import annotations
 
@@ -27,8 +27,20 @@ def recipe_bench_main(
     report["command"] = f"python -m {module} " + " ".join(
         [args.recipe, *args.overrides] + (["--out", str(args.out)] if args.out else [])
     )
-    print(json.dumps(report[summary], indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return finish_report(report, report[summary], args.out)
+
+
+def command_line(module: str, argv: list[str] | None) -> str:
+    """The command that made a report, as a user would type it again."""
+    import sys
+
+    return f"python -m {module} " + " ".join(argv if argv is not None else sys.argv[1:])
+
+
+def finish_report(report: dict[str, Any], shown: Any, out: Path | None) -> dict[str, Any]:
+    """Print the part of the report people read (``shown``) and write the whole report as JSON to ``out``."""
+    print(json.dumps(shown, indent=2))
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report

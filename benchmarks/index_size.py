@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
-import sys
 import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks.common import command_line, finish_report
 
 
 def _documents(n: int, width: int, seed: int = 0) -> list[Any]:
@@ -96,13 +96,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "pgvector": pgvector_bytes(args.documents, args.width),
         "machine": machine_info(),
         "libraries": library_versions(),
-        "command": "python -m benchmarks.index_size " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command_line("benchmarks.index_size", argv),
     }
-    print(json.dumps({k: report[k] for k in ("in_memory", "pgvector")}, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return report
+    return finish_report(report, {k: report[k] for k in ("in_memory", "pgvector")}, args.out)
 
 
 if __name__ == "__main__":

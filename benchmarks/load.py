@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import queue
 import signal
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from haystack import Document
+
+from benchmarks.common import command_line, finish_report
 
 MAX_ERROR_SAMPLES = 5
 
@@ -165,12 +166,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed run still stops its PostgreSQL server
     report = run(args.embedder, args.clients, args.questions, args.top_k, args.seed, args.hnsw, args.documents)
-    report["command"] = "python -m benchmarks.load " + " ".join(argv if argv is not None else sys.argv[1:])
-    print(json.dumps(report["load"], indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return report
+    report["command"] = command_line("benchmarks.load", argv)
+    return finish_report(report, report["load"], args.out)
 
 
 if __name__ == "__main__":

@@ -13,16 +13,16 @@ may swap), the recall of the exact (in-memory) top-k, index build time and query
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from haystack import Document
+
+from benchmarks.common import command_line, finish_report
 
 TIE_TOLERANCE = 1e-4
 STORES = {
@@ -144,12 +144,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     report = run(args.embedder, args.questions, args.top_k, args.seed)
-    report["command"] = "python -m benchmarks.stores " + " ".join(argv if argv is not None else sys.argv[1:])
-    print(json.dumps(report["stores"], indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return report
+    report["command"] = command_line("benchmarks.stores", argv)
+    return finish_report(report, report["stores"], args.out)
 
 
 if __name__ == "__main__":
