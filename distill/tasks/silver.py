@@ -78,12 +78,15 @@ def sentences(text: str) -> list[str]:
 def pseudo_queries(documents: list[Document], count: int | None, kind: str, seed: int) -> list[tuple[str, str]]:
     """Up to ``count`` pseudo-queries (text, kind) from a seeded sample of passages, one per passage: its title
     (``title``), one of its sentences of 4 to 40 words (``sentence``: the inverse cloze task), or either in turn
-    (``mixed``). Passages with nothing usable (no title, no sentence of that length) give none."""
+    (``mixed``). A title shared by several passages (the chunks of one document, a SQuAD article's paragraphs) names
+    none of them: such a passage, and one whose title or sentence is already taken, gives one of its other sentences
+    instead. Passages with nothing usable (no title, no sentence of that length) give none."""
     if kind not in ("title", "sentence", "mixed"):
         raise DistillError(f"recipe.data.pseudo_kind must be title, sentence or mixed, got {kind!r}")
     rng = random.Random(seed)
     order = list(range(len(documents)))
     rng.shuffle(order)
+    titles = Counter(str(d.meta.get("title") or "").strip() for d in documents)
     out: list[tuple[str, str]] = []
     seen: set[str] = set()
     for n, i in enumerate(order):
@@ -91,19 +94,16 @@ def pseudo_queries(documents: list[Document], count: int | None, kind: str, seed
             break
         doc = documents[i]
         wanted = kind if kind != "mixed" else ("title", "sentence")[n % 2]
-        options = []
         title = str(doc.meta.get("title") or "").strip()
-        if title and wanted == "title":
-            options = [title]
-        if wanted == "sentence" or not options:
-            options = [s for s in sentences(doc.content or "") if 4 <= len(s.split()) <= 40]
-            wanted = "sentence"
-        if not options:
+        if wanted == "title" and title and titles[title] == 1 and title not in seen:
+            seen.add(title)
+            out.append((title, "title"))
             continue
-        text = rng.choice(options)
-        if text not in seen:
+        options = [s for s in sentences(doc.content or "") if 4 <= len(s.split()) <= 40 and s not in seen]
+        if options:
+            text = rng.choice(options)
             seen.add(text)
-            out.append((text, wanted))
+            out.append((text, "sentence"))
     return out
 
 
