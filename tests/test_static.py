@@ -67,7 +67,7 @@ def test_rows_are_the_teachers_token_outputs_before_pca(home, tiny_embedder):
     assert weights.shape == (len(tok), 32)
     for token in ["mozart", "nile", "[UNK]", "##s"]:
         i = tok.convert_tokens_to_ids(token)
-        ids = torch.tensor([[tok.sep_token_id, i, tok.cls_token_id]])  # model2vec's [eos, token, bos]
+        ids = torch.tensor([[tok.cls_token_id, i, tok.sep_token_id]])  # [bos, token, eos]
         with torch.no_grad():
             hidden = teacher[0].auto_model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
         assert np.allclose(weights[i], hidden[0].mean(0).numpy(), atol=1e-5), token
@@ -239,7 +239,18 @@ def test_static_model_of_the_real_teacher(tmp_path):
 
     out = write_static("mpnet-base", tmp_path / "mpnet-256", dims=256, progress=False)
     model = SentenceTransformer(str(out), device="cpu")
-    emb = model.encode(["Where was Mozart born?", "Mozart was born in Salzburg in 1756.", "The Nile flows north."])
-    assert emb.shape == (3, 256)
-    assert emb[0] @ emb[1] > emb[0] @ emb[2]
+    texts = [
+        "What is the capital of France?",
+        "Paris is the capital and largest city of France.",
+        "The Nile flows north into the Mediterranean.",
+        "Who wrote the symphony?",
+        "Beethoven composed nine symphonies.",
+    ]
+    emb = model.encode(texts)
+    assert emb.shape == (5, 256)
+    sim = emb @ emb.T
+    # each question nearest its answer, and unrelated texts far apart: the rows did not collapse onto one direction
+    # (model2vec's reversed frame [eos, token, bos] gave 1.00 between the France question and the Nile here)
+    assert sim[0, 1] > max(sim[0, 2], sim[0, 4]) and sim[3, 4] > max(sim[3, 1], sim[3, 2])
+    assert sim[0, 2] < 0.5
     assert json.loads((out / "distill_static.json").read_text())["vocabulary"] == len(model[0].tokenizer.get_vocab())
