@@ -2,9 +2,9 @@
 
 The transformer is exported with ``torch.onnx.export`` (the TorchScript exporter, opset 17: inputs ``input_ids`` and
 ``attention_mask``, output the token embeddings) and, unless ``int8=False``, quantised with ONNX Runtime's
-``quantize_dynamic`` (int8 weights with a scale per output channel, activations quantised per batch at run time). Tokenisation, pooling and
-normalisation stay outside the graph, as sentence-transformers does them, so the folder holds what reproduces the
-whole pipeline without torch:
+``quantize_dynamic`` (int8 weights with a scale per output channel, activations quantised per batch at run time).
+Tokenisation, pooling and normalisation stay outside the graph, as sentence-transformers does them, so the folder
+holds what reproduces the whole pipeline without torch:
 
 - ``model.onnx``: the transformer;
 - ``tokenizer.json`` (and the tokenizer's other files): the same tokenizer, read by the ``tokenizers`` library;
