@@ -47,12 +47,12 @@ def model_folder(model: str) -> Path | None:
 
 def _export(model: str, out: Path) -> Path:
     """``distill export`` of ``model`` to ``out`` (int8), unless ``out`` already holds one of the same weights made
-    the way ``distill export`` makes them today (per-channel scales)."""
+    the way ``distill export`` makes them today (the weights' scaling chosen against the fp32 graph)."""
     folder = model_folder(model)
     described = out / ONNX_EXPORT_FILE
     if folder is not None and described.is_file():
         info = json.loads(described.read_text(encoding="utf-8"))
-        same = info.get("precision") == "int8" and info.get("int8_scales") == "per output channel"
+        same = info.get("precision") == "int8" and "int8_tried" in info
         if same and info.get("source_weights") == model_fingerprint(folder):
             print(f"reusing the int8 export in {out}")
             return out

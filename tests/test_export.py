@@ -48,16 +48,23 @@ def test_int8_export_is_close_and_smaller(tiny_embedder, tiny_onnx_int8, tiny_on
     assert (tiny_onnx_int8 / "model.onnx").stat().st_size < (tiny_onnx_fp32 / "model.onnx").stat().st_size
 
 
-def test_int8_weights_have_a_scale_per_output_channel(tiny_onnx_int8):
-    """One scale per tensor (ONNX Runtime's default) cost the distilled MiniLM-L6 1.7 points of nDCG@10 on SQuAD dev;
-    per channel 0.3 (docs/benchmarks/speed.md)."""
+def test_int8_keeps_the_quantisation_closest_to_fp32(tiny_onnx_int8):
+    """Three ways to scale the weights are tried against the fp32 graph on probe texts; the closest is kept and said.
+    (One scale per tensor cost the distilled MiniLM-L6 1.7 points of nDCG@10 on SQuAD dev, per channel 0.3; per
+    channel broke all-mpnet-base-v2 on this AVX2 machine, 7-bit per channel did not: docs/benchmarks/speed.md.)"""
     import onnx
 
+    from distill.export import QUANTISATIONS
+
+    info = json.loads((tiny_onnx_int8 / "distill_onnx.json").read_text())
+    assert set(info["int8_tried"]) == set(QUANTISATIONS)
+    assert info["int8_min_cosine_to_fp32"] == max(info["int8_tried"].values()) > 0.98
+    assert info["int8_tried"][info["int8_scales"]] == info["int8_min_cosine_to_fp32"]
     graph = onnx.load(str(tiny_onnx_int8 / "model.onnx")).graph
     scales = [i for i in graph.initializer if i.name.endswith("_scale") and i.data_type == onnx.TensorProto.FLOAT]
-    weight_scales = [i for i in scales if len(i.dims) == 1 and i.dims[0] > 1]
-    assert weight_scales, [(i.name, list(i.dims)) for i in scales]
-    assert json.loads((tiny_onnx_int8 / "distill_onnx.json").read_text())["int8_scales"] == "per output channel"
+    per_channel = any(len(i.dims) == 1 and i.dims[0] > 1 for i in scales)
+    assert per_channel == info["int8_scales"].startswith("per output channel")
+    assert not list(tiny_onnx_int8.glob("int8-*.onnx")) and not list(tiny_onnx_int8.glob(".export-*"))
 
 
 def test_description_and_folder(tiny_onnx_int8, tiny_embedder):
