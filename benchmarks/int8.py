@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks.lineup import Entry, copy_report, evaluate, system, teacher_system
+from benchmarks.lineup import Entry, add_eval_args, copy_report, evaluate, system, teacher_system
 from distill.pipelines import TEACHER_EMBEDDER
 
 DEFAULT_OUT = Path("benchmarks/results/squad-dev-retrieval-int8.json")
@@ -34,13 +34,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--model", type=_model, action="append", metavar="NAME=MODEL", help="default: minilm-l6=minilm-l6")
     p.add_argument("--student", type=Path, help="a distilled student folder, served as 'distilled' fp32 and int8")
     p.add_argument("--teacher", action="store_true", help="also the teacher's int8 export ('teacher-int8')")
-    p.add_argument("--pipelines", type=Path, default=Path("pipelines"), help="the teacher's indexing/retrieval YAML")
-    p.add_argument("--data", default="squad-dev")
-    p.add_argument("--questions", type=int, default=2000, help="seeded question sample (whole corpus kept)")
-    p.add_argument("--articles", type=int, help="keep this many whole articles (a quick look)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--runs", type=Path, default=Path("runs/int8"), help="folder for the exports, YAML and report")
+    add_eval_args(p, "runs/int8")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the report is copied")
     return p.parse_args(argv)
 

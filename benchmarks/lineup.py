@@ -13,6 +13,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from distill import cli
 from distill.errors import DistillError
@@ -117,3 +118,17 @@ def copy_report(eval_dir: Path, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(eval_dir / "report.json", out)
     print(f"copied the report to {out}")
+
+
+def add_eval_args(parser: Any, runs: str) -> None:
+    """The options every lineup benchmark shares: the teacher's pipelines, the data and the seeded sample, warm-up,
+    the folder of its exports and YAML."""
+    parser.add_argument(
+        "--pipelines", type=Path, default=Path("pipelines"), help="the teacher's indexing/retrieval YAML"
+    )
+    parser.add_argument("--data", default="squad-dev")
+    parser.add_argument("--questions", type=int, default=2000, help="seeded question sample (whole corpus kept)")
+    parser.add_argument("--articles", type=int, help="keep this many whole articles (a quick look)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--runs", type=Path, default=Path(runs), help="folder for the exports, YAML and report")

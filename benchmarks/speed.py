@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.lineup import KINDS, Entry, copy_report, evaluate, present, system, teacher_system
+from benchmarks.lineup import KINDS, Entry, add_eval_args, copy_report, evaluate, present, system, teacher_system
 from distill.data import load_dataset
 from distill.frontier import frontier_points, frontier_svg
 from distill.outputs import write_atomic
@@ -61,15 +61,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for kind in KINDS:
         p.add_argument(f"--{kind}", dest="entries", action="append", type=_entry(kind), metavar="NAME=MODEL")
-    p.add_argument("--pipelines", type=Path, default=Path("pipelines"), help="the teacher's indexing/retrieval YAML")
-    p.add_argument("--data", default="squad-dev")
-    p.add_argument("--questions", type=int, default=2000, help="seeded question sample (whole corpus kept)")
-    p.add_argument("--articles", type=int, help="keep this many whole articles (a quick look)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--warmup", type=int, default=5)
+    add_eval_args(p, "runs/speed")
     p.add_argument("--overhead", default="distilled", help="pipeline timed against its model's encode ('' for none)")
     p.add_argument("--overhead-questions", type=int, default=300)
-    p.add_argument("--runs", type=Path, default=Path("runs/speed"), help="folder for the exports, YAML and report")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the report is copied (the .svg beside it)")
     return p.parse_args(argv)
 

@@ -177,13 +177,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _dims(text: str) -> int | None:
     if text.lower() in ("none", "null"):
         return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number or none, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1 or none, got {value}")
-    return value
+    return _whole(text, 1, " or none")
 
 
 def _sif(text: str) -> float | None:
@@ -254,12 +248,17 @@ def _pipeline_paths(given: list[Path]) -> list[Path]:
 
 
 def _non_negative(text: str) -> int:
+    return _whole(text, 0)
+
+
+def _whole(text: str, minimum: int, alternative: str = "") -> int:
+    """An argparse type: a whole number >= ``minimum`` (the message names what else is accepted)."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+        raise argparse.ArgumentTypeError(f"must be a whole number{alternative}, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be >= {minimum}{alternative}, got {value}")
     return value
 
 
