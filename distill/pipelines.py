@@ -255,11 +255,21 @@ def model_kind(model: str) -> str:
     )
 
 
+_GENERIC_FOLDERS = {"run", "runs", "student", "students", "model", "models", "output", "out"}
+
+
 def slug(text: str) -> str:
     """A readable index-name part for a model: a folder's parent and name (trained students are all called
-    ``student`` inside their run folder), or the spec itself."""
+    ``student`` inside their run folder), reaching further up past generic folder names (``a/run/student`` and
+    ``b/run/student`` must not share an index), or the spec itself."""
     path = Path(text)
-    name = f"{path.resolve().parent.name}-{path.name}" if path.exists() else text
+    name = text
+    if path.exists():
+        parts = list(path.resolve().parts[1:])
+        keep = 2
+        while keep < len(parts) and parts[-keep].lower() in _GENERIC_FOLDERS:
+            keep += 1
+        name = "-".join(parts[-keep:])
     return re.sub(r"[^a-zA-Z0-9]+", "-", name).strip("-").lower()
 
 

@@ -141,6 +141,14 @@ def test_default_index_tells_trained_students_apart(tmp_path, tiny_pipelines):
         swapped = pipelines.swap(data, model=str(folder), components=["text_embedder"])
         indexes.add(swapped["components"]["retriever"]["init_parameters"]["document_store"]["init_parameters"]["index"])
     assert indexes == {"student-response-student", "student-relation-student"}
+    # `distill train` writes OUTPUT/student, and OUTPUT is often called `run`: two runs must still differ.
+    for run in ("lr1e4", "anchor"):
+        folder = tmp_path / run / "run" / "student"
+        folder.mkdir(parents=True)
+        (folder / "modules.json").write_text("[]")
+        swapped = pipelines.swap(data, model=str(folder), components=["text_embedder"])
+        indexes.add(swapped["components"]["retriever"]["init_parameters"]["document_store"]["init_parameters"]["index"])
+    assert {"student-lr1e4-run-student", "student-anchor-run-student"} < indexes
 
 
 def test_a_swapped_yaml_names_the_student_relative_to_itself_and_loads_from_another_folder(
