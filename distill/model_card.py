@@ -53,6 +53,22 @@ LICENSE = "apache-2.0"
 EMBEDDER_TAGS = ["sentence-transformers", "feature-extraction", "sentence-similarity"]
 
 
+_GENERIC_RUN_NAMES = {"run", "runs", "output", "out", "student"}
+
+
+def run_name(output: Any) -> str:
+    """A run's name for its card: the output folder's, or its parent's where that is a generic ``run`` (``distill
+    adapt`` trains into ``OUT/run``, so its students are named after ``OUT``)."""
+    path = Path(str(output))
+    if path.name.lower() in _GENERIC_RUN_NAMES and path.parent.name not in ("", "."):
+        return path.parent.name
+    return path.name
+
+
+def _teacher_labelled(data: dict[str, Any]) -> bool:
+    return data.get("labels") == "teacher"
+
+
 def _fmt(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
@@ -170,7 +186,7 @@ def model_card(recipe: dict[str, Any], metrics: dict[str, Any], *, kind: str) ->
     else:
         student_text = student
     lines = [
-        f"# Distilled {kind}: {Path(recipe['output']).name}",
+        f"# Distilled {kind}: {run_name(recipe['output'])}",
         "",
         f"A student distilled from **{recipe['teacher']}** into **{student_text}**"
         + (
@@ -195,7 +211,12 @@ def model_card(recipe: dict[str, Any], metrics: dict[str, Any], *, kind: str) ->
         ]
     lines += _weight_average_lines(recipe)
     dev, teacher, untrained = metrics.get("dev", {}), metrics.get("teacher_dev", {}), metrics.get("untrained_dev", {})
-    lines += ["", "## Metrics (dev slice, measured during training)", ""]
+    heading = (
+        "held-out training queries: agreement with the teacher, measured during training"
+        if _teacher_labelled(data)
+        else "dev slice, measured during training"
+    )
+    lines += ["", f"## Metrics ({heading})", ""]
     keys = [k for k in dev if not k.startswith("teacher_")]
     if keys:
         lines += ["| metric | teacher | student before distillation | distilled student |", "|---|---|---|---|"]
@@ -398,12 +419,21 @@ def _base_model(recipe: dict[str, Any]) -> str | None:
 
 
 def _datasets(data: dict[str, Any]) -> list[str]:
-    ids = [hub_dataset(data.get(key)) for key in ("train", "unlabelled", "dev")]
+    # Trained on teacher labels, a student never sees its recipe's `dev` set: its checkpoint is chosen on held-out
+    # training queries of its own corpus.
+    keys = ("train",) if _teacher_labelled(data) else ("train", "unlabelled", "dev")
+    ids = [hub_dataset(data.get(key)) for key in keys]
     return list(dict.fromkeys(i for i in ids if i))
 
 
 def _dev_dataset(data: dict[str, Any]) -> dict[str, Any]:
-    """The model-index dataset of the dev slice the metrics were measured on."""
+    """The model-index dataset of the dev slice the metrics were measured on (for a student trained on teacher
+    labels: its held-out training queries over its own corpus)."""
+    if _teacher_labelled(data):
+        corpus = str(data["train"])
+        label = "SQuAD v1.1" if corpus in SQUAD_SPLITS else Path(corpus.partition(":")[0]).name
+        name = f"{label}: {data.get('dev_questions')} held-out training queries, agreement with the teacher"
+        return {"type": hub_dataset(corpus) or label, "name": name}
     dev = str(data["dev"])
     path, _, split = dev.partition(":")
     label = "SQuAD v1.1" if dev in SQUAD_SPLITS else Path(path).name
@@ -443,7 +473,7 @@ def _model_index(recipe: dict[str, Any], metrics: dict[str, Any], task: dict[str
         for k, v in teacher.items()
     ]
     results = [{"task": task, "dataset": _dev_dataset(data), "metrics": rows}]
-    return [{"name": Path(recipe["output"]).name, "results": results}]
+    return [{"name": run_name(recipe["output"]), "results": results}]
 
 
 def _metadata(

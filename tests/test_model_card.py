@@ -179,3 +179,30 @@ def test_committed_cards_carry_the_front_matter_their_folder_gives(card):
 
 def test_there_are_committed_cards():
     assert len(COMMITTED_CARDS) > 30
+
+
+def test_a_teacher_labelled_card_names_its_own_corpus_and_held_out_queries_not_the_recipe_dev_set():
+    recipe = {
+        **EMBEDDER_RECIPE,
+        "teacher": "pipelines",
+        "data": {
+            **EMBEDDER_RECIPE["data"],
+            "train": "../shared/data/nfcorpus",
+            "labels": "teacher",
+            "queries": "../shared/data/nfcorpus:train",
+            "dev_questions": 100,
+            "candidates": 20,
+        },
+        "output": "runs/adapt/nfcorpus-queries/run",  # `distill adapt` trains into OUT/run
+    }
+    metrics = {"dev": {"silver_ndcg@10": 0.74}, "teacher_dev": {"silver_ndcg@10": 1.0}}
+    meta, body = _front_matter(model_card.model_card(recipe, metrics, kind="embedder"))
+    assert meta["datasets"] == ["BeIR/nfcorpus"]  # the recipe's dev (squad-dev) was never read
+    (entry,) = meta["model-index"]
+    assert entry["name"] == "nfcorpus-queries"
+    assert entry["results"][0]["dataset"] == {
+        "type": "BeIR/nfcorpus",
+        "name": "nfcorpus: 100 held-out training queries, agreement with the teacher",
+    }
+    assert body.startswith("# Distilled embedder: nfcorpus-queries\n")
+    assert "## Metrics (held-out training queries: agreement with the teacher" in body and "dev slice" not in body
