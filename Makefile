@@ -40,8 +40,8 @@ demo: setup
 demo-eval: setup
 	$(BIN)/distill swap $(TEACHER_YAML) --fast-retriever --out $(DEMO)/teacher
 	$(BIN)/distill swap $(TEACHER_YAML) --model minilm-l6 --fast-retriever --out $(DEMO)/minilm-l6
-	$(BIN)/distill swap $(TEACHER_YAML) --model $(DEMO_STUDENT) --fast-retriever --out $(DEMO)/distilled
-	$(BIN)/distill export $(DEMO_STUDENT) --out $(DEMO)/distilled-int8 --swap $(TEACHER_YAML) --fast-retriever
+	$(BIN)/distill swap $(TEACHER_YAML) --model $(DEMO_STUDENT)/student --fast-retriever --out $(DEMO)/distilled
+	$(BIN)/distill export $(DEMO_STUDENT)/student --out $(DEMO)/distilled-int8 --swap $(TEACHER_YAML) --fast-retriever
 	$(BIN)/distill eval teacher=$(DEMO)/teacher/retrieval.yaml minilm-l6=$(DEMO)/minilm-l6/retrieval.yaml \
 	  distilled=$(DEMO)/distilled/retrieval.yaml distilled-int8=$(DEMO)/distilled-int8/pipelines/retrieval.yaml \
 	  $(DEMO_EVAL) --out runs/demo-eval
