@@ -328,7 +328,8 @@ bench-nfcorpus-levers: setup
 	  --data squad-dev --questions 2000 --seed 0 --versus minilm-l6 --out runs/adapt/forgetting-levers
 	cp runs/adapt/forgetting-levers/report.json benchmarks/results/squad-dev-adapt-forgetting-levers.json
 
-nf-lever:
+nf-lever: setup
+	@test -n "$(NF_SET_$(LEVER))" || { echo "make nf-lever LEVER=NAME: NAME is one of lr1e4 lr1e4-anchor 384-mmse, got '$(LEVER)'"; exit 2; }
 	$(BIN)/distill adapt $(NF_PIPELINES) --corpus $(NFCORPUS) --queries $(NFCORPUS):train \
 	  --eval-data $(NFCORPUS):dev --anyway $(NF_SET_$(LEVER)) --out runs/adapt/nfcorpus-queries-$(LEVER)
 

@@ -163,7 +163,7 @@ def _quantise(source: Path, target: Path, inputs: dict[str, Any]) -> dict[str, A
 
     reference = _pooled(source, inputs)
     tried: dict[str, float] = {}
-    best: tuple[float, Path] | None = None
+    best: tuple[float, str, Path] | None = None
     logging.disable(logging.WARNING)  # its root-logger advice to pre-process, which would also configure logging
     try:
         for n, (name, options) in enumerate(QUANTISATIONS.items()):
@@ -173,13 +173,13 @@ def _quantise(source: Path, target: Path, inputs: dict[str, Any]) -> dict[str, A
             cosine = (got * reference).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(reference, axis=1)
             tried[name] = round(float(cosine.min()), 4)
             if best is None or tried[name] > best[0]:
-                best = (tried[name], candidate)
+                best = (tried[name], name, candidate)
     finally:
         logging.disable(logging.NOTSET)
     assert best is not None
-    os.replace(best[1], target)
-    chosen = next(name for name, c in tried.items() if c == best[0])
-    return {"int8_scales": chosen, "int8_min_cosine_to_fp32": best[0], "int8_tried": tried}
+    cosine, chosen, path = best
+    os.replace(path, target)
+    return {"int8_scales": chosen, "int8_min_cosine_to_fp32": cosine, "int8_tried": tried}
 
 
 def _pooled(graph: Path, inputs: dict[str, Any]) -> np.ndarray:

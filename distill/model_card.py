@@ -19,6 +19,7 @@ import yaml
 from distill.errors import DistillError
 from distill.losses import KIND, LOSSES
 from distill.models import HUB_ALIASES, HUB_IDS, looks_like_hub_id
+from distill.outputs import named_parts
 from distill.provenance import library_versions, machine_info
 from distill.recipes import dump_recipe
 
@@ -53,16 +54,10 @@ LICENSE = "apache-2.0"
 EMBEDDER_TAGS = ["sentence-transformers", "feature-extraction", "sentence-similarity"]
 
 
-_GENERIC_RUN_NAMES = {"run", "runs", "output", "out", "student"}
-
-
 def run_name(output: Any) -> str:
-    """A run's name for its card: the output folder's, or its parent's where that is a generic ``run`` (``distill
-    adapt`` trains into ``OUT/run``, so its students are named after ``OUT``)."""
-    path = Path(str(output))
-    if path.name.lower() in _GENERIC_RUN_NAMES and path.parent.name not in ("", "."):
-        return path.parent.name
-    return path.name
+    """A run's name for its card: its output folder's, or the nearest parent's where that is a generic ``run``
+    (``distill adapt`` trains into ``OUT/run``, so its students are named after ``OUT``)."""
+    return named_parts(Path(str(output)))[0]
 
 
 def _teacher_labelled(data: dict[str, Any]) -> bool:

@@ -5,6 +5,8 @@
 - :func:`follow_umask` gives files that a library wrote mode 0600 (safetensors writes its files through a private
   temporary file) the mode of an ordinary file: students, checkpoints and averages are shared like any other output.
 - :func:`check_output_folder` refuses an output folder that is a file (or lies under one) before any work is done.
+- :func:`named_parts` is how a run folder is named (cards, default indexes): from its nearest folder whose name is
+  not a generic ``run``/``student``/``output``, so ``a/run/student`` and ``b/run/student`` stay apart.
 - :func:`undone_on_error` removes what a run created in its output folder when the run fails on bad input (a
   :class:`~distill.errors.DistillError`) and left nothing worth keeping, so a failed run leaves no ``config.yaml`` and
   no empty folder behind; a folder that was there before the run is never removed.
@@ -22,6 +24,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from distill.errors import DistillError
+
+GENERIC_FOLDERS = {"run", "runs", "student", "students", "model", "models", "output", "out"}
+
+
+def named_parts(path: Path) -> list[str]:
+    """The parts of ``path`` from its nearest folder not generically named (itself included) down to it: ``[path.name]``
+    for ``runs/students/minilm``, ``["mine", "run"]`` for ``runs/adapt/mine/run``."""
+    parts = [p for p in path.parts if p not in ("", ".", "/")]
+    if not parts:
+        return [str(path)]
+    start = len(parts) - 1
+    while start > 0 and parts[start].lower() in GENERIC_FOLDERS:
+        start -= 1
+    return parts[start:]
 
 
 def _umask() -> int:

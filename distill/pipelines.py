@@ -35,7 +35,7 @@ from haystack.core.errors import DeserializationError, PipelineError
 from distill.errors import DistillError
 from distill.files import parse_yaml, read_text
 from distill.models import HUB_ALIASES, HUB_IDS, OFFLINE_SOURCES, ONNX_EXPORT_FILE, resolve_model
-from distill.outputs import check_output_folder, write_atomic
+from distill.outputs import check_output_folder, named_parts, write_atomic
 from distill.pipeline_checks import check_shape, first_line, refusal
 from distill.static import check_query_only_static, folder_vocab, is_static_folder
 from distill.stores import connect_stores, model_width, move_stores
@@ -255,21 +255,16 @@ def model_kind(model: str) -> str:
     )
 
 
-_GENERIC_FOLDERS = {"run", "runs", "student", "students", "model", "models", "output", "out"}
-
-
 def slug(text: str) -> str:
     """A readable index-name part for a model: a folder's parent and name (trained students are all called
     ``student`` inside their run folder), reaching further up past generic folder names (``a/run/student`` and
-    ``b/run/student`` must not share an index), or the spec itself."""
+    ``b/run/student`` must not share an index: :func:`distill.outputs.named_parts`), or the spec itself."""
     path = Path(text)
     name = text
     if path.exists():
-        parts = list(path.resolve().parts[1:])
-        keep = 2
-        while keep < len(parts) and parts[-keep].lower() in _GENERIC_FOLDERS:
-            keep += 1
-        name = "-".join(parts[-keep:])
+        resolved = path.resolve()
+        parts = named_parts(resolved)
+        name = "-".join(parts if len(parts) > 1 else [resolved.parent.name, *parts])
     return re.sub(r"[^a-zA-Z0-9]+", "-", name).strip("-").lower()
 
 

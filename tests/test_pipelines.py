@@ -328,3 +328,12 @@ def test_max_runs_per_component_must_be_a_positive_number(tiny_pipelines, runs):
     data["max_runs_per_component"] = runs
     with pytest.raises(DistillError, match="max_runs_per_component must be a positive whole number"):
         pipelines.load_pipeline(data)
+
+
+def test_named_parts_reach_past_generic_folder_names():
+    from distill.outputs import named_parts
+
+    assert named_parts(Path("runs/students/minilm")) == ["minilm"]
+    assert named_parts(Path("runs/adapt/mine/run")) == ["mine", "run"]
+    assert named_parts(Path("runs/adapt/mine/run/student")) == ["mine", "run", "student"]
+    assert named_parts(Path("run")) == ["run"]
