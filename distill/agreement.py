@@ -37,9 +37,9 @@ def question_agreement(retrieved: list[str], reference: list[str], k: int = K) -
 
 
 def retrieving_pipelines(per_question: list[dict[str, Any]], names: list[str]) -> list[str]:
-    """The pipelines whose per-question rows carry retrieved ids (readers asked on the gold paragraph carry none)."""
-    first = per_question[0]["runs"] if per_question else {}
-    return [n for n in names if "retrieved" in first.get(n, {})]
+    """The pipelines that retrieved a document for some question (readers asked on the gold paragraph retrieve none:
+    their rows carry an empty ``retrieved``)."""
+    return [n for n in names if any(row["runs"].get(n, {}).get("retrieved") for row in per_question)]
 
 
 def add_agreement(report: dict[str, Any], per_question: list[dict[str, Any]], reference: str) -> None:

@@ -47,7 +47,11 @@ def test_add_agreement_by_hand():
 
 
 def test_readers_on_the_gold_paragraph_get_no_agreement():
-    per_question = [{"id": "q", "runs": {"teacher": {"em": 1.0}, "student": {"em": 0.0}}}]
+    # As distill eval writes them with --context gold: an empty retrieved list (or none, in older reports).
+    per_question = [
+        {"id": "q", "runs": {"teacher": {"em": 1.0, "retrieved": []}, "student": {"em": 0.0, "retrieved": []}}},
+        {"id": "r", "runs": {"teacher": {"em": 1.0}, "student": {"em": 0.0}}},
+    ]
     report = {"pipelines": {"teacher": {}, "student": {}}}
     add_agreement(report, per_question, "teacher")
     assert report == {"pipelines": {"teacher": {}, "student": {}}} and agreement_table(report) == ""
