@@ -114,6 +114,14 @@ def _swap_args(p: argparse.ArgumentParser) -> None:
         help="use distill's vectorised in-memory retriever (same results as Haystack's, without its per-query "
         "rebuild of the embedding matrix); load such YAML with allowed_modules=['distill.*']",
     )
+    p.add_argument(
+        "--reader-scores",
+        choices=("margin", "raw"),  # distill.pipelines.READER_SCORES (not imported here: it loads Haystack)
+        default="margin",
+        help="how a swapped reader ranks answers across passages: margin (distill's NoAnswerMarginExtractiveReader: "
+        "each span over its window's no-answer logits, what training on negatives teaches) or raw (the stock "
+        "TransformersExtractiveReader's raw logit sums); default %(default)s",
+    )
 
 
 @command("swap", "write a student's pipelines: the teacher's YAML with the student's model and index", _swap_args)
@@ -131,6 +139,7 @@ def cmd_swap(args: argparse.Namespace) -> int:
         index=args.index,
         keep_index=args.keep_index,
         fast_retriever=args.fast_retriever,
+        reader_scores=args.reader_scores,
     )
     for path in written:
         print(path)

@@ -285,7 +285,12 @@ def reader_card(recipe: dict[str, Any], metrics: dict[str, Any]) -> str:
     if finetune:
         title = f"# Extractive reader: {Path(recipe['output']).name}"
         layers = f" (encoder layers {recipe['layers']})" if recipe.get("layers") else ""
-        intro = f"**{recipe['model']}**{layers} fine-tuned for extractive question answering on gold answers."
+        negatives = (
+            " and on retrieved passages without the answer (target: no answer)" if metrics.get("negatives") else ""
+        )
+        intro = (
+            f"**{recipe['model']}**{layers} fine-tuned for extractive question answering on gold answers{negatives}."
+        )
     else:
         student = recipe["student"]
         if isinstance(student, dict) and "from_teacher" in student:
@@ -357,8 +362,10 @@ def reader_card(recipe: dict[str, Any], metrics: dict[str, Any]) -> str:
         "## Use",
         "",
         "`TransformersExtractiveReader(model=<this folder>)`, or swap it into the teacher's pipeline with "
-        "`distill swap pipelines/extractive_qa.yaml --model <this folder> --out <dir>` and compare with "
-        "`distill eval ... --context gold`.",
+        "`distill swap pipelines/extractive_qa.yaml --model <this folder> --out <dir>` (served by distill's "
+        "`NoAnswerMarginExtractiveReader`, which ranks answers across passages by each span's margin over its "
+        "window's no-answer logits; `--reader-scores raw` keeps the stock reader) and compare with "
+        "`distill eval ...` (end to end) and `distill eval ... --context gold`.",
     ]
     return front_matter(reader_metadata(recipe, metrics)) + "\n".join(lines + _card_tail(recipe))
 

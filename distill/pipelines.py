@@ -61,6 +61,11 @@ class NothingToSwap(DistillError):
 # passages; `no_answer: true` adds its "every answer is wrong" answer (prod(1 - score)), so that the pipeline says when
 # no passage answers. It never moves the best real answer, which `distill eval` scores.
 READER_SERVING: dict[str, Any] = {"no_answer": True, "calibration_factor": 0.1}
+# How a swapped reader ranks answers across passages: "margin" serves it as distill's NoAnswerMarginExtractiveReader
+# (each span's logits minus its window's no-answer logits: distill/components_reader.py), "raw" as the stock
+# TransformersExtractiveReader (raw logit sums). docs/benchmarks/readers.md measures both.
+READER_SCORES = ("margin", "raw")
+DEFAULT_READER_SCORES = "margin"
 
 
 def type_name(component: dict[str, Any]) -> str:
@@ -276,12 +281,16 @@ def swap(
     index: str | None = None,
     keep_index: bool = False,
     name_slug: str | None = None,
+    reader_scores: str = DEFAULT_READER_SCORES,
 ) -> dict[str, Any]:
     """Return a copy of ``data`` whose ``components`` (default: all of the model's kind) use ``model``.
 
     Unless ``keep_index`` (a query-only student that searches the teacher's index), every document store in the
-    pipeline moves to ``index`` (default: derived from the student's name) when embedders are swapped.
+    pipeline moves to ``index`` (default: derived from the student's name) when embedders are swapped. A swapped
+    reader serves with :data:`READER_SERVING` and ranks answers as ``reader_scores`` says (:data:`READER_SCORES`).
     """
+    if reader_scores not in READER_SCORES:
+        raise DistillError(f"reader scores must be one of {list(READER_SCORES)}, got {reader_scores!r}")
     data = copy.deepcopy(data)
     all_components = data["components"]
     if components:
@@ -308,6 +317,7 @@ def swap(
         swapped_embedder |= is_embedder(all_components[name])
         if is_reader(all_components[name]):
             params.update(READER_SERVING)
+            all_components[name]["type"] = reader_type(reader_scores)
         if onnx:  # a `distill export` folder: served by distill's ONNX twin of the SentenceTransformers embedder
             from distill.components_onnx import onnx_embedder
 
@@ -316,6 +326,13 @@ def swap(
         width = model_width(model) if swapped_embedder and not keep_index else None
         move_stores(data, index=index, model_slug=name_slug or slug(model), width=width)
     return data
+
+
+def reader_type(reader_scores: str) -> str:
+    """The component type a reader serves as, for ``reader_scores`` ("margin" or "raw")."""
+    from distill.components_reader import HAYSTACK_READER_TYPE, MARGIN_READER_TYPE
+
+    return MARGIN_READER_TYPE if reader_scores == "margin" else HAYSTACK_READER_TYPE
 
 
 def swap_files(
@@ -328,6 +345,7 @@ def swap_files(
     keep_index: bool = False,
     fast_retriever: bool = False,
     name_slug: str | None = None,
+    reader_scores: str = DEFAULT_READER_SCORES,
 ) -> list[Path]:
     """Apply the same :func:`swap` to several YAMLs (indexing and query pipelines stay consistent).
 
@@ -351,6 +369,7 @@ def swap_files(
                     index=index,
                     keep_index=keep_index,
                     name_slug=name_slug,
+                    reader_scores=reader_scores,
                 )
                 changed = True
             except NothingToSwap:

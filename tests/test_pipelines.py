@@ -59,8 +59,16 @@ def test_swap_changes_only_model_and_index(tiny_pipelines, tiny_embedder_wide):
 
 def test_swap_reader_and_query_only(tiny_pipelines, tiny_reader, tiny_embedder_wide):
     qa = pipelines.read_pipeline_dict(tiny_pipelines / "extractive_qa.yaml")
-    swapped = pipelines.swap(qa, model=str(tiny_reader) + "/")
+    swapped = pipelines.swap(qa, model=str(tiny_reader) + "/", reader_scores="raw")
     assert _diff(qa, swapped) == ["components.reader.init_parameters.model"]
+    # The default: the same reader served by the margin reader (spans over their window's no-answer logits).
+    margin = pipelines.swap(qa, model=str(tiny_reader) + "/")
+    assert _diff(qa, margin) == ["components.reader.init_parameters.model", "components.reader.type"]
+    assert margin["components"]["reader"]["type"] == "distill.components_reader.NoAnswerMarginExtractiveReader"
+    loaded = pipelines.load_pipeline(margin).get_component("reader")
+    assert type(loaded).__name__ == "NoAnswerMarginExtractiveReader" and loaded.no_answer
+    with pytest.raises(DistillError, match="reader scores must be one of"):
+        pipelines.swap(qa, model=str(tiny_reader), reader_scores="softmax")
     query_only = pipelines.swap(qa, model=str(tiny_embedder_wide), components=["text_embedder"], keep_index=True)
     assert _diff(qa, query_only) == ["components.text_embedder.init_parameters.model"]
     with pytest.raises(DistillError, match="no component named"):

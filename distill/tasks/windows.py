@@ -270,15 +270,22 @@ def best_across_passages(
     logits: np.ndarray | list[np.ndarray],
     max_answer_length: int,
     calibration_factor: float = CALIBRATION_FACTOR,
+    *,
+    margin: bool = False,
 ) -> tuple[int, str, float] | None:
     """The top answer of one question asked against several passages (``examples``, one per passage), as the
-    pipeline's reader ranks them: (passage index, text, score), or None when no window holds context."""
+    pipeline's reader ranks them: (passage index, text, score), or None when no window holds context. With
+    ``margin``, as ``distill.components_reader.NoAnswerMarginExtractiveReader`` ranks them: each span's logit sum
+    minus its window's position-0 ("no answer") sum."""
     best: tuple[float, int, int, int] | None = None
     for w in range(len(windows)):
         n = len(windows.input_ids[w])
         span = best_span(logits[w][0][:n], logits[w][1][:n], windows.offsets[w], max_answer_length)
-        if span is not None and (best is None or span[0] > best[0]):
-            best = (span[0], windows.example[w], span[1], span[2])
+        if span is None:
+            continue
+        score = span[0] - (float(logits[w][0][0]) + float(logits[w][1][0])) if margin else span[0]
+        if best is None or score > best[0]:
+            best = (score, windows.example[w], span[1], span[2])
     if best is None:
         return None
     score, example, a, b = best

@@ -213,3 +213,17 @@ def test_a_swapped_reader_serves_with_the_no_answer_answer(tmp_path, tiny_pipeli
     written = swap_files([qa], tmp_path, model=str(tiny_teacher))
     params = read_pipeline_dict(written[0])["components"]["reader"]["init_parameters"]
     assert params["no_answer"] is True and params["calibration_factor"] == 0.1
+
+
+def test_the_card_of_a_reader_trained_with_negatives_says_so():
+    from distill.model_card import reader_card
+    from distill.recipes import load_recipe
+
+    recipe = load_recipe(Path("recipes/reader-minilm-negatives.yaml"), [])
+    metrics = json.loads(Path("benchmarks/results/students/reader-minilm-l6-3k-neg2/metrics.json").read_text())
+    card = reader_card(recipe, metrics)
+    assert "fine-tuned for extractive question answering on gold answers and on retrieved passages without the" in card
+    assert "- negatives: 5975 passages for 3000 questions (up to 2 each)" in card
+    assert "NoAnswerMarginExtractiveReader" in card  # how `distill swap` serves it
+    del metrics["negatives"]
+    assert "on gold answers." in reader_card(recipe, metrics)

@@ -222,3 +222,59 @@ def test_decoding_across_passages_matches_the_haystack_reader(tiny_reader):
     real = [a.score for a in answers if a.data is not None]
     no_answer = next(a for a in answers if a.data is None)
     assert no_answer_score(real) == pytest.approx(no_answer.score, abs=1e-6)
+
+
+def test_margin_reader_ranks_spans_by_their_margin_over_no_answer(tiny_reader):
+    """NoAnswerMarginExtractiveReader scores sigmoid(cf * (start + end - start_0 - end_0)) per window: the project's
+    margin decoding gives its top answer, passage and score; it round-trips through YAML under distill.*; and on one
+    passage of one window its answers are the stock reader's, only rescored."""
+    from haystack import Document, Pipeline
+    from haystack_integrations.components.readers.transformers import TransformersExtractiveReader
+    from transformers import AutoModelForQuestionAnswering
+
+    from distill.components_reader import MARGIN_READER_TYPE, NoAnswerMarginExtractiveReader
+    from distill.pipelines import ALLOWED_MODULES, READER_SERVING
+    from distill.tasks.windows import best_across_passages, pad_windows
+
+    passages = [
+        "Mozart wrote more than six hundred works. He was born in Salzburg in 1756.",
+        "The piano was invented in Italy by Bartolomeo Cristofori around the year 1700.",
+        "The Nile is the longest river in Africa.",
+    ]
+    question = "Where was Mozart born?"
+    settings = dict(model=str(tiny_reader), top_k=3, max_seq_length=64, stride=16, **READER_SERVING)
+    reader = NoAnswerMarginExtractiveReader(**settings)
+    reader.warm_up()
+    answers = reader.run(query=question, documents=[Document(content=p) for p in passages])["answers"]
+    top = next(a for a in answers if a.data is not None)
+
+    tokenizer = build_tokenizer()
+    examples = [ReaderExample(str(i), question, p, ()) for i, p in enumerate(passages)]
+    windows = make_windows(tokenizer, examples, max_length=64, stride=16, max_query_length=64)
+    model = AutoModelForQuestionAnswering.from_pretrained(tiny_reader).eval()
+    inputs, _ = pad_windows(windows, list(range(len(windows))), tokenizer.pad_token_id)
+    with torch.no_grad():
+        out = model(**inputs)
+    logits = np.stack([out.start_logits.numpy(), out.end_logits.numpy()], axis=1)
+    passage, text, score = best_across_passages(examples, windows, logits, max_answer_length=30, margin=True)
+    assert (passages[passage], text) == (top.document.content, top.data)
+    assert score == pytest.approx(top.score, abs=1e-5)
+    assert score != pytest.approx(best_across_passages(examples, windows, logits, max_answer_length=30)[2])
+
+    # One passage, one window: the same spans in the same order as the stock reader, each rescored by the margin.
+    one = [Document(content=passages[0])]
+    stock = TransformersExtractiveReader(**settings)
+    stock.warm_up()
+    a = [x for x in stock.run(query=question, documents=one)["answers"] if x.data is not None]
+    b = [x for x in reader.run(query=question, documents=one)["answers"] if x.data is not None]
+    assert [x.data for x in a] == [x.data for x in b]
+    assert [x.score for x in a] != pytest.approx([x.score for x in b])
+
+    # Serialised under the project's allowlist, loaded back as itself.
+    pipeline = Pipeline()
+    pipeline.add_component("reader", NoAnswerMarginExtractiveReader(**settings))
+    text_yaml = pipeline.dumps()
+    assert MARGIN_READER_TYPE in text_yaml
+    loaded = Pipeline.loads(text_yaml, allowed_modules=ALLOWED_MODULES).get_component("reader")
+    assert type(loaded) is NoAnswerMarginExtractiveReader
+    assert loaded.calibration_factor == READER_SERVING["calibration_factor"]
