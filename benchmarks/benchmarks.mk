@@ -3,7 +3,7 @@
 # Recipes that continue a saved student run after the one they start from, in the order of each target.
 
 .PHONY: bench baseline bench-ablation bench-reader bench-reader-1l bench-reader-cross bench-reader-mpnet \
-  bench-reader-negatives \
+  bench-reader-negatives bench-reader-negatives-minilm \
   bench-students bench-int8 bench-speed bench-trainer reader-teacher bench-nfcorpus-queries bench-nfcorpus-pseudo \
   bench-squad-pseudo bench-forgetting bench-nfcorpus-levers nf-lever bench-stores bench-load
 
@@ -173,25 +173,31 @@ bench-reader-mpnet: reader-teacher
 	  --data squad-dev --questions 1000 --seed 0 --out runs/reader-mpnet-21k-eval-e2e-1000
 	cp runs/reader-mpnet-21k-eval-e2e-1000/report.json benchmarks/results/squad-dev-reader-mpnet-21k-e2e-1000.json
 
-# Issue 23, NOT RUN YET: readers trained on negative windows (retrieved passages without the answer) so that their
-# scores compare across passages. The mpnet-base teacher reader of bench-reader-mpnet distilled into the whole
-# MiniLM-L6 with two negatives per question (recipes/reader-distill-mpnet-minilm-negatives-cpu.yaml), against MiniLM-L6
-# on gold spans of the same 3,000 labelled questions with the same negatives and the same 1,100 steps; the teacher and
-# both students with the gold paragraph and end to end (1,000 seeded SQuAD dev questions, top 10 retrieved). The
-# negatives are mined once with the teacher pipeline's retriever (its vectorised twin: the same rankings) and cached.
-# Estimated on 2 cores from the logged runs (docs/benchmarks/readers.md): mining ~1.5 h, the teacher's logits on the
-# new windows ~46 min, the two students ~45 min each, gold context ~7 min, end to end ~85 min (the 12-layer teacher
-# reads 10 passages in ~4 s): about 5.5 h with the teacher already trained (48 min more without it).
+# Issue 23, NOT RUN YET at this scale (the MiniLM-L6 version below was): readers trained on negative windows
+# (retrieved passages without the answer) so that their scores compare across passages. The mpnet-base teacher reader
+# trained with two negatives per question (recipes/reader-teacher-mpnet-negatives-cpu.yaml), distilled into the whole
+# MiniLM-L6 with the same negatives (recipes/reader-distill-mpnet-minilm-negatives-cpu.yaml), against MiniLM-L6 on gold
+# spans of the same 3,000 labelled questions with the same negatives and the same 1,100 steps; the gold-only teacher of
+# bench-reader-mpnet beside them; every reader with the gold paragraph and end to end (1,000 seeded SQuAD dev
+# questions, top 10 retrieved), served as `distill swap` writes them (the margin reader). The negatives are mined once
+# with the teacher pipeline's retriever (its vectorised twin: the same rankings) and cached. Estimated on 2 cores:
+# mining ~75 min, the teacher ~2 h, its logits ~70 min, the two students ~45 min each, gold context ~9 min, end to end
+# ~2 h (a 12-layer reader over 10 passages ~4 s): about 8 h (41 min more for the gold-only teacher if it is missing).
+NEG_TEACHER := runs/reader-teacher-mpnet-negatives-cpu
 NEG_DISTILLED := runs/students/reader-minilm-l6-from-mpnet-negatives
 NEG_HARD := runs/students/reader-minilm-l6-hard-3k-negatives
 NEG_RECIPE := recipes/reader-distill-mpnet-minilm-negatives-cpu.yaml
-NEG_SYSTEMS := teacher-mpnet=$(MPNET_QA) hard-label-negatives=$(NEG_HARD)/pipelines/extractive_qa.yaml \
+NEG_SYSTEMS := teacher-mpnet=$(MPNET_TEACHER)/pipelines/extractive_qa.yaml \
+  teacher-mpnet-negatives=$(NEG_TEACHER)/pipelines/extractive_qa.yaml \
+  hard-label-negatives=$(NEG_HARD)/pipelines/extractive_qa.yaml \
   distilled-negatives=$(NEG_DISTILLED)/pipelines/extractive_qa.yaml
-## Readers trained on retrieved negatives: distilled vs gold spans (same negatives, steps), gold paragraph and e2e
+## Readers trained on retrieved negatives (mpnet teacher -> MiniLM-L6): gold paragraph and e2e (~8 h, not run)
 bench-reader-negatives: reader-teacher
 	test -f $(MPNET_TEACHER)/model.safetensors || $(BIN)/distill finetune-reader recipes/reader-teacher-mpnet-cpu.yaml
 	$(BIN)/distill swap pipelines/extractive_qa.yaml --model $(MPNET_TEACHER) --out $(MPNET_TEACHER)/pipelines
 	$(BIN)/distill swap pipelines/indexing.yaml pipelines/retrieval.yaml --fast-retriever --out runs/teacher-fast/pipelines
+	test -f $(NEG_TEACHER)/model.safetensors || $(BIN)/distill finetune-reader recipes/reader-teacher-mpnet-negatives-cpu.yaml
+	$(BIN)/distill swap pipelines/extractive_qa.yaml --model $(NEG_TEACHER) --out $(NEG_TEACHER)/pipelines
 	test -f $(NEG_DISTILLED)/student/metrics.json || $(BIN)/distill train $(NEG_RECIPE)
 	test -f $(NEG_HARD)/student/metrics.json || $(BIN)/distill train $(NEG_RECIPE) output=$(NEG_HARD) \
 	  data.unlabelled=null 'losses=[{name: start_end_ce}]'
@@ -200,6 +206,35 @@ bench-reader-negatives: reader-teacher
 	cp runs/reader-negatives-eval-gold/report.json benchmarks/results/squad-dev-reader-negatives-gold.json
 	$(BIN)/distill eval $(NEG_SYSTEMS) $(READER_EVAL) --versus hard-label-negatives --out runs/reader-negatives-eval-e2e
 	cp runs/reader-negatives-eval-e2e/report.json benchmarks/results/squad-dev-reader-negatives-e2e.json
+
+# Issue 23 at the scale of these 2 cores (docs/benchmarks/readers.md, "Negative windows, measured"): MiniLM-L6 readers
+# on 3,000 SQuAD train questions, gold windows only against gold windows plus two retrieved negatives per question
+# (recipes/reader-minilm-negatives.yaml; mined with the MiniLM-L6 retriever, ~10 min once), each served two ways in
+# the default mpnet pipeline: the stock reader (raw logit sums) and distill's margin reader (each span over its
+# window's no-answer logits); gold paragraph and end to end on the 1,000 seeded SQuAD dev questions. ~1 h 25 min here.
+NEG_MINILM := runs/readers/minilm-l6-3k-neg2
+GOLD_MINILM := runs/readers/minilm-l6-3k-gold
+NEG_MINILM_QA := pipelines/extractive_qa.yaml
+## Readers with and without retrieved negatives, raw and margin scores, gold paragraph and e2e (~1.5 h)
+bench-reader-negatives-minilm: setup
+	$(BIN)/distill swap pipelines/indexing.yaml pipelines/retrieval.yaml --model minilm-l6 --fast-retriever \
+	  --out runs/minilm-fast/pipelines
+	test -f $(NEG_MINILM)/model.safetensors || $(BIN)/distill finetune-reader recipes/reader-minilm-negatives.yaml
+	test -f $(GOLD_MINILM)/model.safetensors || $(BIN)/distill finetune-reader recipes/reader-minilm-negatives.yaml \
+	  data.negatives=null output=$(GOLD_MINILM)
+	for r in $(NEG_MINILM) $(GOLD_MINILM); do \
+	  $(BIN)/distill swap $(NEG_MINILM_QA) --model $$r --reader-scores raw --out $$r/pipelines && \
+	  $(BIN)/distill swap $(NEG_MINILM_QA) --model $$r --reader-scores margin --out $$r/pipelines-margin || exit 1; done
+	$(BIN)/distill eval gold-only=$(GOLD_MINILM)/pipelines/extractive_qa.yaml \
+	  negatives=$(NEG_MINILM)/pipelines/extractive_qa.yaml \
+	  $(READER_EVAL) --context gold --versus gold-only --out runs/reader-negatives-minilm-eval-gold
+	cp runs/reader-negatives-minilm-eval-gold/report.json benchmarks/results/squad-dev-reader-negatives-minilm-gold.json
+	$(BIN)/distill eval gold-only=$(GOLD_MINILM)/pipelines/extractive_qa.yaml \
+	  negatives=$(NEG_MINILM)/pipelines/extractive_qa.yaml \
+	  gold-only-margin=$(GOLD_MINILM)/pipelines-margin/extractive_qa.yaml \
+	  negatives-margin=$(NEG_MINILM)/pipelines-margin/extractive_qa.yaml \
+	  $(READER_EVAL) --versus gold-only --out runs/reader-negatives-minilm-eval-e2e
+	cp runs/reader-negatives-minilm-eval-e2e/report.json benchmarks/results/squad-dev-reader-negatives-minilm-e2e.json
 
 # Embedder students of every kind on the full SQuAD dev retrieval benchmark, all with the vectorised retriever:
 # the teacher, the off-the-shelf MiniLM-L6, the listwise-KL MiniLM-L6 (4k questions; and with hard negatives), a

@@ -148,3 +148,10 @@ def test_an_override_of_a_whole_section_merges_like_a_recipe_file(overrides, mes
 def test_a_reader_student_from_teacher_that_is_not_a_mapping_is_one_line():
     with pytest.raises(DistillError, match=r"recipe.student.from_teacher must be a mapping \{layers"):
         recipes.load_recipe(Path("recipes/reader-distill-minilm-2l.yaml"), ["student={from_teacher: 0}"])
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_committed_recipe_loads(path):
+    """Every recipe in recipes/ (the GPU ones that cannot run here included) passes the recipe checks."""
+    recipe = recipes.load_recipe(path, [])
+    assert recipe["task"] in recipes.DEFAULTS and recipe["output"]
