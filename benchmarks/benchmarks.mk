@@ -4,7 +4,7 @@
 
 .PHONY: bench baseline bench-ablation bench-reader bench-reader-1l bench-reader-cross bench-reader-mpnet \
   bench-reader-negatives bench-reader-negatives-minilm \
-  bench-students bench-int8 bench-speed bench-trainer reader-teacher bench-nfcorpus-queries bench-nfcorpus-pseudo \
+  bench-students bench-int8 bench-speed bench-speed-static bench-trainer reader-teacher bench-nfcorpus-queries bench-nfcorpus-pseudo \
   bench-squad-pseudo bench-forgetting bench-nfcorpus-levers nf-lever bench-stores bench-load
 
 # `make bench` lists the benchmark targets with the `## ` line above each; it runs none of them.
@@ -299,6 +299,26 @@ bench-speed: setup
 	  --fp32 static-untrained=$(SPEED_STATIC_UNTRAINED) --fp32 static=$(SPEED_STATIC)/student \
 	  --query-only static-query-only=$(SPEED_STATIC_QUERY_ONLY)/student \
 	  --questions 2000 --seed 0 --out benchmarks/results/squad-dev-retrieval-speed.json
+
+# The static students trained on SQuAD train instead of 951 pseudo-queries (recipes/embedder-squad-static.yaml,
+# recipes/embedder-squad-static-query-only.yaml: 4,000 questions and every question about their paragraphs, 18,499 in
+# all, 3 epochs), beside the untrained static model and the 951-pseudo-query students of bench-speed, in one run
+# (docs/benchmarks/speed.md). ~42 min on 2 cores, nearly all of it the teacher pass over the 3,488 paragraphs.
+STATIC_SQUAD := runs/students/static-mpnet-256-squad-train
+STATIC_QUERY_ONLY_SQUAD := runs/students/static-mpnet-query-only-squad-train
+## Static students trained on 4,000 SQuAD train questions and their siblings, beside bench-speed's (one run)
+bench-speed-static: setup
+	@test -f $(SPEED_STATIC)/student/modules.json || { echo "run make bench-speed first (its static students)"; exit 1; }
+	test -f $(SPEED_STATIC_UNTRAINED)/modules.json || $(BIN)/distill static mpnet-base --out $(SPEED_STATIC_UNTRAINED)
+	test -f $(STATIC_SQUAD)/student/modules.json || $(BIN)/distill train recipes/embedder-squad-static.yaml
+	test -f $(STATIC_QUERY_ONLY_SQUAD)/student/modules.json || \
+	  $(BIN)/distill train recipes/embedder-squad-static-query-only.yaml
+	$(BIN)/python -m benchmarks.speed --fp32 static-untrained=$(SPEED_STATIC_UNTRAINED) \
+	  --fp32 static-951=$(SPEED_STATIC)/student --fp32 static-squad-train=$(STATIC_SQUAD)/student \
+	  --query-only static-query-only-951=$(SPEED_STATIC_QUERY_ONLY)/student \
+	  --query-only static-query-only-squad-train=$(STATIC_QUERY_ONLY_SQUAD)/student \
+	  --overhead '' --questions 2000 --seed 0 --runs runs/speed-static \
+	  --out benchmarks/results/squad-dev-retrieval-static-squad-train.json
 
 # Training speed: our Trainer against sentence-transformers' SentenceTransformerTrainer + MSELoss, same texts.
 ## Training speed: our Trainer vs SentenceTransformerTrainer + MSELoss on the same texts
