@@ -180,35 +180,29 @@ def test_map_teacher_probs_uses_the_overlapping_teacher_window_and_sums_to_one()
 # --- across passages, as the pipeline's reader ranks them -------------------------------------------------------------
 
 
-def test_decoding_across_passages_matches_the_haystack_reader(tiny_reader):
-    """One question against three passages: the project's decoding picks the answer, the passage and the score that
-    TransformersExtractiveReader (with the settings the project writes) gives, no-answer score included."""
-    import inspect
+PASSAGES = [
+    "Mozart wrote more than six hundred works. He was born in Salzburg in 1756.",
+    "The piano was invented in Italy by Bartolomeo Cristofori around the year 1700.",
+    "The Nile is the longest river in Africa.",
+]
+QUESTION = "Where was Mozart born?"
 
+
+def _answers_and_logits(reader_class, tiny_reader):
+    """The reader component's answers to QUESTION over PASSAGES, and the project's examples, windows and logits of
+    the same model, read as the component reads them."""
     from haystack import Document
-    from haystack_integrations.components.readers.transformers import TransformersExtractiveReader
     from transformers import AutoModelForQuestionAnswering
 
     from distill.pipelines import READER_SERVING
-    from distill.tasks.windows import CALIBRATION_FACTOR, best_across_passages, no_answer_score, pad_windows
+    from distill.tasks.windows import pad_windows
 
-    default = inspect.signature(TransformersExtractiveReader.__init__).parameters["calibration_factor"].default
-    assert READER_SERVING["calibration_factor"] == CALIBRATION_FACTOR == default
-    passages = [
-        "Mozart wrote more than six hundred works. He was born in Salzburg in 1756.",
-        "The piano was invented in Italy by Bartolomeo Cristofori around the year 1700.",
-        "The Nile is the longest river in Africa.",
-    ]
-    question = "Where was Mozart born?"
-    reader = TransformersExtractiveReader(
-        model=str(tiny_reader), top_k=3, max_seq_length=64, stride=16, **READER_SERVING
-    )
+    settings = dict(model=str(tiny_reader), top_k=3, max_seq_length=64, stride=16, **READER_SERVING)
+    reader = reader_class(**settings)
     reader.warm_up()
-    answers = reader.run(query=question, documents=[Document(content=p) for p in passages])["answers"]
-    top = next(a for a in answers if a.data is not None)
-
+    answers = reader.run(query=QUESTION, documents=[Document(content=p) for p in PASSAGES])["answers"]
     tokenizer = build_tokenizer()
-    examples = [ReaderExample(str(i), question, p, ()) for i, p in enumerate(passages)]
+    examples = [ReaderExample(str(i), QUESTION, p, ()) for i, p in enumerate(PASSAGES)]
     windows = make_windows(tokenizer, examples, max_length=64, stride=16, max_query_length=64)
     model = AutoModelForQuestionAnswering.from_pretrained(tiny_reader).eval()
     inputs, _ = pad_windows(windows, list(range(len(windows))), tokenizer.pad_token_id)
@@ -216,8 +210,25 @@ def test_decoding_across_passages_matches_the_haystack_reader(tiny_reader):
     with torch.no_grad():
         out = model(**inputs)
     logits = np.stack([out.start_logits.numpy(), out.end_logits.numpy()], axis=1)
+    return settings, answers, examples, windows, logits
+
+
+def test_decoding_across_passages_matches_the_haystack_reader(tiny_reader):
+    """One question against three passages: the project's decoding picks the answer, the passage and the score that
+    TransformersExtractiveReader (with the settings the project writes) gives, no-answer score included."""
+    import inspect
+
+    from haystack_integrations.components.readers.transformers import TransformersExtractiveReader
+
+    from distill.pipelines import READER_SERVING
+    from distill.tasks.windows import CALIBRATION_FACTOR, best_across_passages, no_answer_score
+
+    default = inspect.signature(TransformersExtractiveReader.__init__).parameters["calibration_factor"].default
+    assert READER_SERVING["calibration_factor"] == CALIBRATION_FACTOR == default
+    _, answers, examples, windows, logits = _answers_and_logits(TransformersExtractiveReader, tiny_reader)
+    top = next(a for a in answers if a.data is not None)
     passage, text, score = best_across_passages(examples, windows, logits, max_answer_length=30)
-    assert (passages[passage], text) == (top.document.content, top.data)
+    assert (PASSAGES[passage], text) == (top.document.content, top.data)
     assert score == pytest.approx(top.score, abs=1e-5)
     real = [a.score for a in answers if a.data is not None]
     no_answer = next(a for a in answers if a.data is None)
@@ -230,43 +241,25 @@ def test_margin_reader_ranks_spans_by_their_margin_over_no_answer(tiny_reader):
     passage of one window its answers are the stock reader's, only rescored."""
     from haystack import Document, Pipeline
     from haystack_integrations.components.readers.transformers import TransformersExtractiveReader
-    from transformers import AutoModelForQuestionAnswering
 
     from distill.components_reader import MARGIN_READER_TYPE, NoAnswerMarginExtractiveReader
     from distill.pipelines import ALLOWED_MODULES, READER_SERVING
-    from distill.tasks.windows import best_across_passages, pad_windows
+    from distill.tasks.windows import best_across_passages
 
-    passages = [
-        "Mozart wrote more than six hundred works. He was born in Salzburg in 1756.",
-        "The piano was invented in Italy by Bartolomeo Cristofori around the year 1700.",
-        "The Nile is the longest river in Africa.",
-    ]
-    question = "Where was Mozart born?"
-    settings = dict(model=str(tiny_reader), top_k=3, max_seq_length=64, stride=16, **READER_SERVING)
-    reader = NoAnswerMarginExtractiveReader(**settings)
-    reader.warm_up()
-    answers = reader.run(query=question, documents=[Document(content=p) for p in passages])["answers"]
+    settings, answers, examples, windows, logits = _answers_and_logits(NoAnswerMarginExtractiveReader, tiny_reader)
     top = next(a for a in answers if a.data is not None)
-
-    tokenizer = build_tokenizer()
-    examples = [ReaderExample(str(i), question, p, ()) for i, p in enumerate(passages)]
-    windows = make_windows(tokenizer, examples, max_length=64, stride=16, max_query_length=64)
-    model = AutoModelForQuestionAnswering.from_pretrained(tiny_reader).eval()
-    inputs, _ = pad_windows(windows, list(range(len(windows))), tokenizer.pad_token_id)
-    with torch.no_grad():
-        out = model(**inputs)
-    logits = np.stack([out.start_logits.numpy(), out.end_logits.numpy()], axis=1)
     passage, text, score = best_across_passages(examples, windows, logits, max_answer_length=30, margin=True)
-    assert (passages[passage], text) == (top.document.content, top.data)
+    assert (PASSAGES[passage], text) == (top.document.content, top.data)
     assert score == pytest.approx(top.score, abs=1e-5)
     assert score != pytest.approx(best_across_passages(examples, windows, logits, max_answer_length=30)[2])
 
     # One passage, one window: the same spans in the same order as the stock reader, each rescored by the margin.
-    one = [Document(content=passages[0])]
-    stock = TransformersExtractiveReader(**settings)
+    one = [Document(content=PASSAGES[0])]
+    stock, margin = TransformersExtractiveReader(**settings), NoAnswerMarginExtractiveReader(**settings)
     stock.warm_up()
-    a = [x for x in stock.run(query=question, documents=one)["answers"] if x.data is not None]
-    b = [x for x in reader.run(query=question, documents=one)["answers"] if x.data is not None]
+    margin.warm_up()
+    a = [x for x in stock.run(query=QUESTION, documents=one)["answers"] if x.data is not None]
+    b = [x for x in margin.run(query=QUESTION, documents=one)["answers"] if x.data is not None]
     assert [x.data for x in a] == [x.data for x in b]
     assert [x.score for x in a] != pytest.approx([x.score for x in b])
 
