@@ -317,7 +317,8 @@ def swap(
         swapped_embedder |= is_embedder(all_components[name])
         if is_reader(all_components[name]):
             params.update(READER_SERVING)
-            all_components[name]["type"] = reader_type(reader_scores)
+            if all_components[name].get("type") in READER_TYPES:  # another reader class keeps its own ranking
+                all_components[name]["type"] = reader_type(reader_scores)
         if onnx:  # a `distill export` folder: served by distill's ONNX twin of the SentenceTransformers embedder
             from distill.components_onnx import onnx_embedder
 
@@ -328,11 +329,16 @@ def swap(
     return data
 
 
+# The stock Haystack reader and distill's margin twin: the two types reader_scores chooses between.
+READER_TYPES = (
+    "haystack_integrations.components.readers.transformers.extractive_reader.TransformersExtractiveReader",
+    "distill.components_reader.NoAnswerMarginExtractiveReader",
+)
+
+
 def reader_type(reader_scores: str) -> str:
     """The component type a reader serves as, for ``reader_scores`` ("margin" or "raw")."""
-    from distill.components_reader import HAYSTACK_READER_TYPE, MARGIN_READER_TYPE
-
-    return MARGIN_READER_TYPE if reader_scores == "margin" else HAYSTACK_READER_TYPE
+    return READER_TYPES[1] if reader_scores == "margin" else READER_TYPES[0]
 
 
 def swap_files(

@@ -1,4 +1,5 @@
 import contextlib
+import copy
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,17 @@ def test_swap_reader_and_query_only(tiny_pipelines, tiny_reader, tiny_embedder_w
     assert margin["components"]["reader"]["type"] == "distill.components_reader.NoAnswerMarginExtractiveReader"
     loaded = pipelines.load_pipeline(margin).get_component("reader")
     assert type(loaded).__name__ == "NoAnswerMarginExtractiveReader" and loaded.no_answer
+    from distill.components_reader import HAYSTACK_READER_TYPE, MARGIN_READER_TYPE
+
+    assert pipelines.READER_TYPES == (HAYSTACK_READER_TYPE, MARGIN_READER_TYPE)
+    assert pipelines.swap(margin, model=str(tiny_reader), reader_scores="raw")["components"]["reader"]["type"] == (
+        HAYSTACK_READER_TYPE
+    )
+    other = copy.deepcopy(qa)
+    other["components"]["reader"]["type"] = "my_package.readers.MyExtractiveReader"  # a reader class of the user's
+    assert pipelines.swap(other, model=str(tiny_reader))["components"]["reader"]["type"] == (
+        "my_package.readers.MyExtractiveReader"
+    )
     with pytest.raises(DistillError, match="reader scores must be one of"):
         pipelines.swap(qa, model=str(tiny_reader), reader_scores="softmax")
     query_only = pipelines.swap(qa, model=str(tiny_embedder_wide), components=["text_embedder"], keep_index=True)
