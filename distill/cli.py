@@ -116,7 +116,7 @@ def _swap_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--reader-scores",
-        choices=("margin", "raw"),  # distill.pipelines.READER_SCORES (not imported here: it loads Haystack)
+        choices=("margin", "raw"),  # distill.pipelines.READER_TYPES (not imported here: it loads Haystack; tested)
         default="margin",
         help="how a swapped reader ranks answers across passages: margin (distill's NoAnswerMarginExtractiveReader: "
         "each span over its window's no-answer logits, what training on negatives teaches) or raw (the stock "

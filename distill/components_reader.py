@@ -22,11 +22,6 @@ from typing import Any
 from haystack import component
 from haystack_integrations.components.readers.transformers import TransformersExtractiveReader
 
-HAYSTACK_READER_TYPE = (
-    "haystack_integrations.components.readers.transformers.extractive_reader.TransformersExtractiveReader"
-)
-MARGIN_READER_TYPE = f"{__name__}.NoAnswerMarginExtractiveReader"
-
 
 def no_answer_margins(start: Any, end: Any, attention_mask: Any) -> tuple[Any, Any]:
     """Start and end logits ``(windows, positions)`` minus each window's first attended position's (the CLS or

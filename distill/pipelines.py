@@ -55,16 +55,19 @@ class NothingToSwap(DistillError):
     """The pipeline holds no component of the student's kind."""
 
 
-# How the project's readers serve (distill/tasks/windows.py decodes the same way): TransformersExtractiveReader ranks
-# the answers of all retrieved passages by sigmoid(calibration_factor * (start + end logit)), raw logits never
-# normalised per passage, which is what training on negatives (data.negatives) teaches to mean something across
-# passages; `no_answer: true` adds its "every answer is wrong" answer (prod(1 - score)), so that the pipeline says when
-# no passage answers. It never moves the best real answer, which `distill eval` scores.
+# How the project's readers serve (distill/tasks/windows.py decodes the same way): the reader ranks the answers of all
+# retrieved passages by sigmoid(calibration_factor * span score), never normalised per passage; `no_answer: true` adds
+# its "every answer is wrong" answer (prod(1 - score)), so that the pipeline says when no passage answers. It never
+# moves the best real answer, which `distill eval` scores.
 READER_SERVING: dict[str, Any] = {"no_answer": True, "calibration_factor": 0.1}
-# How a swapped reader ranks answers across passages: "margin" serves it as distill's NoAnswerMarginExtractiveReader
-# (each span's logits minus its window's no-answer logits: distill/components_reader.py), "raw" as the stock
-# TransformersExtractiveReader (raw logit sums). docs/benchmarks/readers.md measures both.
-READER_SCORES = ("margin", "raw")
+# How a swapped reader scores spans (`distill swap --reader-scores`), by the component type it serves as: "margin",
+# distill's NoAnswerMarginExtractiveReader (each span's logits minus its window's no-answer logits:
+# distill/components_reader.py), or "raw", the stock TransformersExtractiveReader (raw logit sums). A reader of any
+# other type keeps it. docs/benchmarks/readers.md measures both.
+READER_TYPES = {
+    "margin": "distill.components_reader.NoAnswerMarginExtractiveReader",
+    "raw": "haystack_integrations.components.readers.transformers.extractive_reader.TransformersExtractiveReader",
+}
 DEFAULT_READER_SCORES = "margin"
 
 
@@ -287,10 +290,10 @@ def swap(
 
     Unless ``keep_index`` (a query-only student that searches the teacher's index), every document store in the
     pipeline moves to ``index`` (default: derived from the student's name) when embedders are swapped. A swapped
-    reader serves with :data:`READER_SERVING` and ranks answers as ``reader_scores`` says (:data:`READER_SCORES`).
+    reader serves with :data:`READER_SERVING` and ranks answers as ``reader_scores`` says (:data:`READER_TYPES`).
     """
-    if reader_scores not in READER_SCORES:
-        raise DistillError(f"reader scores must be one of {list(READER_SCORES)}, got {reader_scores!r}")
+    if reader_scores not in READER_TYPES:
+        raise DistillError(f"reader scores must be one of {list(READER_TYPES)}, got {reader_scores!r}")
     data = copy.deepcopy(data)
     all_components = data["components"]
     if components:
@@ -317,8 +320,8 @@ def swap(
         swapped_embedder |= is_embedder(all_components[name])
         if is_reader(all_components[name]):
             params.update(READER_SERVING)
-            if all_components[name].get("type") in READER_TYPES:  # another reader class keeps its own ranking
-                all_components[name]["type"] = reader_type(reader_scores)
+            if all_components[name].get("type") in READER_TYPES.values():  # another reader class keeps its own
+                all_components[name]["type"] = READER_TYPES[reader_scores]
         if onnx:  # a `distill export` folder: served by distill's ONNX twin of the SentenceTransformers embedder
             from distill.components_onnx import onnx_embedder
 
@@ -327,18 +330,6 @@ def swap(
         width = model_width(model) if swapped_embedder and not keep_index else None
         move_stores(data, index=index, model_slug=name_slug or slug(model), width=width)
     return data
-
-
-# The stock Haystack reader and distill's margin twin: the two types reader_scores chooses between.
-READER_TYPES = (
-    "haystack_integrations.components.readers.transformers.extractive_reader.TransformersExtractiveReader",
-    "distill.components_reader.NoAnswerMarginExtractiveReader",
-)
-
-
-def reader_type(reader_scores: str) -> str:
-    """The component type a reader serves as, for ``reader_scores`` ("margin" or "raw")."""
-    return READER_TYPES[1] if reader_scores == "margin" else READER_TYPES[0]
 
 
 def swap_files(

@@ -68,11 +68,27 @@ def test_swap_reader_and_query_only(tiny_pipelines, tiny_reader, tiny_embedder_w
     assert margin["components"]["reader"]["type"] == "distill.components_reader.NoAnswerMarginExtractiveReader"
     loaded = pipelines.load_pipeline(margin).get_component("reader")
     assert type(loaded).__name__ == "NoAnswerMarginExtractiveReader" and loaded.no_answer
-    from distill.components_reader import HAYSTACK_READER_TYPE, MARGIN_READER_TYPE
+    from haystack_integrations.components.readers.transformers import TransformersExtractiveReader
 
-    assert pipelines.READER_TYPES == (HAYSTACK_READER_TYPE, MARGIN_READER_TYPE)
+    from distill.cli import build_parser
+    from distill.components_reader import NoAnswerMarginExtractiveReader
+
+    def path(cls):
+        return f"{cls.__module__}.{cls.__name__}"
+
+    assert pipelines.READER_TYPES == {
+        "margin": path(NoAnswerMarginExtractiveReader),
+        "raw": path(TransformersExtractiveReader),
+    }
+    # The CLI spells the choices out (importing pipelines there would load Haystack): the same ones, the same default.
+    swap_args = ["swap", "extractive_qa.yaml", "--out", "out"]
+    assert build_parser().parse_args(swap_args).reader_scores == pipelines.DEFAULT_READER_SCORES
+    for choice in pipelines.READER_TYPES:
+        assert build_parser().parse_args([*swap_args, "--reader-scores", choice]).reader_scores == choice
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*swap_args, "--reader-scores", "softmax"])
     assert pipelines.swap(margin, model=str(tiny_reader), reader_scores="raw")["components"]["reader"]["type"] == (
-        HAYSTACK_READER_TYPE
+        path(TransformersExtractiveReader)
     )
     other = copy.deepcopy(qa)
     other["components"]["reader"]["type"] = "my_package.readers.MyExtractiveReader"  # a reader class of the user's

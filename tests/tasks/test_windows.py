@@ -242,8 +242,8 @@ def test_margin_reader_ranks_spans_by_their_margin_over_no_answer(tiny_reader):
     from haystack import Document, Pipeline
     from haystack_integrations.components.readers.transformers import TransformersExtractiveReader
 
-    from distill.components_reader import MARGIN_READER_TYPE, NoAnswerMarginExtractiveReader
-    from distill.pipelines import ALLOWED_MODULES, READER_SERVING
+    from distill.components_reader import NoAnswerMarginExtractiveReader
+    from distill.pipelines import ALLOWED_MODULES, READER_SERVING, READER_TYPES
     from distill.tasks.windows import best_across_passages
 
     settings, answers, examples, windows, logits = _answers_and_logits(NoAnswerMarginExtractiveReader, tiny_reader)
@@ -267,7 +267,7 @@ def test_margin_reader_ranks_spans_by_their_margin_over_no_answer(tiny_reader):
     pipeline = Pipeline()
     pipeline.add_component("reader", NoAnswerMarginExtractiveReader(**settings))
     text_yaml = pipeline.dumps()
-    assert MARGIN_READER_TYPE in text_yaml
+    assert READER_TYPES["margin"] in text_yaml
     loaded = Pipeline.loads(text_yaml, allowed_modules=ALLOWED_MODULES).get_component("reader")
     assert type(loaded) is NoAnswerMarginExtractiveReader
     assert loaded.calibration_factor == READER_SERVING["calibration_factor"]
