@@ -284,9 +284,16 @@ bench-int8: setup
 BEST_DISTILLED := $(STUDENTS)/minilm-l6-squad-kl-10k-384-avg/student
 SPEED_PSEUDO := runs/adapt/squad-pseudo/student
 SPEED_DISTILLED ?= $(if $(wildcard $(BEST_DISTILLED)/modules.json),$(BEST_DISTILLED),$(SPEED_PSEUDO))
+# The static students: those trained on SQuAD train (`make bench-speed-static`) when built, else the 951-pseudo-query
+# ones, made here from the same cached teacher rows as the pseudo-query MiniLM-L6.
 SPEED_STATIC_UNTRAINED ?= runs/static/mpnet-256
-SPEED_STATIC ?= runs/students/static-mpnet-256
-SPEED_STATIC_QUERY_ONLY ?= runs/students/static-mpnet-query-only
+STATIC_951 := runs/students/static-mpnet-256
+STATIC_QUERY_ONLY_951 := runs/students/static-mpnet-query-only
+STATIC_SQUAD := runs/students/static-mpnet-256-squad-train
+STATIC_QUERY_ONLY_SQUAD := runs/students/static-mpnet-query-only-squad-train
+STATIC_768 := runs/students/static-mpnet-768-squad-train
+SPEED_STATIC ?= $(if $(wildcard $(STATIC_SQUAD)/student/modules.json),$(STATIC_SQUAD),$(STATIC_951))
+SPEED_STATIC_QUERY_ONLY ?= $(if $(wildcard $(STATIC_QUERY_ONLY_SQUAD)/student/modules.json),$(STATIC_QUERY_ONLY_SQUAD),$(STATIC_QUERY_ONLY_951))
 SPEED_STATIC_SET := optimizer.lr=5.0e-3 optimizer.weight_decay=0.0 epochs=5
 ## One frontier: teacher, int8, MiniLM-L6, distilled, static students in one run; Pareto plot (2,000 questions)
 bench-speed: setup
@@ -302,6 +309,7 @@ bench-speed: setup
 	  $(if $(filter-out $(SPEED_PSEUDO),$(SPEED_DISTILLED)),--fp32 distilled-pseudo=$(SPEED_PSEUDO) \
 	  --int8 distilled-pseudo-int8=$(SPEED_PSEUDO)) \
 	  --fp32 static-untrained=$(SPEED_STATIC_UNTRAINED) --fp32 static=$(SPEED_STATIC)/student \
+	  $(if $(wildcard $(STATIC_768)/student/modules.json),--fp32 static-768=$(STATIC_768)/student) \
 	  --query-only static-query-only=$(SPEED_STATIC_QUERY_ONLY)/student \
 	  --questions 2000 --seed 0 --out benchmarks/results/squad-dev-retrieval-speed.json
 
@@ -319,20 +327,20 @@ bench-best-distilled: setup
 
 # The static students trained on SQuAD train instead of 951 pseudo-queries (recipes/embedder-squad-static.yaml,
 # recipes/embedder-squad-static-query-only.yaml: 4,000 questions and every question about their paragraphs, 18,499 in
-# all, 3 epochs), beside the untrained static model and the 951-pseudo-query students of bench-speed, in one run
+# all, 3 epochs; recipes/embedder-squad-static-768.yaml: the first at the teacher's full width), beside the untrained static model and the 951-pseudo-query students of bench-speed, in one run
 # (docs/benchmarks/speed.md). ~42 min on 2 cores, nearly all of it the teacher pass over the 3,488 paragraphs.
-STATIC_SQUAD := runs/students/static-mpnet-256-squad-train
-STATIC_QUERY_ONLY_SQUAD := runs/students/static-mpnet-query-only-squad-train
 ## Static students trained on 4,000 SQuAD train questions and their siblings, beside bench-speed's (one run)
 bench-speed-static: setup
-	@test -f $(SPEED_STATIC)/student/modules.json || { echo "run make bench-speed first (its static students)"; exit 1; }
+	@test -f $(STATIC_951)/student/modules.json || { echo "run make bench-speed first (its static students)"; exit 1; }
 	test -f $(SPEED_STATIC_UNTRAINED)/modules.json || $(BIN)/distill static mpnet-base --out $(SPEED_STATIC_UNTRAINED)
 	test -f $(STATIC_SQUAD)/student/modules.json || $(BIN)/distill train recipes/embedder-squad-static.yaml
 	test -f $(STATIC_QUERY_ONLY_SQUAD)/student/modules.json || \
 	  $(BIN)/distill train recipes/embedder-squad-static-query-only.yaml
+	test -f $(STATIC_768)/student/modules.json || $(BIN)/distill train recipes/embedder-squad-static-768.yaml
 	$(BIN)/python -m benchmarks.speed --fp32 static-untrained=$(SPEED_STATIC_UNTRAINED) \
-	  --fp32 static-951=$(SPEED_STATIC)/student --fp32 static-squad-train=$(STATIC_SQUAD)/student \
-	  --query-only static-query-only-951=$(SPEED_STATIC_QUERY_ONLY)/student \
+	  --fp32 static-951=$(STATIC_951)/student --fp32 static-squad-train=$(STATIC_SQUAD)/student \
+	  --fp32 static-768-squad-train=$(STATIC_768)/student \
+	  --query-only static-query-only-951=$(STATIC_QUERY_ONLY_951)/student \
 	  --query-only static-query-only-squad-train=$(STATIC_QUERY_ONLY_SQUAD)/student \
 	  --overhead '' --questions 2000 --seed 0 --runs runs/speed-static \
 	  --out benchmarks/results/squad-dev-retrieval-static-squad-train.json

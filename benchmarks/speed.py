@@ -43,6 +43,9 @@ TARGETS: list[tuple[str, float, float, str | None]] = [
     ("static", 0.90, 40.0, "static-untrained"),
     ("static-query-only", 0.95, 25.0, None),
 ]
+# Other builds held to a target's line when a run has them (no row when absent): the static student at the teacher's
+# full width (recipes/embedder-squad-static-768.yaml), beside the 256-d one the issue names.
+VARIANTS = {"static-768": "static"}
 
 
 def _entry(kind: str):
@@ -71,8 +74,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def check_targets(report: dict[str, Any], per_question: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     """Every target of :data:`TARGETS` (and the overhead's) against what this report measured."""
     points = {p["pipeline"]: p for p in frontier_points(report, METRIC)}
+    lines = {target[0]: target for target in TARGETS}
+    variants = [(name, *lines[of][1:]) for name, of in VARIANTS.items() if name in points]
     out = []
-    for name, share, speed_up, beats in TARGETS:
+    for name, share, speed_up, beats in TARGETS + variants:
         wanted = f"nDCG@10 >= {100 * share:g}% of the teacher's at >= {speed_up:g}x its speed"
         wanted += f", clearly above {beats}" if beats else ""
         row: dict[str, Any] = {"pipeline": name, "target": wanted}

@@ -53,6 +53,7 @@ def test_speed_benchmark_one_run_of_every_kind(home, tiny_pipelines, tiny_embedd
     )
     targets = {t["pipeline"]: t for t in report["targets"]}
     assert targets["static"]["met"] is False and "static-untrained not measured" in targets["static"]["measured"]
+    assert "static-768" not in targets  # a variant gets a row only when the run has it
     share = 100 * points["distilled-int8"]["share"]
     assert targets["distilled-int8"]["measured"].startswith(f"{share:.1f}% at ")
     int8 = points["distilled-int8"]
@@ -86,3 +87,18 @@ def test_frontier_svg_log_axis_and_empty_report():
     assert ">1<" in svg and ">10<" in svg and ">100<" in svg  # decades 1-100 ms
     assert svg.count('stroke="#222"') == 2  # the two front points are ringed
     assert "no pipeline reports nDCG@10" in frontier_svg({"pipelines": {"x": {"quality": {}, "latency": {}}}})
+
+
+def test_a_variant_present_is_held_to_its_targets_line():
+    report = {
+        "pipelines": {
+            "teacher": {"quality": {"ndcg@10": 0.8}, "latency": {"query": {"p50_ms": 40.0}}},
+            "static-768": {"quality": {"ndcg@10": 0.74}, "latency": {"query": {"p50_ms": 0.9}}},
+        }
+    }
+    targets = {t["pipeline"]: t for t in speed.check_targets(report, None)}
+    variant = targets["static-768"]
+    assert variant["target"] == targets["static"]["target"]
+    assert variant["share"] == pytest.approx(0.925) and variant["speed_up"] == pytest.approx(40 / 0.9)
+    assert variant["met"] is False and "static-untrained not measured" in variant["measured"]  # must beat it too
+    assert targets["static"]["met"] is None
