@@ -185,7 +185,7 @@ bench-reader-mpnet: reader-teacher
 # 10 passages ~4 s a question): about 4.5 h.
 NEG_TEACHER := runs/reader-teacher-mpnet-negatives-cpu
 NEG_DISTILLED := runs/students/reader-minilm-l6-from-mpnet-negatives
-NEG_HARD := runs/readers/minilm-l6-3k-neg2
+NEG_HARD = $(NEG_MINILM)
 NEG_RECIPE := recipes/reader-distill-mpnet-minilm-negatives-cpu.yaml
 NEG_SYSTEMS := teacher-negatives=$(NEG_TEACHER)/pipelines/extractive_qa.yaml \
   hard-label-negatives=$(NEG_HARD)/pipelines-margin/extractive_qa.yaml \

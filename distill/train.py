@@ -188,7 +188,20 @@ def _finish_embedder(recipe: dict[str, Any], task: Any, state: Any, output: Path
         f"student saved to {student}; dev {task.best_metric} {state.best:.4f} (teacher "
         f"{task.teacher_dev[task.best_metric]:.4f}, before distillation {before:.4f})"
     )
+    if (warning := below_its_start(task.best_metric, state.best, before)) is not None:
+        logger.warning(warning)
     return student
+
+
+def below_its_start(metric: str, best: float, before: float) -> str | None:
+    """A warning when no checkpoint of the run beat the untrained student on the dev slice (NaN: not measured)."""
+    if not best < before:
+        return None
+    return (
+        f"training left the student below where it started: dev {metric} {best:.4f} at its best against "
+        f"{before:.4f} before distillation; the untrained student is the better one. Try a lower optimizer.lr; a "
+        "static student with dims: null keeps uncentred token rows, which train badly: give dims the teacher's width"
+    )
 
 
 def _finish_reader(recipe: dict[str, Any], task: Any, state: Any, output: Path, pipelines: list[Path]) -> Path:

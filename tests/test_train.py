@@ -400,3 +400,12 @@ def test_an_anchor_holds_the_student_near_its_start(home, tiny_embedder, tiny_em
     assert moved(100.0) < 0.5 * moved(0.0)
     with pytest.raises(DistillError, match="anchor must be a number >= 0"):
         recipes.load_recipe(write_recipe(home, tiny_embedder_wide, tiny_embedder, tiny_squad), ["anchor=-1"])
+
+
+def test_a_run_that_ends_below_its_untrained_student_is_warned_about():
+    from distill.train import below_its_start
+
+    warning = below_its_start("ndcg@10", 0.617, 0.6425)
+    assert "0.6170 at its best against 0.6425 before distillation" in warning and "optimizer.lr" in warning
+    assert below_its_start("ndcg@10", 0.70, 0.64) is None
+    assert below_its_start("ndcg@10", 0.70, math.nan) is None  # not measured: nothing to compare
