@@ -3,8 +3,8 @@ they share: EM, F1, where the top answer came from and the no-answer rate of eac
 each one's F1 minus ``--versus``'s with the paired bootstrap of ``distill report`` (same resamples, same seed).
 
 ``distill report A B`` compares runs over the *same* questions. A 12-layer reader over 10 retrieved passages costs
-seconds a question on a CPU, so its end-to-end run may hold fewer questions than its students' (``--questions 500``
-against 1,000, seed 0: SQuAD's seeded sample of 500 is the first 500 of the 1,000). An answer and its F1 do not
+seconds a question on a CPU, so its end-to-end run may hold fewer questions than its students' (``--questions 300``
+against 1,000, seed 0: SQuAD's seeded sample of 300 is the first 300 of the 1,000). An answer and its F1 do not
 depend on the run, so the students' rows on the shared questions compare with the teacher's question by question;
 latencies do not (other runs, other machine load) and are left out.
 
