@@ -36,7 +36,7 @@ demo: setup
 
 # Every pipeline with the project's vectorised retriever (the same documents and scores as Haystack's, without a
 # matrix rebuilt per query), so that the table's speed-ups are the models': the teacher, the off-the-shelf MiniLM-L6,
-# the distilled student and its int8 export (`distill export`, served by distill.components_onnx).
+# the distilled student and its int8 export (`distill export`, served by distill.components.onnx_embedders).
 demo-eval: setup
 	$(BIN)/distill swap $(TEACHER_YAML) --fast-retriever --out $(DEMO)/teacher
 	$(BIN)/distill swap $(TEACHER_YAML) --model minilm-l6 --fast-retriever --out $(DEMO)/minilm-l6

@@ -268,7 +268,7 @@ bench-students: setup
 	cp runs/students-eval/report.json benchmarks/results/squad-dev-retrieval-students.json
 
 # int8 students: each embedder in fp32 (SentenceTransformers embedders) and int8 (`distill export`, served by
-# distill.components_onnx with its own index), all with the vectorised retriever, in one evaluation against the fp32
+# distill.components.onnx_embedders with its own index), all with the vectorised retriever, in one evaluation against the fp32
 # teacher: the off-the-shelf MiniLM-L6, the distilled one (when trained: `make bench-students`) and the teacher.
 INT8_STUDENT ?= $(STUDENTS)/minilm-l6-squad-kl-4k/student
 ## int8 vs fp32 of MiniLM-L6, the distilled MiniLM-L6 and the teacher on SQuAD dev retrieval (2,000 questions)

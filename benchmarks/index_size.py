@@ -25,7 +25,7 @@ from benchmarks.common import command_line, finish_report
 def _documents(n: int, width: int, seed: int = 0) -> list[Any]:
     from haystack import Document
 
-    from distill.data import load_dataset
+    from distill.data.datasets import load_dataset
 
     paragraphs = [d.content for d in load_dataset("squad-dev").documents]
     rows = np.random.default_rng(seed).standard_normal((n, width)).astype(np.float32)
@@ -49,8 +49,8 @@ def in_memory_bytes(n: int, width: int) -> dict[str, float]:
 
 
 def pgvector_bytes(n: int, width: int) -> dict[str, float]:
-    from distill.local_postgres import LocalPostgres
-    from distill.store_pipelines import make_store
+    from benchmarks.local_postgres import LocalPostgres
+    from distill.pipelines.store_pipelines import make_store
 
     docs = _documents(n, width)
     with LocalPostgres() as server:
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--width", type=int, default=768)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    from distill.provenance import library_versions, machine_info
+    from distill.common.provenance import library_versions, machine_info
 
     report = {
         "documents": args.documents,

@@ -2,7 +2,8 @@
 
 Each model (default: the off-the-shelf MiniLM-L6; ``--student FOLDER`` adds a distilled one, ``--teacher`` the
 teacher's own int8 export) is served twice in the teacher's indexing and retrieval YAML, both with the vectorised
-retriever: fp32 through Haystack's SentenceTransformers embedders, int8 through ``distill.components_onnx`` with its
+retriever: fp32 through Haystack's SentenceTransformers embedders, int8 through ``distill.components.onnx_embedders``
+with its
 own index built by the int8 model. One ``distill eval`` then runs the teacher (fp32, the reference for the
 speed-ups and the share of its nDCG@10) and every pipeline on the same questions, and the report is copied to
 ``--out``. Real models: run it on a quiet machine (``make bench-int8``; ``--questions 200 --articles 10`` for a
@@ -17,7 +18,7 @@ import argparse
 from pathlib import Path
 
 from benchmarks.lineup import Entry, add_eval_args, copy_report, evaluate, system, teacher_system
-from distill.pipelines import TEACHER_EMBEDDER
+from distill.pipelines.loading import TEACHER_EMBEDDER
 
 DEFAULT_OUT = Path("benchmarks/results/squad-dev-retrieval-int8.json")
 

@@ -3,7 +3,8 @@
 Every pipeline keeps the teacher's indexing and retrieval YAML with the vectorised retriever and changes only its
 embedders (``distill swap``): ``fp32`` serves any sentence-transformers folder or offline source through Haystack's
 SentenceTransformers embedders (a static student too), ``int8`` first exports the model (``distill export``, reused
-while the source weights are unchanged) and serves it through ``distill.components_onnx``, and ``query-only`` swaps the
+while the source weights are unchanged) and serves it through ``distill.components.onnx_embedders``, and
+``query-only`` swaps the
 text embedder alone so that documents keep the teacher's index. Each pipeline's files live in ``RUNS/NAME``.
 """
 
@@ -16,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from distill import cli
+from distill.common.models import HUB_ALIASES, ONNX_EXPORT_FILE, model_fingerprint, resolve_model
 from distill.errors import DistillError
-from distill.export import export_onnx
-from distill.models import HUB_ALIASES, ONNX_EXPORT_FILE, model_fingerprint, resolve_model
-from distill.pipelines import is_text_embedder, read_pipeline_dict, swap_files
+from distill.pipelines.loading import is_text_embedder, read_pipeline_dict, swap_files
+from distill.training.export import export_onnx
 
 KINDS = ("fp32", "int8", "query-only")
 

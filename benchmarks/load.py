@@ -1,8 +1,8 @@
 """Load on the pgvector query pipeline: N concurrent clients, a bounded number of questions, latency and errors.
 
-One throwaway PostgreSQL server (:class:`distill.local_postgres.LocalPostgres`) holds the corpus, indexed once by
-``distill eval``'s :func:`distill.evaluation.load_systems` from the library's own pgvector YAML
-(:mod:`distill.store_pipelines`). The questions are first asked one at a time (the reference answers), then by
+One throwaway PostgreSQL server (:class:`benchmarks.local_postgres.LocalPostgres`) holds the corpus, indexed once by
+``distill eval``'s :func:`distill.evaluation.runner.load_systems` from the library's own pgvector YAML
+(:mod:`distill.pipelines.store_pipelines`). The questions are first asked one at a time (the reference answers), then by
 ``clients`` threads at once, each with its own pipeline loaded from the same YAML (its own database connection, as a
 service's workers would have: a ``PgvectorDocumentStore`` keeps one connection and one cursor, so threads sharing one
 store would share a cursor) pulling questions from one queue. Reported: p50 / p95 / max latency per question (whole
@@ -43,9 +43,9 @@ def load_test(
     documents: list[Document], questions: list[str], retrieval: Path, clients: int = 8, warmup: int = 2
 ) -> dict[str, Any]:
     """Index ``documents`` through ``retrieval``'s indexing.yaml, ask ``questions`` in order, then concurrently."""
-    from distill.evaluation import System, load_systems, run_query
-    from distill.pipeline_checks import warm_up
-    from distill.pipelines import load_pipeline
+    from distill.evaluation.runner import System, load_systems, run_query
+    from distill.pipelines.checks import warm_up
+    from distill.pipelines.loading import load_pipeline
 
     [reference] = load_systems([System("pgvector", retrieval, retrieval.with_name("indexing.yaml"))], documents)
     for question in questions[:warmup]:
@@ -128,10 +128,10 @@ def run(
 ) -> dict[str, Any]:
     import random
 
-    from distill.data import load_dataset
-    from distill.local_postgres import LocalPostgres
-    from distill.provenance import library_versions, machine_info
-    from distill.store_pipelines import write_store_pipelines
+    from benchmarks.local_postgres import LocalPostgres
+    from distill.common.provenance import library_versions, machine_info
+    from distill.data.datasets import load_dataset
+    from distill.pipelines.store_pipelines import write_store_pipelines
 
     data = load_dataset("squad-dev")
     corpus = data.documents[:documents] if documents else data.documents  # the load is on queries, not on the corpus

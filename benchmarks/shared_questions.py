@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import command_line
-from distill import metrics
+from distill.common import metrics
 from distill.errors import DistillError
-from distill.report import answer_sources, load_questions, load_report
+from distill.evaluation.report import answer_sources, load_questions, load_report
 
 
 def shared_rows(paths: list[str | Path]) -> tuple[list[dict[str, Any]], dict[str, Any]]:

@@ -3,7 +3,8 @@
 SQuAD dev (all 2,067 paragraphs, 2,000 seeded questions, top 10, the vectorised retriever): the fp32 teacher (the
 reference of every share and speed-up) and any number of named pipelines, each ``--fp32 NAME=MODEL`` (any
 sentence-transformers folder or offline source: off-the-shelf, distilled, static), ``--int8 NAME=MODEL`` (its
-``distill export``, served by ``distill.components_onnx``) or ``--query-only NAME=MODEL`` (the text embedder alone;
+``distill export``, served by ``distill.components.onnx_embedders``) or ``--query-only NAME=MODEL`` (the text embedder
+alone;
 documents keep the teacher's index), in the order given (:mod:`benchmarks.lineup`). A model that is not here is skipped
 with a printed line. One ``distill eval`` measures them all, interleaved; then the report gets
 
@@ -27,11 +28,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from benchmarks.frontier import frontier_points, frontier_svg
 from benchmarks.lineup import KINDS, Entry, add_eval_args, copy_report, evaluate, present, system, teacher_system
-from distill.data import load_dataset
-from distill.frontier import frontier_points, frontier_svg
-from distill.outputs import write_atomic
-from distill.report import load_questions, paired_differences
+from distill.common.outputs import write_atomic
+from distill.data.datasets import load_dataset
+from distill.evaluation.report import load_questions, paired_differences
 
 DEFAULT_OUT = Path("benchmarks/results/squad-dev-retrieval-speed.json")
 METRIC = "ndcg@10"

@@ -1,8 +1,9 @@
 """Same answers from other stores: the in-memory pipeline against pgvector (exact and HNSW) and Qdrant local mode.
 
-All four pipelines are the library's own YAML (:mod:`distill.store_pipelines`) around one embedder, loaded and
-indexed by ``distill eval``'s :func:`distill.evaluation.load_systems` (so the document vectors are the same cached
-rows in every store), on one throwaway PostgreSQL server (:class:`distill.local_postgres.LocalPostgres`) and a
+All four pipelines are the library's own YAML (:mod:`distill.pipelines.store_pipelines`) around one embedder, loaded and
+indexed by ``distill eval``'s :func:`distill.evaluation.runner.load_systems` (so the document vectors are the same
+cached
+rows in every store), on one throwaway PostgreSQL server (:class:`benchmarks.local_postgres.LocalPostgres`) and a
 temporary Qdrant folder. Every question runs through every pipeline, interleaved. Reported per store: the share of
 questions whose top-k ids equal the in-memory ones (ties aside: positions whose scores differ by less than ``tol``
 may swap), the recall of the exact (in-memory) top-k, index build time and query p50 / p95 (whole pipeline).
@@ -53,8 +54,8 @@ def recall_of(reference: list[Document], other: list[Document]) -> float:
 
 def write_pipelines(folder: Path, embedder: str, top_k: int, qdrant_path: Path) -> dict[str, Path]:
     """One folder of indexing + retrieval YAML per store; returns each retrieval YAML."""
-    from distill.pipelines import build_default_pipelines
-    from distill.store_pipelines import build_store_pipelines
+    from distill.pipelines.loading import build_default_pipelines
+    from distill.pipelines.store_pipelines import build_store_pipelines
 
     out = {}
     for name, spec in STORES.items():
@@ -77,7 +78,7 @@ def compare(
     documents: list[Document], questions: list[str], retrieval: dict[str, Path], tol: float = TIE_TOLERANCE
 ) -> dict[str, Any]:
     """Index every store, ask every question of every pipeline, and compare each store with the in-memory one."""
-    from distill.evaluation import System, load_systems, run_query
+    from distill.evaluation.runner import System, load_systems, run_query
 
     systems = [System(name, path, path.with_name("indexing.yaml")) for name, path in retrieval.items()]
     loaded = load_systems(systems, documents, progress=False)
@@ -113,9 +114,9 @@ def compare(
 def run(embedder: str, questions: int, top_k: int, seed: int) -> dict[str, Any]:
     import random
 
-    from distill.data import load_dataset
-    from distill.local_postgres import LocalPostgres
-    from distill.provenance import library_versions, machine_info
+    from benchmarks.local_postgres import LocalPostgres
+    from distill.common.provenance import library_versions, machine_info
+    from distill.data.datasets import load_dataset
 
     data = load_dataset("squad-dev")
     asked = [q.text for q in random.Random(seed).sample(data.queries, min(questions, len(data.queries)))]

@@ -20,13 +20,13 @@ from typing import Any
 
 import torch
 
-from distill.provenance import library_versions, machine_info
+from distill.common.provenance import library_versions, machine_info
 
 
 def _ours(recipe: dict[str, Any], steps: int, warmup: int) -> dict[str, float]:
     """Our real Trainer (Accelerate loop, clipping, scheduler, logging), timed from its per-step log rows."""
-    from distill.tasks.embedder import EmbedderTask
-    from distill.trainer import LOG_FILE, Trainer
+    from distill.training.tasks.embedder import EmbedderTask
+    from distill.training.trainer import LOG_FILE, Trainer
 
     out = Path(tempfile.mkdtemp(prefix="ours-"))
     try:
@@ -47,7 +47,7 @@ def _peer(recipe: dict[str, Any], steps: int, warmup: int, texts_per_step: int) 
     from sentence_transformers.sentence_transformer import losses
     from transformers import TrainerCallback
 
-    from distill.tasks.embedder import EmbedderTask, load_sentence_transformer
+    from distill.training.tasks.embedder import EmbedderTask, load_sentence_transformer
 
     task = EmbedderTask(recipe)  # the same pairs and cached teacher embeddings
     pairs = task.pairs
@@ -96,7 +96,7 @@ def _peer(recipe: dict[str, Any], steps: int, warmup: int, texts_per_step: int) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from distill.recipes import load_recipe
+    from distill.training.recipes import load_recipe
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", default="recipes/embedder-squad.yaml")

@@ -1,11 +1,11 @@
 """``distill adapt``: distil a user's own retrieval pipeline on their own documents, with no labels.
 
 1. The teacher is read from the user's YAML (the document embedder of the indexing pipeline and the text embedder of
-   the query pipeline, any file and component names: :class:`~distill.pipeline_teacher.PipelineTeacher`).
+   the query pipeline, any file and component names: :class:`~distill.teacher.embedders.PipelineTeacher`).
 2. The corpus and the queries are checked, and the plan is printed with an estimate of the teacher's time before
    anything expensive starts; ``--budget`` (minutes or passages) caps the work and says what it left out.
 3. The recipe is written (``distill train RECIPE`` repeats the run) with ``data.labels: teacher``: the teacher ranks
-   the corpus for every training query (:mod:`distill.tasks.silver`).
+   the corpus for every training query (:mod:`distill.training.tasks.silver`).
 4. Look before you spend: teacher and off-the-shelf student are scored first (relevance where ``--eval-data`` has
    labels, else agreement with the teacher on held-out queries); a student that already matches the teacher's
    relevance stops the run, unless ``--anyway``.
@@ -63,7 +63,7 @@ def build_recipe(
     overrides: list[str],
 ) -> dict[str, Any]:
     """The recipe ``distill adapt`` trains with, validated (overrides as ``distill train`` takes them)."""
-    from distill import recipes
+    from distill.training import recipes
 
     recipe = recipes.apply_overrides(recipes.EMBEDDER_DEFAULTS, [])
     recipe.update(
@@ -131,7 +131,7 @@ def _train_rate(recipe: dict[str, Any]) -> float:
 
 
 def _teacher_params(path: str) -> float:
-    from distill.models import model_footprint
+    from distill.common.models import model_footprint
 
     try:
         return float(model_footprint(Path(path)).get("parameters") or TEACHER_REFERENCE_PARAMS)
@@ -141,8 +141,8 @@ def _teacher_params(path: str) -> float:
 
 def _uncached(teacher: Any, documents: list[Any]) -> list[int]:
     """Positions of the documents whose teacher embedding is not cached yet."""
-    from distill.cache import TeacherCache
-    from distill.pipeline_teacher import cached_width, document_keys, embedder_namespace
+    from distill.teacher.cache import TeacherCache
+    from distill.teacher.embedders import cached_width, document_keys, embedder_namespace
 
     namespace = embedder_namespace(teacher.indexing, teacher.document_embedder)
     dim = cached_width(namespace)
@@ -159,7 +159,7 @@ def make_plan(
     """The plan of ``recipe``; a budget sets ``data.passages`` and ``max_steps`` in ``recipe`` (in place)."""
     from transformers import AutoTokenizer
 
-    from distill.tasks.silver import corpus_documents, held_out, training_queries
+    from distill.training.tasks.silver import corpus_documents, held_out, training_queries
 
     data_cfg = recipe["data"]
     minutes, passages = budget
@@ -217,8 +217,8 @@ def make_plan(
 
 def held_out_queries(recipe: dict[str, Any], teacher: Any) -> Any:
     """The corpus asked the held-out training queries (no labels): what agreement is measured on without qrels."""
-    from distill.data import Dataset, Query
-    from distill.tasks.silver import corpus_documents, held_out, training_queries
+    from distill.data.datasets import Dataset, Query
+    from distill.training.tasks.silver import corpus_documents, held_out, training_queries
 
     data_cfg = recipe["data"]
     documents = corpus_documents(data_cfg, teacher.passage_texts).documents
@@ -228,8 +228,8 @@ def held_out_queries(recipe: dict[str, Any], teacher: Any) -> Any:
 
 
 def _systems(out: Path, teacher: Any, student: str, distilled: Path | None) -> list[Any]:
-    from distill.evaluation import System
-    from distill.pipelines import swap_files
+    from distill.evaluation.runner import System
+    from distill.pipelines.loading import swap_files
 
     shelf = swap_files([teacher.indexing_path, teacher.query_path], out / "off-the-shelf", model=student)
     systems = [
@@ -242,7 +242,7 @@ def _systems(out: Path, teacher: Any, student: str, distilled: Path | None) -> l
 
 
 def _print_report(report: dict[str, Any]) -> None:
-    from distill.report import agreement_table, comparison_table, difference_lines, relative_lines
+    from distill.evaluation.report import agreement_table, comparison_table, difference_lines, relative_lines
 
     print(comparison_table(report))
     if table := agreement_table(report):
@@ -290,12 +290,12 @@ def look_before_you_spend(report: dict[str, Any]) -> str | None:
 
 def adapt(args: Any, command: str = "") -> int:
     """The ``distill adapt`` command (see the module docstring)."""
-    from distill import recipes
-    from distill.data import load_dataset
-    from distill.evaluation import evaluate
-    from distill.pipeline_teacher import PipelineTeacher
-    from distill.pipelines import load_pipeline
-    from distill.train import train
+    from distill.data.datasets import load_dataset
+    from distill.evaluation.runner import evaluate
+    from distill.pipelines.loading import load_pipeline
+    from distill.teacher.embedders import PipelineTeacher
+    from distill.training import recipes
+    from distill.training.train import train
 
     out: Path = args.out
     teacher = PipelineTeacher.from_files(args.indexing, args.query)

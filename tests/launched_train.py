@@ -44,7 +44,7 @@ def report() -> None:
 
 
 def die_after_first_checkpoint() -> None:
-    from distill import trainer
+    from distill.training import trainer
 
     original = trainer.Trainer._save_checkpoint
 

@@ -27,11 +27,11 @@ def texts(n: int) -> list[str]:
 def main(embedder: str, reader: str, pipelines: str, out: str) -> None:
     from haystack import Document
 
-    from distill.pipeline_teacher import document_embeddings
-    from distill.pipelines import read_pipeline_dict
-    from distill.tasks.embedder import TeacherEmbeddings
-    from distill.tasks.reader import TeacherReader
-    from distill.tasks.windows import ReaderExample, make_windows
+    from distill.pipelines.loading import read_pipeline_dict
+    from distill.teacher.embedders import document_embeddings
+    from distill.training.tasks.embedder import TeacherEmbeddings
+    from distill.training.tasks.reader import TeacherReader
+    from distill.training.tasks.windows import ReaderExample, make_windows
 
     corpus = texts(150)
     embeddings = TeacherEmbeddings(embedder).encode(corpus, 32, "teacher: corpus")

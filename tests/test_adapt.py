@@ -8,10 +8,10 @@ import pytest
 import yaml
 from conftest import renamed_pipelines, write_beir
 
-from distill import recipes
 from distill.adapt import parse_budget
 from distill.cli import main
 from distill.errors import DistillError
+from distill.training import recipes
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from distill.recipes import DEFAULTS
+from distill.training.recipes import DEFAULTS
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES_DOC = ROOT / "docs" / "recipes.md"

@@ -23,7 +23,8 @@ import pytest
 import yaml
 from conftest import REPO
 
-from distill import cli, models
+from distill import cli
+from distill.common import models
 from distill.errors import DistillError
 
 # Another seed explores other cases: DISTILL_FUZZ_SEED=7 pytest tests/test_fuzz.py
@@ -188,7 +189,7 @@ def _pipeline_bases(tiny_pipelines: Path) -> dict[str, dict[str, Any]]:
 def test_fuzzed_pipelines_end_in_0_or_2_with_one_line(
     tmp_path, tiny_pipelines, tiny_embedder_wide, tiny_squad, capsys, monkeypatch
 ):
-    from distill.pipelines import load_pipeline
+    from distill.pipelines.loading import load_pipeline
 
     rng = random.Random(SEED + 1)
     work = tmp_path / "work"

@@ -1,4 +1,5 @@
-"""The house rules that keep the layout readable: no import circle in distill/, no long module without its reason."""
+"""The house rules that keep the layout readable: the stages in their order (no module imports from a later stage,
+function-level imports included), no import circle in distill/, no long module without its reason."""
 
 import ast
 from pathlib import Path
@@ -7,6 +8,31 @@ from conftest import REPO
 
 LIBRARY = REPO / "distill"
 LONG = 420  # "about 400 lines"
+
+# The stages in the order of docs/architecture.md: a module may import from its own stage and the ones before it.
+STAGES = [
+    ("distill", "distill._env", "distill._moved", "distill.errors", "distill.common"),
+    ("distill.data",),
+    ("distill.components",),
+    ("distill.pipelines",),
+    ("distill.teacher",),
+    ("distill.training",),
+    ("distill.evaluation",),
+    ("distill.adapt",),
+    ("distill.cli",),
+    ("distill.ui",),
+]
+
+
+def _stage(module: str) -> int:
+    """The index of the stage a module belongs to, by its longest matching prefix."""
+    best, length = None, -1
+    for index, prefixes in enumerate(STAGES):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > length:
+                best, length = index, len(prefix)
+    assert best is not None, f"{module} is in no stage: add it to STAGES and docs/architecture.md"
+    return best
 
 
 def _module_name(path: Path) -> str:
@@ -59,8 +85,37 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_no_import_circle_in_the_library():
     graph = _graph()
-    assert "distill.tasks.common" in graph and graph["distill.tasks.reader"] >= {"distill.tasks.common"}
+    assert "distill.training.tasks.common" in graph and graph["distill.training.tasks.reader"] >= {
+        "distill.training.tasks.common"
+    }
     assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
+
+
+def test_no_module_imports_from_a_later_stage():
+    graph = _graph()
+    assert len(graph) > 40 and {_stage(m) for m in graph} == set(range(len(STAGES)))
+    late = sorted(
+        f"{module} -> {imported}"
+        for module, imports in graph.items()
+        for imported in imports
+        if _stage(imported) > _stage(module)
+    )
+    assert not late, "imports from a later stage: " + "; ".join(late)
+
+
+def test_the_stage_order_is_the_one_architecture_md_draws():
+    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    order = [
+        text.index(f"distill/{prefixes[0].split('.')[1]}/")
+        for prefixes in STAGES[1:]
+        if "." in prefixes[0] and (LIBRARY / prefixes[0].split(".")[1]).is_dir()
+    ]
+    assert order == sorted(order), "docs/architecture.md draws the stage packages in another order than STAGES"
+
+
+def test_a_later_stage_import_is_found():
+    assert _stage("distill.evaluation.runner") > _stage("distill.training.tasks.reader")
+    assert _stage("distill.common.files") == 0 and _stage("distill.ui.live") == len(STAGES) - 1
 
 
 def test_the_circle_finder_finds_one():

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from distill.data import Dataset, load_squad_file
-from distill.evaluation import System, evaluate
-from distill.pipelines import build_default_pipelines, dump_pipeline_dict, read_pipeline_dict, swap
+from distill.data.datasets import Dataset, load_squad_file
+from distill.evaluation.runner import System, evaluate
+from distill.pipelines.loading import build_default_pipelines, dump_pipeline_dict, read_pipeline_dict, swap
 
 STUDENT = "tiny-distilled"
 

@@ -10,7 +10,7 @@ Settings (environment variables):
   least two pipelines, the user's own runs before the committed benchmarks);
 - ``DISTILL_LIVE_ARTICLES``: index only this many articles of the live report's data set (default: all of them).
 
-This file only calls the library (distill.catalog, distill.live, distill.figures) and draws.
+This file only calls the library (distill.ui.catalog, distill.ui.live, distill.ui.figures) and draws.
 
 Why one module over 400 lines: Streamlit runs one script per page load, and the three pages share its sidebar and
 session state; each page is one function below.
@@ -30,10 +30,16 @@ from typing import Any
 import streamlit as st
 
 import distill  # noqa: F401  (telemetry off, hub offline: before anything imports haystack)
-from distill import catalog, figures
 from distill.errors import DistillError
-from distill.live import LiveEngine, LiveResult, SystemResult, short_error
-from distill.report import difference_lines, load_report, paired_differences, relative_lines, relative_quality
+from distill.evaluation.report import (
+    difference_lines,
+    load_report,
+    paired_differences,
+    relative_lines,
+    relative_quality,
+)
+from distill.ui import catalog, figures
+from distill.ui.live import LiveEngine, LiveResult, SystemResult, short_error
 
 logger = logging.getLogger("distill.ui")
 

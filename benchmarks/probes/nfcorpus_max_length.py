@@ -21,7 +21,7 @@ def main(lengths: list[int], root: Path = Path("../shared/data/nfcorpus")) -> No
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from distill.models import resolve_model
+    from distill.common.models import resolve_model
 
     torch.set_num_threads(1)
     docs = [json.loads(line) for line in (root / "corpus.jsonl").open(encoding="utf-8")]

@@ -26,9 +26,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from distill.data import Dataset, load_dataset
-from distill.evaluation import LoadedSystem, System, load_systems, run_query, timing_tracer
-from distill.pipelines import is_text_embedder, read_pipeline_dict, swap_files
+from distill.data.datasets import Dataset, load_dataset
+from distill.evaluation.runner import LoadedSystem, System, load_systems, run_query, timing_tracer
+from distill.pipelines.loading import is_text_embedder, read_pipeline_dict, swap_files
 
 TARGET = 1.3  # issue 22: student pipeline p50 <= 1.3x the student model's own encode time for one query
 
@@ -49,7 +49,7 @@ def text_embedder_name(query_yaml: Path) -> str:
 def encoders(component: Any) -> dict[str, Callable[[str], Any]]:
     """The model calls under the component: ``encode`` and, for a SentenceTransformer, ``tokenize``/``forward``."""
     backend = getattr(component, "embedding_backend", None)
-    if backend is None and getattr(component, "encoder", None) is not None:  # distill.components_onnx
+    if backend is None and getattr(component, "encoder", None) is not None:  # distill.components.onnx_embedders
         encoder = component.encoder
         return {"encode": lambda q: encoder.encode([q])}
     if backend is None:

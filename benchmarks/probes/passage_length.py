@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from distill import metrics
+from distill.common import metrics
 from distill.errors import DistillError
 
 
@@ -50,9 +50,9 @@ def by_length(rows: list[dict[str, Any]], gold_tokens: list[int], max_length: in
 def run(report_dir: Path, tokenizer_spec: str, max_length: int) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
-    from distill.data import load_dataset
-    from distill.models import resolve_model
-    from distill.report import load_questions, load_report
+    from distill.common.models import resolve_model
+    from distill.data.datasets import load_dataset
+    from distill.evaluation.report import load_questions, load_report
 
     report = load_report(report_dir)
     rows = load_questions(report_dir)

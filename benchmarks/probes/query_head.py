@@ -20,11 +20,11 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import recipe_bench_main
-from distill.provenance import library_versions, machine_info
+from distill.common.provenance import library_versions, machine_info
 
 
 def _one_step(student, head: torch.Tensor, batch: dict[str, Any], target: torch.Tensor, lr: float) -> dict[str, float]:
-    from distill.tasks.embedder import append_head
+    from distill.training.tasks.embedder import append_head
 
     model = copy.deepcopy(student)
     append_head(model, head)
@@ -46,8 +46,13 @@ def _one_step(student, head: torch.Tensor, batch: dict[str, Any], target: torch.
 
 
 def run(recipe_path: str, overrides: list[str]) -> dict[str, Any]:
-    from distill.recipes import load_recipe
-    from distill.tasks.embedder import TeacherEmbeddings, load_sentence_transformer, ridge_projection, training_split
+    from distill.training.recipes import load_recipe
+    from distill.training.tasks.embedder import (
+        TeacherEmbeddings,
+        load_sentence_transformer,
+        ridge_projection,
+        training_split,
+    )
 
     recipe = load_recipe(recipe_path, overrides)
     max_q = recipe["max_length"]["query"]

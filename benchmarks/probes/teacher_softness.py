@@ -29,7 +29,7 @@ def _stats(probs: np.ndarray) -> tuple[list[float], list[float]]:
 
 
 def softness(query: np.ndarray, passage: np.ndarray, positive: list[int], batches: list[list[int]], temperature: float):
-    from distill.tasks.embedder import mine_hard_negatives
+    from distill.training.tasks.embedder import mine_hard_negatives
 
     negative = mine_hard_negatives(query, passage, positive)
     out: dict[str, dict[str, list[float]]] = {"in_batch": {}, "with_hard_negatives": {}}
@@ -54,9 +54,9 @@ def softness(query: np.ndarray, passage: np.ndarray, positive: list[int], batche
 
 
 def run(recipe_path: str, overrides: list[str]) -> dict[str, Any]:
-    from distill.recipes import load_recipe
-    from distill.tasks.common import length_grouped_batches
-    from distill.tasks.embedder import TeacherEmbeddings, training_split
+    from distill.training.recipes import load_recipe
+    from distill.training.tasks.common import length_grouped_batches
+    from distill.training.tasks.embedder import TeacherEmbeddings, training_split
 
     recipe = load_recipe(recipe_path, overrides)
     pairs, _ = training_split(recipe["data"])

@@ -11,9 +11,9 @@ import sys
 import numpy as np
 import torch
 
-from distill import metrics
-from distill.data import load_dataset
-from distill.tasks.embedder import load_sentence_transformer
+from distill.common import metrics
+from distill.data.datasets import load_dataset
+from distill.training.tasks.embedder import load_sentence_transformer
 
 
 def main(student_path: str, length: int, stride: int, evaluation: str) -> None:

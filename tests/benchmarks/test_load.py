@@ -1,6 +1,6 @@
 from benchmarks.load import load_test, percentile
-from distill.data import load_squad_file
-from distill.store_pipelines import write_store_pipelines
+from distill.data.datasets import load_squad_file
+from distill.pipelines.store_pipelines import write_store_pipelines
 
 
 def test_eight_clients_get_the_sequential_answers_without_errors(pg_conn_str, tiny_embedder, tiny_squad, tmp_path):

@@ -30,7 +30,7 @@ def test_by_length_splits_questions_by_their_gold_paragraphs_tokens() -> None:
 
 
 def test_main_reads_an_evaluation_folder(tmp_path, tiny_squad, tiny_embedder, capsys) -> None:
-    from distill.data import load_dataset
+    from distill.data.datasets import load_dataset
 
     docs = {d.id: d for d in load_dataset(str(tiny_squad)).documents}
     short, long = docs["1-1"], docs["0-0"]  # the piano paragraph is 16 tokens long, the Nile one 21

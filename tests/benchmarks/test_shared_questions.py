@@ -9,7 +9,7 @@ import pytest
 
 from benchmarks import shared_questions
 from distill.errors import DistillError
-from distill.report import write_report
+from distill.evaluation.report import write_report
 
 
 def _run(out: Path, pipelines: dict[str, dict[str, float]], *, context: str = "retrieved", answers=None) -> Path:

@@ -5,7 +5,7 @@ import pytest
 from conftest import build_tokenizer
 
 from benchmarks import speed
-from distill.frontier import frontier_points, frontier_svg
+from benchmarks.frontier import frontier_points, frontier_svg
 
 
 @pytest.fixture(scope="module")

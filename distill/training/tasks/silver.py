@@ -1,0 +1,362 @@
+"""Training data labelled by the teacher alone: a corpus, optional unlabelled queries, and no relevance labels.
+
+- *Queries*: the user's own (a text file, JSONL, or a BEIR split's query ids without their qrels), else or besides
+  pseudo-queries cut from the corpus: a passage's title, or one of its sentences (the inverse cloze task, Lee et al.,
+  "Latent Retrieval for Weakly Supervised Open Domain Question Answering", ACL 2019). Each query keeps its kind.
+- *Candidates*: every query's top-k passages under the teacher over the whole corpus (exact search over the cached
+  teacher passage embeddings). The teacher's top-1 is the query's positive, a passage drawn from ranks 2..k its hard
+  negative, and the teacher's scores over everything in the batch are the soft labels of the recipe's losses.
+- *Checkpoint choice*: held-out training queries, scored by agreement with the teacher over the union of their
+  teacher top-10s (silver nDCG@10: the teacher's rank-1 passage has gain 10, rank 10 gain 1).
+
+The corpus is checked first: empty texts are skipped, duplicates kept once, both counted, and passages longer than
+the teacher's or the student's token limit counted (they are cut, as the pipeline cuts them).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from haystack import Document
+
+from distill.common.files import read_text
+from distill.errors import DistillError
+
+logger = logging.getLogger(__name__)
+
+QUERY_KINDS = ("user", "title", "sentence")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
+
+
+# --- queries -------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class QueryFile:
+    """Unlabelled queries as read, and what reading them skipped."""
+
+    texts: list[str]
+    source: str
+    blank: int = 0
+    duplicates: int = 0
+
+
+def read_queries(spec: str) -> QueryFile:
+    """Unlabelled queries from a query file (:func:`distill.data.datasets.load_queries`: one per line, or JSONL), or
+    from a
+    BEIR folder with a split (``folder:train``: the queries that split's qrels name; only their ids are read, never
+    their judgements). Blank lines are skipped and duplicates kept once, both counted."""
+    from distill.data.datasets import load_queries
+
+    folder, _, split = spec.rpartition(":") if ":" in spec and not Path(spec).exists() else (spec, "", "")
+    path = Path(folder)
+    if not path.is_dir():
+        found = load_queries(path)
+        return QueryFile([q.text for q in found], spec, found.blank_lines, found.duplicates)
+    if not split:
+        raise DistillError(f"queries {spec!r}: a BEIR folder needs a split, e.g. {spec}:train")
+    qrels = path / "qrels" / f"{split}.tsv"
+    ids = {line.split("\t", 1)[0] for line in read_text(qrels, "qrels file").splitlines()[1:] if line.strip()}
+    found = load_queries(path / "queries.jsonl")
+    texts = [q.text for q in found if q.id in ids]
+    if not texts:
+        raise DistillError(f"{qrels} names none of the queries in {path / 'queries.jsonl'}")
+    return QueryFile(texts, spec, found.blank_lines, found.duplicates)
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_END.split(text or "") if s.strip()]
+
+
+def pseudo_queries(documents: list[Document], count: int | None, kind: str, seed: int) -> list[tuple[str, str]]:
+    """Up to ``count`` pseudo-queries (text, kind) from a seeded sample of passages, one per passage: its title
+    (``title``), one of its sentences of 4 to 40 words (``sentence``: the inverse cloze task), or either in turn
+    (``mixed``). A title shared by several passages (the chunks of one document, a SQuAD article's paragraphs) names
+    none of them: such a passage, and one whose title or sentence is already taken, gives one of its other sentences
+    instead. Passages with nothing usable (no title, no sentence of that length) give none."""
+    if kind not in ("title", "sentence", "mixed"):
+        raise DistillError(f"recipe.data.pseudo_kind must be title, sentence or mixed, got {kind!r}")
+    rng = random.Random(seed)
+    order = list(range(len(documents)))
+    rng.shuffle(order)
+    titles = Counter(str(d.meta.get("title") or "").strip() for d in documents)
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for n, i in enumerate(order):
+        if count is not None and len(out) >= count:
+            break
+        doc = documents[i]
+        wanted = kind if kind != "mixed" else ("title", "sentence")[n % 2]
+        title = str(doc.meta.get("title") or "").strip()
+        if wanted == "title" and title and titles[title] == 1 and title not in seen:
+            seen.add(title)
+            out.append((title, "title"))
+            continue
+        options = [s for s in sentences(doc.content or "") if 4 <= len(s.split()) <= 40 and s not in seen]
+        if options:
+            text = rng.choice(options)
+            seen.add(text)
+            out.append((text, "sentence"))
+    return out
+
+
+# --- the corpus -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CorpusCheck:
+    """A corpus after the checks: the passages kept and what was skipped or will be cut."""
+
+    documents: list[Document]
+    empty: int = 0
+    duplicates: int = 0
+    cut: dict[str, int] = field(default_factory=dict)  # model -> passages longer than its token limit
+    left_out: int = 0  # passages a budget (data.passages) left out of training
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "passages": len(self.documents),
+            "skipped_empty": self.empty,
+            "skipped_duplicates": self.duplicates,
+            "left_out_by_budget": self.left_out,
+            "cut": dict(self.cut),
+        }
+
+
+def check_corpus(documents: list[Document], texts: list[str]) -> CorpusCheck:
+    """Drop empty passages and duplicates of an earlier passage's embedded text (``texts``), counting both."""
+    if not documents:
+        raise DistillError("the corpus is empty: give a BEIR folder, a JSONL of passages or a SQuAD file with passages")
+    kept, seen = [], set()
+    check = CorpusCheck([])
+    for doc, text in zip(documents, texts):
+        if not (doc.content or "").strip():
+            check.empty += 1
+        elif text in seen:
+            check.duplicates += 1
+        else:
+            seen.add(text)
+            kept.append(doc)
+    if not kept:
+        raise DistillError(f"every passage of the corpus is empty ({check.empty} passages)")
+    check.documents = kept
+    return check
+
+
+def count_cut(texts: list[str], tokenizer: Any, limit: int | None) -> int:
+    """How many texts are longer than ``limit`` tokens (special tokens included) for ``tokenizer``."""
+    if not limit or not texts:
+        return 0
+    counts = tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"]
+    return sum(len(ids) > limit for ids in counts)
+
+
+# --- the teacher's ranking ------------------------------------------------------------------------------------------
+
+
+def top_k(query_emb: np.ndarray, passage_emb: np.ndarray, k: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` passages per query by dot product (cosine for normalised embeddings): (indices, scores)."""
+    k = min(k, passage_emb.shape[0])
+    idx = np.empty((query_emb.shape[0], k), dtype=np.int64)
+    val = np.empty((query_emb.shape[0], k), dtype=np.float32)
+    for start in range(0, query_emb.shape[0], chunk):
+        scores = query_emb[start : start + chunk] @ passage_emb.T
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+        idx[start : start + chunk] = np.take_along_axis(part, order, axis=1)
+        val[start : start + chunk] = np.take_along_axis(scores, idx[start : start + chunk], axis=1)
+    return idx, val
+
+
+def silver_ndcg(retrieved: list[int], reference: list[int], k: int = 10) -> float:
+    """nDCG@k of ``retrieved`` against the reference's top-k as graded silver labels (rank 1 gain k, rank k gain 1)."""
+    gain = {doc: k - r for r, doc in enumerate(reference[:k])}
+    dcg = sum(gain.get(doc, 0) / math.log2(r + 2) for r, doc in enumerate(retrieved[:k]))
+    ideal = sum((k - r) / math.log2(r + 2) for r in range(min(k, len(reference))))
+    return dcg / ideal if ideal else 0.0
+
+
+def overlap(retrieved: list[int], reference: list[int], k: int = 10) -> float:
+    return len(set(retrieved[:k]) & set(reference[:k])) / k
+
+
+@dataclass
+class SilverDev:
+    """Held-out queries and a passage pool (the union of their teacher top-10s), scored by agreement with the
+    teacher: the student ranks the pool, and its top-10 is compared with the teacher's."""
+
+    queries: list[str]
+    pool: list[int]  # corpus positions
+    reference: list[list[int]]  # per query, the teacher's top-10 as positions in ``pool``
+
+    def score(self, query_emb: np.ndarray, pool_emb: np.ndarray) -> dict[str, float]:
+        retrieved, _ = top_k(query_emb, pool_emb, 10)
+        n = len(self.queries)
+        return {
+            "silver_ndcg@10": sum(silver_ndcg(list(r), ref) for r, ref in zip(retrieved, self.reference)) / n,
+            "overlap@10": sum(overlap(list(r), ref) for r, ref in zip(retrieved, self.reference)) / n,
+        }
+
+
+@dataclass
+class SilverData:
+    """What :class:`~distill.training.tasks.embedder.EmbedderTask` trains on when the teacher labels the data."""
+
+    queries: list[str]
+    kinds: list[str]
+    passages: list[str]
+    t_query: np.ndarray
+    t_passage: np.ndarray
+    positive: list[int]
+    negative: list[int] | None
+    dev: SilverDev
+    t_dev_query: np.ndarray
+    summary: dict[str, Any]
+
+
+def split_dev(n: int, dev_questions: int, seed: int, prefer: list[int]) -> tuple[list[int], list[int]]:
+    """Seeded held-out positions (from ``prefer``, the user's own queries, when there are enough) and the rest."""
+    pool = prefer if len(prefer) >= 2 * dev_questions else list(range(n))
+    size = min(dev_questions, max(1, len(pool) // 5))
+    held = set(random.Random(seed).sample(pool, size))
+    return sorted(held), [i for i in range(n) if i not in held]
+
+
+def label_with_teacher(
+    queries: list[tuple[str, str]],
+    passages: list[str],
+    t_query: np.ndarray,
+    t_passage: np.ndarray,
+    *,
+    candidates: int,
+    hard_negatives: bool,
+    dev_questions: int,
+    seed: int,
+) -> SilverData:
+    """Training queries labelled by the teacher's ranking over the whole corpus, and the held-out dev slice."""
+    if len(queries) < 2:
+        raise DistillError(f"the teacher needs at least 2 training queries to label, got {len(queries)}")
+    user = [i for i, (_, kind) in enumerate(queries) if kind == "user"]
+    dev_pos, train_pos = split_dev(len(queries), dev_questions, seed, user)
+    idx, _ = top_k(t_query, t_passage, max(candidates, 10))
+    rng = random.Random(seed + 1)
+    positive = [int(idx[i, 0]) for i in train_pos]
+    negative = None
+    if hard_negatives:
+        depth = min(candidates, idx.shape[1])
+        if depth < 2:
+            raise DistillError("recipe.data.candidates must be at least 2 for hard negatives")
+        negative = [int(idx[i, rng.randrange(1, depth)]) for i in train_pos]
+    pool = sorted({int(p) for i in dev_pos for p in idx[i, :10]})
+    where = {p: n for n, p in enumerate(pool)}
+    dev = SilverDev([queries[i][0] for i in dev_pos], pool, [[where[int(p)] for p in idx[i, :10]] for i in dev_pos])
+    kinds = Counter(queries[i][1] for i in train_pos)
+    summary = {
+        "training_queries": {kind: kinds.get(kind, 0) for kind in QUERY_KINDS},
+        "dev_queries": len(dev_pos),
+        "dev_pool_passages": len(pool),
+        "candidates": candidates,
+        "distinct_positives": len(set(positive)),
+    }
+    return SilverData(
+        queries=[queries[i][0] for i in train_pos],
+        kinds=[queries[i][1] for i in train_pos],
+        passages=passages,
+        t_query=t_query[train_pos],
+        t_passage=t_passage,
+        positive=positive,
+        negative=negative,
+        dev=dev,
+        t_dev_query=t_query[dev_pos],
+        summary=summary,
+    )
+
+
+@dataclass
+class Teacher:
+    """How the teacher embeds and what text a student sees: a user's pipeline components
+    (:class:`~distill.teacher.embedders.PipelineTeacher`) or a model spec at the recipe's maximum lengths."""
+
+    passages: Any  # (documents) -> np.ndarray
+    queries: Any  # (texts) -> np.ndarray
+    passage_texts: Any  # (documents) -> list[str]
+    query_texts: Any  # (texts) -> list[str]
+    tokenizer: Any  # () -> the teacher's tokenizer, for counting cut passages
+    max_length: int | None
+
+
+def training_queries(data_cfg: dict[str, Any], documents: list[Document]) -> tuple[list[tuple[str, str]], dict]:
+    """A recipe's training queries as (text, kind), before the teacher sees them (deterministic: the same recipe and
+    corpus give the same queries), and what reading the query file skipped."""
+    queries: list[tuple[str, str]] = []
+    read: dict[str, Any] = {}
+    if data_cfg["queries"] is not None:
+        found = read_queries(data_cfg["queries"])
+        queries += [(q, "user") for q in found.texts]
+        read = {"source": found.source, "read": len(found.texts), "blank": found.blank, "duplicates": found.duplicates}
+    if data_cfg["pseudo_queries"] != 0:
+        queries += pseudo_queries(documents, data_cfg["pseudo_queries"], data_cfg["pseudo_kind"], data_cfg["seed"])
+    if data_cfg["questions"] is not None and len(queries) > data_cfg["questions"]:
+        picked = sorted(random.Random(data_cfg["seed"]).sample(range(len(queries)), data_cfg["questions"]))
+        queries = [queries[i] for i in picked]
+    return queries, read
+
+
+def held_out(data_cfg: dict[str, Any], queries: list[tuple[str, str]]) -> list[int]:
+    """The positions of the training queries that :func:`label_with_teacher` holds out for the dev slice."""
+    user = [i for i, (_, kind) in enumerate(queries) if kind == "user"]
+    return split_dev(len(queries), data_cfg["dev_questions"] or 100, data_cfg["seed"], user)[0]
+
+
+def corpus_documents(data_cfg: dict[str, Any], passage_texts: Any) -> CorpusCheck:
+    """The recipe's corpus, checked, and sampled down to ``data.passages`` where that is set."""
+    from distill.data.datasets import load_corpus
+
+    corpus = load_corpus(data_cfg["train"])
+    checked = check_corpus(corpus, passage_texts(corpus))
+    documents = checked.documents
+    if data_cfg["passages"] is not None and data_cfg["passages"] < len(documents):
+        keep = sorted(random.Random(data_cfg["seed"]).sample(range(len(documents)), data_cfg["passages"]))
+        checked.left_out = len(documents) - len(keep)
+        checked.documents = [documents[i] for i in keep]
+    return checked
+
+
+def build_silver(recipe: dict[str, Any], teacher: Teacher) -> SilverData:
+    """A recipe's teacher-labelled training data (data.labels: teacher): corpus checked, queries read and/or cut
+    from the corpus, all embedded by the teacher (through the cache), the teacher's top-k as labels."""
+    data_cfg = recipe["data"]
+    checked = corpus_documents(data_cfg, teacher.passage_texts)
+    documents = checked.documents
+    if checked.empty or checked.duplicates:
+        logger.warning(
+            "corpus %s: skipped %d empty and %d duplicate passages",
+            data_cfg["train"],
+            checked.empty,
+            checked.duplicates,
+        )
+    texts = teacher.passage_texts(documents)
+    checked.cut["teacher"] = count_cut(texts, teacher.tokenizer(), teacher.max_length)
+    queries, read = training_queries(data_cfg, documents)
+    t_passage = teacher.passages(documents)
+    t_query = teacher.queries([q for q, _ in queries])
+    silver = label_with_teacher(
+        [(t, kind) for t, (_, kind) in zip(teacher.query_texts([q for q, _ in queries]), queries)],
+        texts,
+        t_query,
+        t_passage,
+        candidates=data_cfg["candidates"],
+        hard_negatives=data_cfg["hard_negatives"],
+        dev_questions=data_cfg["dev_questions"] or 100,
+        seed=data_cfg["seed"],
+    )
+    silver.summary = {"corpus": checked.summary(), "query_file": read, **silver.summary}
+    return silver

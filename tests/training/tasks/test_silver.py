@@ -1,0 +1,226 @@
+"""Training without labels: queries read or cut from the corpus, the teacher's ranking as the labels, the teacher as
+a user's own pipeline components, and a whole `distill train` run on a BEIR folder with no qrels used."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import yaml
+from conftest import renamed_pipelines, write_beir
+from haystack import Document
+
+from distill.errors import DistillError
+from distill.training import recipes
+from distill.training.tasks import silver
+
+
+def test_read_queries_counts_blank_lines_and_duplicates_and_reads_beir_split_ids_only(tmp_path):
+    path = tmp_path / "q.txt"
+    path.write_text("where is the nile\n\n  \nwhere is the nile\nwho wrote music\n")
+    found = silver.read_queries(str(path))
+    assert found.texts == ["where is the nile", "who wrote music"] and found.blank == 2 and found.duplicates == 1
+    beir = write_beir(tmp_path / "beir")
+    split = silver.read_queries(f"{beir}:train")
+    assert len(split.texts) == 4 and split.texts[0] == "Which sea does the Nile flow into?"
+    assert len(silver.read_queries(str(beir / "queries.jsonl")).texts) == 8
+    with pytest.raises(DistillError, match="needs a split"):
+        silver.read_queries(str(beir))
+    (tmp_path / "bad.txt").write_bytes(b"caf\xe9\n")
+    with pytest.raises(DistillError, match="UTF-8"):
+        silver.read_queries(str(tmp_path / "bad.txt"))
+    (tmp_path / "blank.txt").write_text("\n\n")
+    with pytest.raises(DistillError, match="no queries"):
+        silver.read_queries(str(tmp_path / "blank.txt"))
+
+
+def test_pseudo_queries_are_titles_or_sentences_of_the_passages_and_seeded():
+    docs = [
+        Document(
+            id="a", content="The Nile is long. It flows north into the Mediterranean Sea.", meta={"title": "Nile"}
+        ),
+        Document(id="b", content="Mozart wrote more than six hundred works of music.", meta={"title": ""}),
+        Document(id="c", content="Short.", meta={}),
+    ]
+    titles = silver.pseudo_queries(docs, None, "title", seed=0)
+    assert ("Nile", "title") in titles and ("Mozart wrote more than six hundred works of music.", "sentence") in titles
+    assert len(titles) == 2  # "Short." has neither a title nor a sentence of 4+ words
+    sentences = silver.pseudo_queries(docs, None, "sentence", seed=0)
+    assert all(kind == "sentence" and any(text in d.content for d in docs) for text, kind in sentences)
+    assert silver.pseudo_queries(docs, 1, "mixed", seed=3) == silver.pseudo_queries(docs, 1, "mixed", seed=3)
+    assert len(silver.pseudo_queries(docs, 1, "mixed", seed=3)) == 1
+    with pytest.raises(DistillError, match="pseudo_kind"):
+        silver.pseudo_queries(docs, None, "words", seed=0)
+
+
+def test_a_title_shared_by_several_passages_gives_each_a_sentence_instead():
+    """The chunks of one document (SQuAD: an article's paragraphs) share its title, which names none of them: every
+    passage still gets a pseudo-query (found when SQuAD dev gave 1,051 for 2,067 paragraphs, 48 of them titles)."""
+    text = "Paragraph {} of the article tells one thing. It adds fact number {}."
+    docs = [Document(id=f"p{i}", content=text.format(i, i), meta={"title": "Article"}) for i in range(6)]
+    docs.append(Document(id="own", content="A passage with a title of its own here.", meta={"title": "Own title"}))
+    for kind in ("title", "mixed"):
+        queries = silver.pseudo_queries(docs, None, kind, seed=0)
+        assert len(queries) == len(docs)
+        assert ("Article", "title") not in queries
+        assert len({text for text, _ in queries}) == len(queries)
+    assert ("Own title", "title") in silver.pseudo_queries(docs, None, "title", seed=0)
+
+
+def test_corpus_check_skips_and_counts_empty_and_duplicate_passages():
+    docs = [Document(id="a", content="x y"), Document(id="b", content=" "), Document(id="c", content="x y")]
+    checked = silver.check_corpus(docs, [d.content for d in docs])
+    assert [d.id for d in checked.documents] == ["a"] and checked.empty == 1 and checked.duplicates == 1
+    with pytest.raises(DistillError, match="corpus is empty"):
+        silver.check_corpus([], [])
+    with pytest.raises(DistillError, match="every passage"):
+        silver.check_corpus([Document(id="b", content="")], [""])
+
+
+def test_top_k_and_agreement_metrics_by_hand():
+    rng = np.random.default_rng(0)
+    q, p = rng.normal(size=(5, 8)).astype(np.float32), rng.normal(size=(50, 8)).astype(np.float32)
+    idx, val = silver.top_k(q, p, 7, chunk=2)
+    assert (idx == np.argsort(-(q @ p.T), axis=1)[:, :7]).all()
+    assert np.allclose(val, np.take_along_axis(q @ p.T, idx, axis=1))
+    ref = list(range(10))
+    assert silver.silver_ndcg(ref, ref) == pytest.approx(1.0)
+    assert silver.overlap([0, 1, 99], ref) == pytest.approx(0.2)
+    # only the reference's rank-2 document (gain 9), found at rank 1: 9 / IDCG
+    ideal = sum((10 - r) / math.log2(r + 2) for r in range(10))
+    assert silver.silver_ndcg([1, 50, 51], ref) == pytest.approx(9 / ideal)
+
+
+def test_the_teachers_ranking_labels_training_queries_and_the_dev_pool_holds_its_top_10():
+    rng = np.random.default_rng(1)
+    t_q, t_p = rng.normal(size=(40, 6)).astype(np.float32), rng.normal(size=(30, 6)).astype(np.float32)
+    queries = [(f"q{i}", "user" if i < 25 else "title") for i in range(40)]
+    data = silver.label_with_teacher(
+        queries, [f"p{i}" for i in range(30)], t_q, t_p, candidates=5, hard_negatives=True, dev_questions=5, seed=0
+    )
+    order = np.argsort(-(t_q @ t_p.T), axis=1)
+    train = [int(q[1:]) for q in data.queries]
+    assert len(train) == 35 and len(data.dev.queries) == 5
+    assert all(int(d[1:]) < 25 for d in data.dev.queries)  # held out from the user's own queries
+    assert data.positive == [int(order[i, 0]) for i in train]
+    assert all(n in order[i, 1:5] for n, i in zip(data.negative, train))
+    assert np.allclose(data.t_query, t_q[train])
+    dev_ids = [int(d[1:]) for d in data.dev.queries]
+    teacher = data.dev.score(t_q[dev_ids], t_p[data.dev.pool])
+    assert teacher == {"silver_ndcg@10": pytest.approx(1.0), "overlap@10": pytest.approx(1.0)}
+    assert data.summary["training_queries"] == {"user": 20, "title": 15, "sentence": 0}
+
+
+def test_the_teacher_is_the_users_own_components_run_as_haystack_runs_them(home, tiny_pipelines):
+    from distill.pipelines.loading import read_pipeline_dict
+    from distill.teacher.embedders import PipelineTeacher, build_component
+    from distill.teacher.indexing import index_corpus
+
+    index_yaml, query_yaml = renamed_pipelines(tiny_pipelines, home / "mine")
+    teacher = PipelineTeacher.from_files(index_yaml, query_yaml)
+    assert (teacher.document_embedder, teacher.text_embedder) == ("encode_docs", "encode_q")
+    docs = [Document(id="a", content="The Nile flows north.", meta={"title": "Rivers"})]
+    assert teacher.passage_texts(docs) == ["Rivers\nThe Nile flows north."]
+    assert teacher.query_texts(["where"]) == ["query: where"]
+    text = build_component(read_pipeline_dict(query_yaml), "encode_q")
+    assert np.allclose(
+        teacher.queries(["where does the nile flow"])[0], text.run("where does the nile flow")["embedding"], atol=1e-5
+    )
+    rows = teacher.passages(docs)
+    written = build_component(read_pipeline_dict(index_yaml), "encode_docs").run(documents=docs)["documents"]
+    assert np.allclose(rows[0], written[0].embedding, atol=1e-5)
+    # evaluation indexes through the same cache rows: a warm cache is read, not recomputed
+    cache = list((home / "home" / "teacher-cache").glob("document-embeddings-*/shard-*.keys.npy"))
+    index_corpus(read_pipeline_dict(index_yaml), docs, progress=False)
+    assert sorted((home / "home" / "teacher-cache").glob("document-embeddings-*/shard-*.keys.npy")) == sorted(cache)
+
+
+def test_a_pipeline_teacher_refuses_what_it_cannot_distil(home, tiny_pipelines):
+    from distill.teacher.embedders import PipelineTeacher
+
+    index_yaml, query_yaml = renamed_pipelines(tiny_pipelines, home / "mine")
+    other = yaml.safe_load(query_yaml.read_text())
+    other["components"]["encode_q"]["init_parameters"]["model"] = "some/other-model"
+    (home / "other.yaml").write_text(yaml.safe_dump(other))
+    with pytest.raises(DistillError, match="one teacher must embed both"):
+        PipelineTeacher.from_files(index_yaml, home / "other.yaml")
+    with pytest.raises(DistillError, match="has no document embedder"):
+        PipelineTeacher.from_files(query_yaml, query_yaml)
+    odd = yaml.safe_load(index_yaml.read_text())
+    odd["components"]["encode_docs"]["type"] = "haystack.components.embedders.OpenAIDocumentEmbedder"
+    (home / "odd.yaml").write_text(yaml.safe_dump(odd))
+    with pytest.raises(DistillError, match="is a OpenAIDocumentEmbedder; the project distils sentence-transformers"):
+        PipelineTeacher.from_files(home / "odd.yaml", query_yaml)
+
+
+def test_distill_train_without_labels_on_a_users_pipelines_and_corpus(home, tiny_pipelines, tiny_embedder):
+    from distill.training.train import train
+
+    index_yaml, query_yaml = renamed_pipelines(tiny_pipelines, home / "mine")
+    beir = write_beir(home / "beir")
+    queries = home / "queries.txt"
+    queries.write_text("where does the nile flow\n\nwho invented the piano\nwhy is mars red\nwhen was mozart born\n")
+    recipe = recipes.apply_overrides(
+        recipes.EMBEDDER_DEFAULTS,
+        [],
+    )
+    recipe.update(
+        teacher="pipelines",
+        student=str(tiny_embedder),
+        pipelines={"indexing": str(index_yaml), "query": str(query_yaml)},
+        batch_size=4,
+        epochs=2,
+        eval_every=2,
+        save_every=2,
+        log_every=1,
+        output=str(home / "out"),
+        max_length={"query": 16, "passage": 32},
+        losses=[{"name": "listwise_kl", "weight": 1.0, "temperature": 0.1}, {"name": "margin_mse", "weight": 1.0}],
+    )
+    recipe["data"].update(
+        train=str(beir),
+        labels="teacher",
+        queries=str(queries),
+        pseudo_queries=None,
+        pseudo_kind="title",
+        candidates=3,
+        hard_negatives=True,
+        dev_questions=2,
+        questions=None,
+    )
+    student = train(recipes.validate(recipe), swap=True)
+    metrics = json.loads((student / "metrics.json").read_text())
+    info = metrics["training_data"]
+    assert info["corpus"]["passages"] == 6 and info["corpus"]["skipped_empty"] == 1
+    assert info["corpus"]["skipped_duplicates"] == 1 and set(info["corpus"]["cut"]) == {"teacher", "student"}
+    assert info["query_file"]["blank"] == 1 and info["dev_queries"] == 1  # at most a fifth held out
+    # 4 user queries and a sentence of each of the 6 passages (each title is shared by 2 paragraphs: it names
+    # neither), 1 held out
+    assert sum(info["training_queries"].values()) == 4 + 6 - 1 and info["training_queries"]["title"] == 0
+    assert metrics["teacher_dev"]["silver_ndcg@10"] == pytest.approx(1.0)
+    assert 0 <= metrics["dev"]["silver_ndcg@10"] <= 1
+    card = (student / "README.md").read_text()
+    assert "no relevance labels" in card and "pseudo-queries from titles" in card
+    swapped = home / "out" / "pipelines"
+    assert sorted(p.name for p in swapped.glob("*.yaml")) == ["index_docs.yaml", "search.yaml"]
+    query = yaml.safe_load((swapped / "search.yaml").read_text())
+    assert query["components"]["encode_q"]["init_parameters"]["prefix"] == "query: "
+    assert "student" in query["components"]["encode_q"]["init_parameters"]["model"]
+
+
+def test_recipe_checks_of_training_without_labels():
+    base = {"data": {"labels": "teacher"}}
+    with pytest.raises(DistillError, match="needs training queries"):
+        recipes.validate(recipes._merge(recipes.EMBEDDER_DEFAULTS, base, "recipe"))
+    with pytest.raises(DistillError, match="set data.labels: teacher"):
+        recipes.validate(recipes._merge(recipes.EMBEDDER_DEFAULTS, {"data": {"pseudo_queries": 10}}, "recipe"))
+    with pytest.raises(DistillError, match="teacher: pipelines needs"):
+        recipes.validate(
+            recipes._merge(
+                recipes.EMBEDDER_DEFAULTS,
+                {"teacher": "pipelines", "data": {"labels": "teacher", "pseudo_queries": 5}},
+                "recipe",
+            )
+        )
+    with pytest.raises(DistillError, match="labels must be gold or teacher"):
+        recipes.validate(recipes._merge(recipes.EMBEDDER_DEFAULTS, {"data": {"labels": "silver"}}, "recipe"))
