@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "in_memory": in_memory_bytes(args.documents, args.width),
         "pgvector": pgvector_bytes(args.documents, args.width),
         "machine": machine_info(),
-        "libraries": library_versions(),
+        "versions": library_versions(),
         "command": command_line("benchmarks.index_size", argv),
     }
     return finish_report(report, {k: report[k] for k in ("in_memory", "pgvector")}, args.out)

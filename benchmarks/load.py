@@ -149,7 +149,7 @@ def run(
         "top_k": top_k,
         "load": result,
         "machine": machine_info(),
-        "libraries": library_versions(),
+        "versions": library_versions(),
     }
 
 

@@ -132,7 +132,7 @@ def run(embedder: str, questions: int, top_k: int, seed: int) -> dict[str, Any]:
         "tie_tolerance": TIE_TOLERANCE,
         "stores": stores,
         "machine": machine_info(),
-        "libraries": library_versions(),
+        "versions": library_versions(),
     }
 
 

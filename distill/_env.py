@@ -13,6 +13,6 @@ if os.environ.get("DISTILL_ONLINE") != "1":
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # OpenBLAS threads fight torch's for the same cores: measured on 2 cores, the teacher pipeline's p50 fell from
-# 145 to 84 ms with one OpenBLAS thread (../shared/STACK.md).
+# 145 to 84 ms with one OpenBLAS thread (docs/benchmarks/speed.md, "Platform traps").
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

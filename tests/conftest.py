@@ -79,7 +79,7 @@ def _vocab() -> dict[str, int]:
 def build_tokenizer():
     from transformers import BertTokenizerFast
 
-    # transformers 5 ignores vocab_file= for BertTokenizerFast; vocab= works (../shared/STACK.md).
+    # transformers 5 ignores vocab_file= for BertTokenizerFast (every token [UNK]); vocab= works.
     return BertTokenizerFast(vocab=_vocab(), do_lower_case=True)
 
 

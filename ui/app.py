@@ -12,7 +12,7 @@ Settings (environment variables):
 
 This file only calls the library (distill.ui.catalog, distill.ui.live, distill.ui.figures) and draws.
 
-Why one module over 400 lines: Streamlit runs one script per page load, and the three pages share its sidebar and
+Why one module over 400 lines: Streamlit runs one script per page load, and the three pages (tabs) share its
 session state; each page is one function below.
 """
 

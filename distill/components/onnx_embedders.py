@@ -5,7 +5,8 @@ same text settings (prefix, suffix, meta fields and their separator, ``normalize
 bar) as Haystack's ``SentenceTransformersDocumentEmbedder`` and ``SentenceTransformersTextEmbedder``; ``model`` is
 the export folder. Each text goes through the folder's own tokenizer (``tokenizers``, truncated to the exported
 ``max_seq_length``), the ONNX graph (ONNX Runtime on the CPU, spinning threads off so that it never slows a torch
-model sharing the cores, ../shared/STACK.md), then the exported pooling and normalisation in numpy.
+model sharing the cores: docs/benchmarks/speed.md, "Platform traps"), then the exported pooling and normalisation in
+numpy.
 
 :func:`onnx_embedder` turns a SentenceTransformers embedder of a pipeline dict into its ONNX twin (``distill swap``
 with an export folder as the model); load such YAML with ``allowed_modules=["distill.*"]``.

@@ -2,7 +2,8 @@
 
 Haystack's ``InMemoryEmbeddingRetriever`` rebuilds a numpy matrix from every stored embedding on each query: over the
 2,067 SQuAD dev paragraphs that costs ~30 ms (768-d) and ~16 ms (384-d), as much as the MiniLM student's whole
-forward pass (../shared/STACK.md, "Latency traps"). :class:`FastInMemoryEmbeddingRetriever` is a drop-in replacement
+forward pass (measured: docs/benchmarks/speed.md, "Platform traps"). :class:`FastInMemoryEmbeddingRetriever` is a
+drop-in replacement
 that keeps the matrix between queries and returns the same Documents with the same scores in the same order, so a
 teacher/student latency comparison measures the models. :func:`use_fast_retrievers` swaps it into a pipeline dict.
 

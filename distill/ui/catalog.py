@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from distill.common.models import ONNX_EXPORT_FILE
 from distill.data.datasets import iter_jsonl
 from distill.errors import DistillError
 from distill.evaluation.report import load_questions, load_report
@@ -208,9 +209,23 @@ def is_student_folder(folder: Path) -> bool:
     return (folder / "config.yaml").is_file() and (folder / "metrics.json").is_file()
 
 
+def _is_distilled(folder: Path, roots: Sequence[Path]) -> bool:
+    return any(folder == root or root in folder.parents for root in roots) or is_student_folder(folder)
+
+
+def export_source(folder: Path, base: Path) -> Path | None:
+    """The model a ``distill export`` folder was exported from, as its export file names it (read from ``base``)."""
+    try:
+        source = json.loads((folder / ONNX_EXPORT_FILE).read_text(encoding="utf-8")).get("source")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return (base / source).resolve() if isinstance(source, str) and source else None
+
+
 def distilled_models(report: dict[str, Any], students: Sequence[Path] = (), base_dir: Path | None = None) -> list[str]:
     """The model paths of ``report``, as it records them, that are distilled students (for
-    :func:`distill.ui.figures.pipeline_roles`): inside one of ``students``, or a trained student folder anywhere.
+    :func:`distill.ui.figures.pipeline_roles`): inside one of ``students``, or a trained student folder anywhere, or
+    an ONNX export (``distill export``) of such a folder.
 
     A report records the paths `distill eval` saw, relative to the folder it ran in (the repository root, which is
     ``base_dir``, default the working directory) or absolute: both are read from there before comparing.
@@ -227,8 +242,8 @@ def distilled_models(report: dict[str, Any], students: Sequence[Path] = (), base
                 folder = (base / recorded).resolve()
             except OSError:
                 continue
-            inside = any(folder == root or root in folder.parents for root in roots)
-            if (inside or is_student_folder(folder)) and recorded not in found:
+            source = export_source(folder, base)
+            if any(_is_distilled(f, roots) for f in (folder, source) if f is not None) and recorded not in found:
                 found.append(recorded)
     return found
 

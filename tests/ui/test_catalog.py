@@ -5,7 +5,7 @@ import pytest
 from ui_workspace import write_student_folder
 
 from distill.errors import DistillError
-from distill.ui import catalog
+from distill.ui import catalog, figures
 
 
 def write_report(path, pipelines=2, created=None, quality=None, models=None):
@@ -220,3 +220,23 @@ def test_student_of_and_flatten(tmp_path):
         "empty": {},
     }
     assert catalog.flatten(5) == {"value": 5}
+
+
+def test_an_export_of_a_distilled_student_is_distilled_and_one_of_the_teacher_is_not(tmp_path):
+    """`make demo`'s distilled-int8 is the distilled student's own export: its distill_onnx.json names its source."""
+    write_student_folder(tmp_path / "runs" / "students" / "demo" / "student")
+    for name, source in (("distilled-int8", "runs/students/demo/student"), ("teacher-int8", "mpnet-base")):
+        export = tmp_path / "runs" / "demo" / name
+        export.mkdir(parents=True)
+        (export / "distill_onnx.json").write_text(json.dumps({"precision": "int8", "source": source}))
+    (tmp_path / "runs" / "demo" / "broken").mkdir()
+    (tmp_path / "runs" / "demo" / "broken" / "distill_onnx.json").write_text("{not json")
+    report = {
+        "pipelines": {
+            name: {"models": {"text_embedder": {"model": f"runs/demo/{name}", "path": f"runs/demo/{name}"}}}
+            for name in ("distilled-int8", "teacher-int8", "broken")
+        }
+    }
+    assert catalog.distilled_models(report, [], base_dir=tmp_path) == ["runs/demo/distilled-int8"]
+    roles = figures.pipeline_roles(report, catalog.distilled_models(report, [], base_dir=tmp_path))
+    assert roles["distilled-int8"] == figures.DISTILLED and roles["broken"] == figures.OFF_THE_SHELF
