@@ -20,9 +20,12 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distill.errors import DistillError
+
+if TYPE_CHECKING:
+    from distill.pipelines.user import UserPipelines
 
 # Measured on 2 cores: all-mpnet-base-v2 embeds ~4.4 SQuAD paragraphs/s (~150 tokens) and ~1.4 NFCorpus abstracts/s
 # (~330 tokens at its 384-token limit), i.e. about 600 tokens/s for a 110M-parameter teacher; MiniLM-L6 trains at
@@ -36,6 +39,31 @@ STUDENT_EXAMPLES_PER_S_WITH_NEGATIVES = 2.5
 # relation loss is one override away (--set 'losses.1={name: similarity_matrix, keys: [passage, negative], cross:
 # false, weight: W}'); at weight 1 its MSE of cosines is ~100x listwise KL's value and dominates the mix.
 ADAPT_LOSSES = [{"name": "listwise_kl", "weight": 1.0, "temperature": 0.05}]
+
+
+@dataclass(frozen=True)
+class AdaptOptions:
+    """What ``distill adapt`` is asked to do (``distill/cli.py`` builds it from the command line's flags)."""
+
+    indexing: Path  # the user's indexing pipeline YAML: its document embedder is the teacher
+    query: Path  # the user's query pipeline YAML: its text embedder embeds with the same model
+    corpus: str  # the user's documents: a BEIR folder, a .jsonl of passages, a SQuAD .json
+    queries: str | None = None  # unlabelled queries: a text file (one per line), a .jsonl, a BEIR folder:split
+    # pseudo-queries cut from the corpus (titles, sentences); None: one per passage, which 0 becomes without `queries`
+    # (nothing else to train on)
+    pseudo_queries: int | None = 0
+    student: str = "minilm-l6"  # the student to distil into: a model spec or folder
+    budget: str | None = None  # caps the work: minutes (30m, 1.5h) or passages (2000p); see parse_budget
+    eval_data: str | None = None  # a labelled data set to score relevance on; None: agreement with the teacher
+    eval_questions: int | None = None  # a seeded sample (seed 0) of this many eval_data questions
+    out: Path = Path("runs/adapt")  # the folder for the recipe, the student and the reports
+    overrides: tuple[str, ...] = ()  # recipe overrides, KEY=VALUE as `distill train --set` takes them
+    plan_only: bool = False  # check the data, print the plan, write the recipe, and stop
+    anyway: bool = False  # train even when the off-the-shelf student already matches the teacher
+
+    def __post_init__(self) -> None:
+        if self.queries is None and self.pseudo_queries == 0:
+            object.__setattr__(self, "pseudo_queries", None)
 
 
 def parse_budget(text: str | None) -> tuple[float | None, int | None]:
@@ -227,17 +255,15 @@ def held_out_queries(recipe: dict[str, Any], teacher: Any) -> Any:
     return Dataset(name=f"{Path(data_cfg['train']).name}-held-out", documents=documents, queries=picked)
 
 
-def _systems(out: Path, teacher: Any, student: str, distilled: Path | None) -> list[Any]:
+def _systems(pipelines: UserPipelines, shelf: list[Path], distilled: Path | None) -> list[Any]:
+    """Teacher (the user's pipelines as read), off-the-shelf student (``shelf``: its swapped indexing and query files)
+    and, once trained, the distilled student (its files in ``distilled``)."""
     from distill.evaluation.runner import System
-    from distill.pipelines.loading import swap_files
 
-    shelf = swap_files([teacher.indexing_path, teacher.query_path], out / "off-the-shelf", model=student)
-    systems = [
-        System("teacher", teacher.query_path, teacher.indexing_path),
-        System("off-the-shelf", shelf[1], shelf[0]),
-    ]
+    systems = [System.from_pipelines("teacher", pipelines), System("off-the-shelf", shelf[1], shelf[0])]
     if distilled is not None:
-        systems.append(System("distilled", distilled / teacher.query_path.name, distilled / teacher.indexing_path.name))
+        names = pipelines.query.path.name, pipelines.indexing.path.name
+        systems.append(System("distilled", distilled / names[0], distilled / names[1]))
     return systems
 
 
@@ -288,37 +314,40 @@ def look_before_you_spend(report: dict[str, Any]) -> str | None:
     return None
 
 
-def adapt(args: Any, command: str = "") -> int:
+def adapt(options: AdaptOptions, command: str = "") -> int:
     """The ``distill adapt`` command (see the module docstring)."""
     from distill.data.datasets import load_dataset
     from distill.evaluation.runner import evaluate
-    from distill.pipelines.loading import load_pipeline
+    from distill.pipelines.loading import load_pipeline, swap_pipelines
+    from distill.pipelines.user import read_user_pipelines
     from distill.teacher.embedders import PipelineTeacher
     from distill.training import recipes
     from distill.training.train import train
 
-    out: Path = args.out
-    teacher = PipelineTeacher.from_files(args.indexing, args.query)
-    for path in (teacher.indexing_path, teacher.query_path):
-        load_pipeline(path)  # a store or component Haystack cannot build is one line now, not after the plan
-    budget = parse_budget(args.budget)
+    out = options.out
+    pipelines = read_user_pipelines(options.indexing, options.query)  # the only read of the two files
+    teacher = PipelineTeacher.from_pipelines(pipelines)
+    for pipeline in (pipelines.indexing, pipelines.query):
+        # a store or component Haystack cannot build is one line now, not after the plan
+        load_pipeline(pipeline.data, name=str(pipeline.path))
+    budget = parse_budget(options.budget)
     recipe = build_recipe(
-        args.indexing,
-        args.query,
-        corpus=args.corpus,
-        queries=args.queries,
-        pseudo_queries=args.pseudo_queries,
-        student=args.student,
+        options.indexing,
+        options.query,
+        corpus=options.corpus,
+        queries=options.queries,
+        pseudo_queries=options.pseudo_queries,
+        student=options.student,
         output=out,
-        overrides=list(args.set or []),
+        overrides=list(options.overrides),
     )
-    if args.eval_questions is not None and not args.eval_data:
+    if options.eval_questions is not None and not options.eval_data:
         raise DistillError("--eval-questions samples --eval-data: give --eval-data too (e.g. BEIR_FOLDER:dev)")
-    eval_data = load_dataset(args.eval_data) if args.eval_data else None
-    if eval_data is not None and args.eval_questions:
-        eval_data = eval_data.subset(questions=args.eval_questions, seed=0)
+    eval_data = load_dataset(options.eval_data) if options.eval_data else None
+    if eval_data is not None and options.eval_questions:
+        eval_data = eval_data.subset(questions=options.eval_questions, seed=0)
     if eval_data is not None and not any(q.gold_doc_ids for q in eval_data.queries):
-        raise DistillError(f"--eval-data {args.eval_data} has no judged queries: leave it out to measure agreement")
+        raise DistillError(f"--eval-data {options.eval_data} has no judged queries: leave it out to measure agreement")
     print(
         f"teacher: {teacher.passage_model} ({teacher.indexing_path}: {teacher.document_embedder}, "
         f"{teacher.query_path}: {teacher.text_embedder})"
@@ -335,28 +364,29 @@ def adapt(args: Any, command: str = "") -> int:
         encoding="utf-8",
     )
     print(f"recipe: {recipe_path}")
-    if args.plan_only:
+    if options.plan_only:
         return 0
     data = eval_data if eval_data is not None else held_out_queries(recipe, teacher)
     what = (
-        "relevance on " + args.eval_data if eval_data is not None else "agreement with the teacher on held-out queries"
+        "relevance on " + options.eval_data
+        if eval_data is not None
+        else "agreement with the teacher on held-out queries"
     )
     print(f"before training: teacher and off-the-shelf student, {what}")
-    before = evaluate(
-        _systems(out, teacher, args.student, None), data, out_dir=out / "before", command=command, progress=True
-    )
+    shelf = swap_pipelines(pipelines.files, out / "off-the-shelf", model=options.student)
+    before = evaluate(_systems(pipelines, shelf, None), data, out_dir=out / "before", command=command, progress=True)
     _print_report(before)
     if note := agreement_note(before):
         print(note)
     verdict = look_before_you_spend(before)
     if verdict:
         print(verdict)
-        if not args.anyway:
+        if not options.anyway:
             print("stopping before training (pass --anyway to train regardless)")
             return 0
-    student = train(recipe, swap=True)
+    student = train(recipe, swap=True, user_pipelines=pipelines)
     report = evaluate(
-        _systems(out, teacher, args.student, Path(recipe["output"]) / "pipelines"),
+        _systems(pipelines, shelf, Path(recipe["output"]) / "pipelines"),
         data,
         out_dir=out / "eval",
         command=command,

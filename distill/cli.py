@@ -399,6 +399,8 @@ def _pseudo_count(text: str) -> int | None:
 
 
 def _adapt_args(p: argparse.ArgumentParser) -> None:
+    from distill.adapt import AdaptOptions  # the defaults
+
     p.add_argument("indexing", type=Path, help="your indexing pipeline YAML (its document embedder is the teacher)")
     p.add_argument("query", type=Path, help="your query pipeline YAML (its text embedder embeds with the same model)")
     p.add_argument("--corpus", required=True, help="your documents: a BEIR folder, a .jsonl of passages, a SQuAD .json")
@@ -408,17 +410,19 @@ def _adapt_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--pseudo-queries",
         type=_pseudo_count,
-        default=0,
+        default=AdaptOptions.pseudo_queries,
         help="pseudo-queries cut from the corpus (titles, sentences): a number or 'all' (one per passage); "
         "default 0, or all when --queries is not given",
     )
-    p.add_argument("--student", default="minilm-l6", help="the student to distil into (default: minilm-l6)")
+    p.add_argument(
+        "--student", default=AdaptOptions.student, help=f"the student to distil into (default: {AdaptOptions.student})"
+    )
     p.add_argument("--budget", help="cap the work: minutes (30m, 1.5h) or passages (2000p); says what it left out")
     p.add_argument(
         "--eval-data", help="a labelled data set to score relevance on (e.g. BEIR folder:dev); default: agreement"
     )
     p.add_argument("--eval-questions", type=int, help="a seeded sample (seed 0) of this many --eval-data questions")
-    p.add_argument("--out", type=Path, default=Path("runs/adapt"), help="folder for the recipe, student and reports")
+    p.add_argument("--out", type=Path, default=AdaptOptions.out, help="folder for the recipe, student and reports")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="recipe override (repeatable), e.g. epochs=2")
     p.add_argument("--plan-only", action="store_true", help="check the data, print the plan, write the recipe, stop")
     p.add_argument("--anyway", action="store_true", help="train even when the student already matches the teacher")
@@ -430,11 +434,24 @@ def _adapt_args(p: argparse.ArgumentParser) -> None:
     _adapt_args,
 )
 def cmd_adapt(args: argparse.Namespace) -> int:
-    from distill.adapt import adapt
+    from distill.adapt import AdaptOptions, adapt
 
-    if args.queries is None and args.pseudo_queries == 0:
-        args.pseudo_queries = None  # nothing else to train on: one pseudo-query per passage
-    return adapt(args, command=_command_line())
+    options = AdaptOptions(
+        indexing=args.indexing,
+        query=args.query,
+        corpus=args.corpus,
+        queries=args.queries,
+        pseudo_queries=args.pseudo_queries,
+        student=args.student,
+        budget=args.budget,
+        eval_data=args.eval_data,
+        eval_questions=args.eval_questions,
+        out=args.out,
+        overrides=tuple(args.set or ()),
+        plan_only=args.plan_only,
+        anyway=args.anyway,
+    )
+    return adapt(options, command=_command_line())
 
 
 def _train(args: argparse.Namespace, *, finetune: bool, swap: bool) -> int:

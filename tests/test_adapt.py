@@ -3,12 +3,13 @@ and the recipe it writes, a budget, look-before-you-spend, and a whole run that 
 teacher, off-the-shelf and distilled side by side."""
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
 from conftest import renamed_pipelines, write_beir
 
-from distill.adapt import parse_budget
+from distill.adapt import AdaptOptions, parse_budget
 from distill.cli import main
 from distill.errors import DistillError
 from distill.training import recipes
@@ -26,6 +27,12 @@ def test_budget_is_minutes_or_passages():
     for bad in ("30", "0m", "-3p", "fast"):
         with pytest.raises(DistillError, match="--budget must be"):
             parse_budget(bad)
+
+
+def test_without_queries_pseudo_queries_default_to_one_per_passage():
+    bare = AdaptOptions(Path("index.yaml"), Path("query.yaml"), corpus="beir")
+    assert bare.pseudo_queries is None and bare.student == "minilm-l6" and bare.out == Path("runs/adapt")
+    assert AdaptOptions(Path("i.yaml"), Path("q.yaml"), corpus="beir", queries="q.txt").pseudo_queries == 0
 
 
 def test_plan_only_prints_the_plan_and_writes_a_recipe_that_distill_train_reads(home, mine, tiny_embedder, capsys):
@@ -161,3 +168,39 @@ def test_adapt_distils_a_static_student_from_the_users_teacher(home, mine, tiny_
     swapped = yaml.safe_load((home / "a" / "pipelines" / "index_docs.yaml").read_text())
     original = yaml.safe_load(index_yaml.read_text())
     assert (swapped == original) == query_only  # a query-only student leaves the indexing pipeline as it was
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """How often each pipeline file is parsed: ``read_pipeline_dict`` counted in every module that holds it (those
+    imported later take the counted one from distill.pipelines.loading)."""
+    import sys
+    from collections import Counter
+
+    from distill.pipelines import loading
+
+    original, counts = loading.read_pipeline_dict, Counter()
+
+    def counted(source):
+        counts[Path(source).resolve()] += 1
+        return original(source)
+
+    for module in list(sys.modules.values()):
+        if getattr(module, "read_pipeline_dict", None) is original:
+            monkeypatch.setattr(module, "read_pipeline_dict", counted)
+    return counts
+
+
+def test_adapt_reads_each_of_the_users_pipeline_files_once(home, mine, tiny_embedder_wide, reads):
+    """The plan, the teacher, training, the swaps and both evaluations share one parse of the user's two files (it
+    was 2 reads of each for --plan-only, 9 for a whole run)."""
+    index_yaml, query_yaml, beir = mine
+    users = {index_yaml.resolve(): 1, query_yaml.resolve(): 1}
+    args = [str(index_yaml), str(query_yaml), "--corpus", str(beir), "--student", str(tiny_embedder_wide)]
+    assert main(["adapt", *args, "--out", str(home / "plan"), "--plan-only"]) == 0
+    assert dict(reads) == users
+    reads.clear()
+    sets = ["--set", "batch_size=4", "--set", "max_length.passage=32", "--set", "epochs=1"]
+    assert main(["adapt", *args, "--eval-data", f"{beir}:dev", "--out", str(home / "a"), *sets, "--anyway"]) == 0
+    assert {path: n for path, n in reads.items() if path in users} == users
+    assert (home / "a" / "eval" / "report.json").is_file()  # the whole run happened

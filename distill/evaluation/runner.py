@@ -36,6 +36,7 @@ from distill.evaluation.report import paired_differences, relative_quality, writ
 from distill.pipelines.checks import question_inputs, run_failure, warm_up
 from distill.pipelines.loading import fit_devices, is_reader, load_pipeline, read_pipeline_dict, resolve_models
 from distill.pipelines.stores import component_store, store_name, store_type
+from distill.pipelines.user import UserPipelines
 from distill.teacher.indexing import copy_documents, index_corpus
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,19 @@ class System:
     name: str
     query_yaml: Path
     indexing_yaml: Path | None
+    # both files as already read (``distill adapt``'s): evaluation reads neither again
+    pipelines: UserPipelines | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_pipelines(cls, name: str, pipelines: UserPipelines) -> System:
+        return cls(name, pipelines.query.path, pipelines.indexing.path, pipelines)
+
+    def query_data(self) -> dict[str, Any]:
+        return self.pipelines.query.data if self.pipelines else read_pipeline_dict(self.query_yaml)
+
+    def indexing_data(self) -> dict[str, Any]:
+        """The indexing pipeline's dict (call it only where ``indexing_yaml`` is set)."""
+        return self.pipelines.indexing.data if self.pipelines else read_pipeline_dict(self.indexing_yaml)
 
     @classmethod
     def parse(cls, spec: str) -> System:
@@ -181,7 +195,7 @@ def load_systems(
     if context == "gold":
         loaded = []
         for system in systems:
-            data, reader = reader_only(read_pipeline_dict(system.query_yaml), system.name)
+            data, reader = reader_only(system.query_data(), system.name)
             pipeline = load_pipeline(data, name=str(system.query_yaml))
             warm_up(pipeline, str(system.query_yaml))
             loaded.append(LoadedSystem(system, pipeline, [(reader, "query")], None, reader, models=_models_of(data)))
@@ -191,8 +205,8 @@ def load_systems(
     indexed: dict[str, float] = {}
     index_owner: dict[str, str] = {}
     # Every pipeline is read and built before any is indexed or warmed up: a bad file costs seconds, not an indexing.
-    queries = {s.name: read_pipeline_dict(s.query_yaml) for s in systems}
-    indexings = {s.name: read_pipeline_dict(s.indexing_yaml) for s in systems if s.indexing_yaml is not None}
+    queries = {s.name: s.query_data() for s in systems}
+    indexings = {s.name: s.indexing_data() for s in systems if s.indexing_yaml is not None}
     built = {s.name: load_pipeline(queries[s.name], name=str(s.query_yaml)) for s in systems}
     inputs = {name: question_inputs(pipeline, name) for name, pipeline in built.items()}
     for system in systems:

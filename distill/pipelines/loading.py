@@ -341,8 +341,14 @@ def swap(
     return data
 
 
-def swap_files(
-    paths: list[Path],
+def swap_files(paths: list[Path], out_dir: Path, **options: Any) -> list[Path]:
+    """:func:`swap_pipelines` of the pipeline files at ``paths`` (read after ``out_dir`` is checked)."""
+    check_output_folder(out_dir, "--out")
+    return swap_pipelines([(path, read_pipeline_dict(path)) for path in paths], out_dir, **options)
+
+
+def swap_pipelines(
+    pipelines: list[tuple[Path, dict[str, Any]]],
     out_dir: Path,
     *,
     model: str | None,
@@ -353,16 +359,17 @@ def swap_files(
     name_slug: str | None = None,
     reader_scores: str = DEFAULT_READER_SCORES,
 ) -> list[Path]:
-    """Apply the same :func:`swap` to several YAMLs (indexing and query pipelines stay consistent).
+    """Apply the same :func:`swap` to several pipelines, each a file's path and its dict as read (indexing and query
+    pipelines stay consistent), and write them into ``out_dir`` under their files' names.
 
     ``model=None`` copies the pipelines unchanged (with ``fast_retriever``: the teacher's own pipelines, sped up).
     """
     from distill.components.retrievers import use_fast_retrievers
 
     check_output_folder(out_dir, "--out")
+    paths = [path for path, _ in pipelines]
     outputs, changed = [], False
-    for path in paths:
-        data = read_pipeline_dict(path)
+    for path, data in pipelines:
         present = [c for c in components or [] if c in data["components"]]
         if model is None or (components and not present):
             swapped = copy.deepcopy(data)  # e.g. the indexing YAML of a query-only student stays the teacher's
@@ -387,7 +394,7 @@ def swap_files(
             f"no {kind} to swap {model} into in {[str(p) for p in paths]}: a reader goes into an extractive QA "
             "pipeline, an embedder into indexing/retrieval pipelines"
         )
-    # Every file is read and swapped before the folder is made, so a bad input leaves no empty or half-filled --out.
+    # Every pipeline is swapped before the folder is made, so a bad input leaves no empty or half-filled --out.
     texts: dict[Path, str] = {}
     for path, swapped in outputs:
         if fast_retriever:

@@ -20,7 +20,8 @@ import numpy as np
 from haystack import Document
 
 from distill.errors import DistillError
-from distill.pipelines.loading import fit_devices, pipeline_from_dict, read_pipeline_dict, resolve_models, type_name
+from distill.pipelines.loading import fit_devices, pipeline_from_dict, resolve_models, type_name
+from distill.pipelines.user import UserPipeline, UserPipelines, read_user_pipelines
 
 logger = logging.getLogger(__name__)
 
@@ -127,14 +128,11 @@ def embedded_text(params: dict[str, Any], document: Document) -> str:
     return (params.get("prefix") or "") + separator.join([*meta, document.content or ""]) + (params.get("suffix") or "")
 
 
-def _one_embedder(data: dict[str, Any], kind: str, path: Path, component: str | None) -> str:
+def _one_embedder(pipeline: UserPipeline, kind: str) -> str:
     """The name of the pipeline's ``kind`` embedder (``Document`` or ``Text``), checked to be one a student can
-    replace; ``component`` picks one where there are several."""
-    found = [n for n, c in data["components"].items() if type_name(c).endswith(f"{kind}Embedder")]
-    if component is not None:
-        if component not in data["components"]:
-            raise DistillError(f"{path}: no component named {component!r}; it has {sorted(data['components'])}")
-        found = [component]
+    replace."""
+    path, components = pipeline.path, pipeline.data["components"]
+    found = pipeline.named(f"{kind.lower()}_embedder")
     if not found:
         raise DistillError(
             f"{path} has no {kind.lower()} embedder (a component whose type ends in {kind}Embedder): give the "
@@ -142,16 +140,16 @@ def _one_embedder(data: dict[str, Any], kind: str, path: Path, component: str | 
         )
     if len(found) > 1:
         raise DistillError(
-            f"{path} has {len(found)} {kind.lower()} embedders {found}: name the teacher's with --component"
+            f"{path} has {len(found)} {kind.lower()} embedders {list(found)}: name the teacher's with --component"
         )
     name = found[0]
     wanted = DOCUMENT_EMBEDDER if kind == "Document" else TEXT_EMBEDDER
-    if type_name(data["components"][name]) != wanted:
+    if type_name(components[name]) != wanted:
         raise DistillError(
-            f"{path}: component {name!r} is a {type_name(data['components'][name])}; the project distils "
+            f"{path}: component {name!r} is a {type_name(components[name])}; the project distils "
             f"sentence-transformers embedders ({wanted}), whose model a student folder can replace"
         )
-    model = (data["components"][name].get("init_parameters") or {}).get("model")
+    model = (components[name].get("init_parameters") or {}).get("model")
     if not isinstance(model, str) or not model:
         raise DistillError(f"{path}: component {name!r} names no model (init_parameters.model)")
     return name
@@ -159,32 +157,48 @@ def _one_embedder(data: dict[str, Any], kind: str, path: Path, component: str | 
 
 @dataclass
 class PipelineTeacher:
-    """The teacher of a user's retrieval: the document embedder of ``indexing`` and the text embedder of ``query``.
+    """The teacher of a user's retrieval: the document embedder of the indexing pipeline and the text embedder of the
+    query pipeline (:class:`~distill.pipelines.user.UserPipelines`, read once by whoever builds this).
 
     Both must name the same model (the index and the queries live in one space). Query embeddings come from a
     document embedder built with the text embedder's own settings (prefix, suffix, normalisation, model), which
     embeds a document's content exactly as the text embedder embeds a text, in batches and through the cache."""
 
-    indexing_path: Path
-    query_path: Path
-    indexing: dict[str, Any]
-    query: dict[str, Any]
+    pipelines: UserPipelines
     document_embedder: str
     text_embedder: str
 
     @classmethod
     def from_files(cls, indexing: str | Path, query: str | Path) -> PipelineTeacher:
-        indexing, query = Path(indexing), Path(query)
-        index_data, query_data = read_pipeline_dict(indexing), read_pipeline_dict(query)
-        doc_name = _one_embedder(index_data, "Document", indexing, None)
-        text_name = _one_embedder(query_data, "Text", query, None)
-        teacher = cls(indexing, query, index_data, query_data, doc_name, text_name)
+        return cls.from_pipelines(read_user_pipelines(indexing, query))
+
+    @classmethod
+    def from_pipelines(cls, pipelines: UserPipelines) -> PipelineTeacher:
+        doc_name = _one_embedder(pipelines.indexing, "Document")
+        text_name = _one_embedder(pipelines.query, "Text")
+        teacher = cls(pipelines, doc_name, text_name)
         if teacher.passage_model != teacher.query_model:
             raise DistillError(
                 f"the indexing pipeline embeds documents with {teacher.passage_model} but the query pipeline embeds "
                 f"queries with {teacher.query_model}: one teacher must embed both"
             )
         return teacher
+
+    @property
+    def indexing_path(self) -> Path:
+        return self.pipelines.indexing.path
+
+    @property
+    def query_path(self) -> Path:
+        return self.pipelines.query.path
+
+    @property
+    def indexing(self) -> dict[str, Any]:
+        return self.pipelines.indexing.data
+
+    @property
+    def query(self) -> dict[str, Any]:
+        return self.pipelines.query.data
 
     @property
     def passage_params(self) -> dict[str, Any]:

@@ -13,20 +13,24 @@ import logging
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distill.common.outputs import check_output_folder, undone_on_error, write_atomic
 from distill.common.processes import is_main_process
 from distill.errors import DistillError
 from distill.training.recipes import dump_recipe, load_recipe
 
+if TYPE_CHECKING:
+    from distill.pipelines.user import UserPipelines
+
 logger = logging.getLogger(__name__)
 
 
-def train(recipe: dict[str, Any], *, swap: bool = True) -> Path:
+def train(recipe: dict[str, Any], *, swap: bool = True, user_pipelines: UserPipelines | None = None) -> Path:
     """Run a resolved recipe end to end (resuming an interrupted run) and return the trained model's folder:
     ``<output>/student`` for an embedder or reader student, ``<output>`` itself for a fine-tuned teacher reader.
-    With ``swap``, a student's pipelines are written from the teacher's (``recipe.pipelines``)."""
+    With ``swap``, a student's pipelines are written from the teacher's (``recipe.pipelines``).
+    ``user_pipelines``: the user's ``recipe.pipelines`` as already read (``distill adapt``), not read again."""
     from distill.training.trainer import CHECKPOINT, Trainer
 
     kind = recipe["task"]
@@ -43,7 +47,7 @@ def train(recipe: dict[str, Any], *, swap: bool = True) -> Path:
     main = is_main_process()
     with undone_on_error(output, keep=lambda: not main or (work / CHECKPOINT).exists()):
         _start(recipe, work)
-        task = _task(recipe)
+        task = _task(recipe, user_pipelines)
         if main:
             _save_config(recipe, work)  # once the task's models and data have loaded
         trainer = Trainer(task, recipe, work)
@@ -53,11 +57,11 @@ def train(recipe: dict[str, Any], *, swap: bool = True) -> Path:
         return _FINISH[kind](recipe, task, state, work, pipelines)
 
 
-def _task(recipe: dict[str, Any]) -> Any:
+def _task(recipe: dict[str, Any], user_pipelines: UserPipelines | None = None) -> Any:
     if recipe["task"] == "embedder":
         from distill.training.tasks.embedder import EmbedderTask
 
-        return EmbedderTask(recipe)
+        return EmbedderTask(recipe, user_pipelines=user_pipelines)
     from distill.training.tasks.reader import ReaderTask
 
     return ReaderTask(recipe)
@@ -169,13 +173,13 @@ def _finish_embedder(recipe: dict[str, Any], task: Any, state: Any, output: Path
     shutil.copy(output / LOG_FILE, student / LOG_FILE)
     write_student_files(student, recipe, metrics, kind="embedder")
     if pipelines:
-        from distill.pipelines.loading import is_text_embedder, read_pipeline_dict, slug, swap_files
+        from distill.pipelines.loading import is_text_embedder, read_pipeline_dict, slug, swap_pipelines
 
-        text_embedders = [
-            n for p in pipelines for n, c in read_pipeline_dict(p)["components"].items() if is_text_embedder(c)
-        ]
-        written = swap_files(
-            pipelines,
+        # the teacher's pipelines as its task read them, else as the files hold them now
+        parsed = task.user_pipelines.files if task.user_pipelines else [(p, read_pipeline_dict(p)) for p in pipelines]
+        text_embedders = [n for _, data in parsed for n, c in data["components"].items() if is_text_embedder(c)]
+        written = swap_pipelines(
+            parsed,
             output / "pipelines",
             model=str(student),
             components=text_embedders if recipe["query_only"] else None,

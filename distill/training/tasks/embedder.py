@@ -20,7 +20,7 @@ import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -43,6 +43,9 @@ from distill.training.tasks.common import (
     split_losses,
     weighted_losses,
 )
+
+if TYPE_CHECKING:
+    from distill.pipelines.user import UserPipelines
 
 logger = logging.getLogger(__name__)
 
@@ -485,8 +488,12 @@ class EmbedderTask:
 
     best_metric = "ndcg@10"
 
-    def __init__(self, recipe: dict[str, Any], *, progress: bool = True):
+    def __init__(
+        self, recipe: dict[str, Any], *, progress: bool = True, user_pipelines: UserPipelines | None = None
+    ) -> None:
         self.recipe = recipe
+        # recipe.pipelines as read (given, or read once here for a teacher: pipelines recipe), for the swap after
+        self.user_pipelines = user_pipelines
         data_cfg = recipe["data"]
         max_q, max_p = recipe["max_length"]["query"], recipe["max_length"]["passage"]
         self.silver = None
@@ -537,9 +544,13 @@ class EmbedderTask:
 
         max_q, max_p = recipe["max_length"]["query"], recipe["max_length"]["passage"]
         if recipe["teacher"] == "pipelines":
+            from distill.pipelines.user import read_user_pipelines
             from distill.teacher.embedders import PipelineTeacher
 
-            own = PipelineTeacher.from_files(recipe["pipelines"]["indexing"], recipe["pipelines"]["query"])
+            if self.user_pipelines is None:
+                paths = recipe["pipelines"]
+                self.user_pipelines = read_user_pipelines(paths["indexing"], paths["query"])
+            own = PipelineTeacher.from_pipelines(self.user_pipelines)
             self.teacher = TeacherEmbeddings(
                 own.model_path, batch_size=recipe["teacher_batch_size"], precision=recipe["teacher_precision"]
             )
