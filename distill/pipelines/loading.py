@@ -410,7 +410,9 @@ def swap_files(
         for path in paths:
             indexing, target = Path(path).with_name("indexing.yaml"), out_dir / "indexing.yaml"
             if indexing.exists() and target not in texts:  # replaces a stale one from an earlier swap
-                texts[target] = read_text(indexing, "indexing pipeline")
+                data = read_pipeline_dict(indexing)  # as the others: today's class paths, models found from out_dir
+                note = RELATIVE_PATHS_NOTE if _models_relative_to(data, out_dir) else ""
+                texts[target] = note + dump_pipeline_dict(data)
                 break  # one indexing pipeline per output folder
     out_dir.mkdir(parents=True, exist_ok=True)
     for target, text in texts.items():

@@ -172,6 +172,29 @@ def test_distills_old_component_path_loads_and_is_written_back_new(reported, tin
     assert yaml.safe_load(written.read_text(encoding="utf-8"))["components"]["embedder"]["type"] == new
 
 
+def test_a_2x_extractive_qa_pair_swaps_into_3x_paths(reported, tiny_pipelines, tiny_reader, tmp_path):
+    old = {
+        "document_embedder": "haystack.components.embedders.sentence_transformers_document_embedder."
+        "SentenceTransformersDocumentEmbedder",
+        "text_embedder": "haystack.components.embedders.sentence_transformers_text_embedder."
+        "SentenceTransformersTextEmbedder",
+        "reader": "haystack.components.readers.extractive.ExtractiveReader",
+    }
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for name in ("indexing.yaml", "extractive_qa.yaml"):
+        data = parse_pipeline_yaml((tiny_pipelines / name).read_text(encoding="utf-8"), name)
+        for component, kind in old.items():
+            if component in data["components"]:
+                data["components"][component]["type"] = kind
+        (folder / name).write_text(yaml.safe_dump(data), encoding="utf-8")
+    written = swap_files([folder / "extractive_qa.yaml"], tmp_path / "out", model=str(tiny_reader))
+    assert sorted(p.name for p in written) == ["extractive_qa.yaml", "indexing.yaml"]
+    types = [c["type"] for p in written for c in parse_pipeline_yaml(p.read_text(), p.name)["components"].values()]
+    assert not set(types) & set(old.values())
+    assert "distill.components.readers.NoAnswerMarginExtractiveReader" in types  # swapped as a 3.x reader is
+
+
 # --- the examples ---------------------------------------------------------------------------------------------------
 
 
