@@ -265,10 +265,10 @@ def write_beir(folder, with_qrels=True):
 
 def renamed_pipelines(tiny_pipelines, folder):
     """The tiny default pipelines with components named unlike ours and the title embedded."""
-    import yaml
+    from distill.pipelines.loading import dump_pipeline_dict, read_pipeline_dict
 
-    index = yaml.safe_load((tiny_pipelines / "indexing.yaml").read_text())
-    query = yaml.safe_load((tiny_pipelines / "retrieval.yaml").read_text())
+    index = read_pipeline_dict(tiny_pipelines / "indexing.yaml")
+    query = read_pipeline_dict(tiny_pipelines / "retrieval.yaml")
     emb, writer = index["components"].pop("document_embedder"), index["components"].pop("writer")
     emb["init_parameters"]["meta_fields_to_embed"] = ["title"]
     # their own index: in-memory stores of one name share documents inside one (test) process
@@ -281,8 +281,8 @@ def renamed_pipelines(tiny_pipelines, folder):
     query["components"] = {"encode_q": text, "find": retriever}
     query["connections"] = [{"sender": "encode_q.embedding", "receiver": "find.query_embedding"}]
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "index_docs.yaml").write_text(yaml.safe_dump(index))
-    (folder / "search.yaml").write_text(yaml.safe_dump(query))
+    (folder / "index_docs.yaml").write_text(dump_pipeline_dict(index))
+    (folder / "search.yaml").write_text(dump_pipeline_dict(query))
     return folder / "index_docs.yaml", folder / "search.yaml"
 
 

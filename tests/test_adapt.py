@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 from conftest import renamed_pipelines, write_beir
 
 from distill.adapt import AdaptOptions, parse_budget
 from distill.cli import main
 from distill.errors import DistillError
+from distill.pipelines.loading import dump_pipeline_dict, read_pipeline_dict
 from distill.training import recipes
 
 
@@ -93,9 +93,9 @@ def test_adapt_stops_when_the_student_already_matches_the_teacher(home, mine, ti
 
 def test_adapt_refuses_a_pipeline_it_cannot_distil_in_one_line(home, mine, capsys):
     index_yaml, query_yaml, beir = mine
-    odd = yaml.safe_load(query_yaml.read_text())
+    odd = read_pipeline_dict(query_yaml)
     odd["components"]["encode_q"]["type"] = "haystack.components.embedders.OpenAITextEmbedder"
-    (home / "odd.yaml").write_text(yaml.safe_dump(odd))
+    (home / "odd.yaml").write_text(dump_pipeline_dict(odd))
     assert main(["adapt", str(index_yaml), str(home / "odd.yaml"), "--corpus", str(beir)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "OpenAITextEmbedder" in err[0]
@@ -104,9 +104,9 @@ def test_adapt_refuses_a_pipeline_it_cannot_distil_in_one_line(home, mine, capsy
 
 def test_adapt_refuses_a_store_it_cannot_build_before_the_plan(home, mine, capsys):
     index_yaml, query_yaml, beir = mine
-    odd = yaml.safe_load(index_yaml.read_text())
+    odd = read_pipeline_dict(index_yaml)
     odd["components"]["save"]["init_parameters"]["document_store"]["type"] = "haystack_integrations.nowhere.Store"
-    (home / "odd.yaml").write_text(yaml.safe_dump(odd))
+    (home / "odd.yaml").write_text(dump_pipeline_dict(odd))
     assert main(["adapt", str(home / "odd.yaml"), str(query_yaml), "--corpus", str(beir)]) == 2
     err = capsys.readouterr()
     assert len(err.err.strip().splitlines()) == 1 and "haystack_integrations.nowhere.Store" in err.err
@@ -165,8 +165,8 @@ def test_adapt_distils_a_static_student_from_the_users_teacher(home, mine, tiny_
     assert "ndcg@10" in report["pipelines"]["distilled"]["quality"]
     modules = json.loads((home / "a" / "student" / "modules.json").read_text())
     assert any(m["type"].endswith("StaticEmbedding") for m in modules)
-    swapped = yaml.safe_load((home / "a" / "pipelines" / "index_docs.yaml").read_text())
-    original = yaml.safe_load(index_yaml.read_text())
+    swapped = read_pipeline_dict((home / "a" / "pipelines" / "index_docs.yaml").read_text())
+    original = read_pipeline_dict(index_yaml.read_text())
     assert (swapped == original) == query_only  # a query-only student leaves the indexing pipeline as it was
 
 

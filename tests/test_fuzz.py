@@ -26,6 +26,7 @@ from conftest import REPO
 from distill import cli
 from distill.common import models
 from distill.errors import DistillError
+from distill.pipelines.haystack_yaml import YamlDumper, parse_pipeline_yaml
 
 # Another seed explores other cases: DISTILL_FUZZ_SEED=7 pytest tests/test_fuzz.py
 SEED = int(os.environ.get("DISTILL_FUZZ_SEED", "21"))
@@ -183,7 +184,8 @@ def test_fuzzed_recipes_end_in_0_or_2_with_one_line(tmp_path, tiny_squad, capsys
 
 
 def _pipeline_bases(tiny_pipelines: Path) -> dict[str, dict[str, Any]]:
-    return {p.name: yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted(tiny_pipelines.glob("*.yaml"))}
+    paths = sorted(tiny_pipelines.glob("*.yaml"))
+    return {p.name: parse_pipeline_yaml(p.read_text(encoding="utf-8"), p.name) for p in paths}
 
 
 def test_fuzzed_pipelines_end_in_0_or_2_with_one_line(
@@ -202,11 +204,11 @@ def test_fuzzed_pipelines_end_in_0_or_2_with_one_line(
     for case in range(PIPELINE_CASES):
         name = rng.choice(sorted(bases))
         data, what = mutate(rng, bases[name])
-        raw, damage = corrupt(rng, yaml.safe_dump(data, allow_unicode=True))
+        raw, damage = corrupt(rng, yaml.dump(data, Dumper=YamlDumper, allow_unicode=True))  # as Pipeline.dumps
         folder = tmp_path / f"pipelines-{case}"
         folder.mkdir()
         for other, text in bases.items():  # the mutated file among untouched neighbours
-            (folder / other).write_text(yaml.safe_dump(text), encoding="utf-8")
+            (folder / other).write_text(yaml.dump(text, Dumper=YamlDumper), encoding="utf-8")
         (folder / name).write_bytes(raw)
         label = f"case {case} {name} ({what}; {damage})"
 

@@ -51,9 +51,12 @@ def yaml_problem(error: yaml.YAMLError) -> str:
     return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
 
 
-def parse_yaml(text: str, name: str) -> Any:
-    """YAML text (``yaml.safe_load``: no Python tags) with a one-line error naming ``name`` and the place."""
+def parse_yaml(text: str, name: str, *, loader: type[yaml.SafeLoader] = yaml.SafeLoader) -> Any:
+    """YAML text with a one-line error naming ``name`` and the place. ``yaml.safe_load`` (no Python tags) unless
+    ``loader`` (a SafeLoader subclass: pipeline files take Haystack's, which adds ``!!python/tuple`` and no more)."""
+    if not issubclass(loader, yaml.SafeLoader):  # nothing wider than safe loading reads a user's file
+        raise TypeError(f"parse_yaml takes a yaml.SafeLoader subclass, got {loader.__name__}")
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=loader)
     except yaml.YAMLError as e:
         raise DistillError(f"{name} is not valid YAML: {yaml_problem(e)}") from None

@@ -21,6 +21,8 @@ from distill.common.models import HUB_ALIASES, folder_vocab, resolve_model
 from distill.errors import DistillError
 
 EXAMPLE_TYPE = "haystack.components.writers.document_writer.DocumentWriter"
+# Haystack 2.x kept its (non-chat) generators here; 3.x removed them (distill.pipelines.haystack_yaml).
+GENERATORS_MODULE = "haystack.components.generators."
 ALLOWED_WORDS = "haystack, haystack_integrations and distill.* load"
 
 _REFUSED = re.compile(r"Refusing to deserialize a class from module '([^']*)'")
@@ -116,6 +118,12 @@ def refusal(error: Exception, data: dict[str, Any], name: str) -> DistillError:
         return _refused(match.group(1), data, name)
     if match := _NOT_IMPORTED.search(text):
         kind, component = match.groups()
+        if kind.startswith(GENERATORS_MODULE):
+            return DistillError(
+                f"{name}: component {component!r} has type {kind!r}, a Haystack 2.x generator that this Haystack does "
+                "not have: replace it by a chat generator (e.g. haystack.components.generators.chat.openai."
+                "OpenAIChatGenerator after a ChatPromptBuilder), or leave it out of the pipeline"
+            )
         return DistillError(
             f"{name}: component {component!r} has type {kind!r}, which is not a Haystack component class that imports "
             f"here: give a component's class path (e.g. {EXAMPLE_TYPE}), or install the package that provides it"

@@ -29,11 +29,10 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-import yaml
 from haystack import Pipeline
 from haystack.core.errors import DeserializationError, PipelineError
 
-from distill.common.files import parse_yaml, read_text
+from distill.common.files import read_text
 from distill.common.models import (
     HUB_ALIASES,
     HUB_IDS,
@@ -46,6 +45,12 @@ from distill.common.models import (
 from distill.common.outputs import check_output_folder, named_parts, write_atomic
 from distill.errors import DistillError
 from distill.pipelines.checks import check_query_only_static, check_shape, first_line, refusal
+from distill.pipelines.haystack_yaml import (
+    dump_pipeline_yaml,
+    parse_pipeline_yaml,
+    report_unbuildable_generators,
+    upgrade_types,
+)
 from distill.pipelines.stores import connect_stores, model_width, move_stores
 
 logger = logging.getLogger(__name__)
@@ -99,14 +104,18 @@ def is_reader(component: dict[str, Any]) -> bool:
 def read_pipeline_dict(source: str | Path) -> dict[str, Any]:
     """A pipeline YAML file (or YAML text) as a dict, with a clear error for a missing or malformed file.
 
-    A file's relative local ``model`` paths are read as the module docstring says (beside the file, else from here).
+    Every pipeline file is read here, as Haystack reads it (:mod:`distill.pipelines.haystack_yaml`: its loader, tuples
+    included; Haystack 2.x and distill's older class paths mapped to today's, one warning per class; 2.x generators
+    that no longer exist kept as written, with a warning). A file's relative local ``model`` paths are read as the
+    module docstring says (beside the file, else from here).
     """
     text = str(source)
     name, folder = text, None
     if "\n" not in text:
         path = Path(text)
         name, text, folder = str(path), read_text(path, "pipeline file"), path.parent
-    data = check_shape(parse_yaml(text, name), name)
+    data = upgrade_types(check_shape(parse_pipeline_yaml(text, name), name), name[:80])
+    report_unbuildable_generators(data, name[:80])
     return _models_beside(data, folder) if folder is not None else data
 
 
@@ -230,7 +239,7 @@ def refuse_remote_code(data: dict[str, Any], name: str = "pipeline") -> None:
 
 
 def pipeline_from_dict(data: dict[str, Any], *, name: str = "pipeline") -> Pipeline:
-    check_shape(data, name)
+    data = upgrade_types(copy.deepcopy(check_shape(data, name)), name)  # a dict not read by read_pipeline_dict
     refuse_remote_code(data, name)
     try:
         pipeline = Pipeline.from_dict(data, allowed_modules=ALLOWED_MODULES)
@@ -253,7 +262,8 @@ def load_pipeline(
 
 
 def dump_pipeline_dict(data: dict[str, Any]) -> str:
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    """``data`` as pipeline YAML that plain ``Pipeline.loads`` reads back (Haystack's dumper: tuples stay tuples)."""
+    return dump_pipeline_yaml(data)
 
 
 def model_kind(model: str) -> str:
@@ -407,7 +417,9 @@ def swap_pipelines(
         for path in paths:
             indexing, target = Path(path).with_name("indexing.yaml"), out_dir / "indexing.yaml"
             if indexing.exists() and target not in texts:  # replaces a stale one from an earlier swap
-                texts[target] = read_text(indexing, "indexing pipeline")
+                data = read_pipeline_dict(indexing)  # as the others: today's class paths, models found from out_dir
+                note = RELATIVE_PATHS_NOTE if _models_relative_to(data, out_dir) else ""
+                texts[target] = note + dump_pipeline_dict(data)
                 break  # one indexing pipeline per output folder
     out_dir.mkdir(parents=True, exist_ok=True)
     for target, text in texts.items():
@@ -459,7 +471,7 @@ def build_default_pipelines(
     out = {}
     for name, pipeline in (("indexing", indexing), ("retrieval", retrieval), ("extractive_qa", qa)):
         # Devices are resolved on the dumping machine; store none so each machine picks its own.
-        out[name] = dump_pipeline_dict(fit_devices(yaml.safe_load(pipeline.dumps())))
+        out[name] = dump_pipeline_dict(fit_devices(parse_pipeline_yaml(pipeline.dumps(), name)))
     return out
 
 

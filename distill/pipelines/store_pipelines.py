@@ -13,12 +13,12 @@ build_default_pipelines` with each store and embedding retriever replaced by a r
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from distill.errors import DistillError
+from distill.pipelines.haystack_yaml import parse_pipeline_yaml
 from distill.pipelines.loading import (
     TEACHER_EMBEDDER,
     build_default_pipelines,
@@ -63,7 +63,7 @@ def make_store(kind: str, name: str, width: int, **settings: Any) -> tuple[Any, 
 def with_store(data: dict[str, Any], kind: str, name: str, width: int, **settings: Any) -> dict[str, Any]:
     """A copy of a pipeline dict whose stores are ``kind`` and whose in-memory embedding retrievers are its own."""
     store, retriever_class = make_store(kind, name, width, **settings)
-    out = yaml.safe_load(yaml.safe_dump(data))
+    out = copy.deepcopy(data)
     for component_name, component in out["components"].items():
         params = component.get("init_parameters") or {}
         if str(component.get("type", "")).endswith("InMemoryEmbeddingRetriever"):
@@ -90,7 +90,7 @@ def build_store_pipelines(
     texts = build_default_pipelines(embedder=embedder, index=name, top_k=top_k)
     out = {}
     for pipeline in ("indexing", "retrieval"):
-        data = with_store(yaml.safe_load(texts[pipeline]), kind, name, width, **settings)
+        data = with_store(parse_pipeline_yaml(texts[pipeline], pipeline), kind, name, width, **settings)
         out[pipeline] = dump_pipeline_dict(fit_devices(data))
     return out
 

@@ -1,6 +1,7 @@
 """The one reader of user files: missing, folder, non-UTF-8 and YAML syntax errors are one line naming the file."""
 
 import pytest
+import yaml
 
 from distill.common.files import parse_yaml, read_text
 from distill.errors import DistillError
@@ -27,3 +28,18 @@ def test_yaml_syntax_errors_are_one_line_with_the_place():
     with pytest.raises(DistillError, match="not valid YAML"):
         parse_yaml("!!python/object/apply:os.system ['true']", "p.yaml")  # safe_load: no Python tags
     assert parse_yaml("a: [1, 2]", "x") == {"a": [1, 2]}
+
+
+def test_yaml_takes_only_safe_loaders():
+    with pytest.raises(DistillError, match="could not determine a constructor for the tag .*python/tuple"):
+        parse_yaml("a: !!python/tuple [1, 2]", "recipe r.yaml")  # recipes: plain safe loading
+
+    class Tuples(yaml.SafeLoader):
+        pass
+
+    Tuples.add_constructor(
+        "tag:yaml.org,2002:python/tuple", lambda loader, node: tuple(loader.construct_sequence(node))
+    )
+    assert parse_yaml("a: !!python/tuple [1, 2]", "p.yaml", loader=Tuples) == {"a": (1, 2)}
+    with pytest.raises(TypeError, match="takes a yaml.SafeLoader subclass, got UnsafeLoader"):
+        parse_yaml("a: 1", "p.yaml", loader=yaml.UnsafeLoader)

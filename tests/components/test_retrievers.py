@@ -12,7 +12,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import yaml
 from haystack import Document, Pipeline
 from haystack.components.retrievers.in_memory import InMemoryBM25Retriever, InMemoryEmbeddingRetriever
 from haystack.core.errors import DeserializationError
@@ -30,6 +29,8 @@ from distill.components.retrievers import (
     use_fast_retrievers,
 )
 from distill.errors import DistillError
+from distill.pipelines.haystack_yaml import parse_pipeline_yaml
+from distill.pipelines.loading import dump_pipeline_dict
 
 DIM = 16
 
@@ -416,11 +417,11 @@ def test_use_fast_retrievers_converts_only_in_memory_embedding_retrievers() -> N
         "dense_filtered",
         InMemoryEmbeddingRetriever(store, filters={"field": "meta.group", "operator": "==", "value": 0}),
     )
-    data = yaml.safe_load(pipeline.dumps())
-    before = yaml.safe_dump(data)
+    data = parse_pipeline_yaml(pipeline.dumps(), "pipeline")
+    before = dump_pipeline_dict(data)
 
     fast = use_fast_retrievers(data)
-    assert yaml.safe_dump(data) == before, "the input must be left untouched"
+    assert dump_pipeline_dict(data) == before, "the input must be left untouched"
     types = {name: c["type"] for name, c in fast["components"].items()}
     assert types["dense"] == types["dense_filtered"] == FAST_RETRIEVER_TYPE
     assert types["sparse"] == data["components"]["sparse"]["type"]

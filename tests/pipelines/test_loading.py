@@ -3,11 +3,11 @@ import copy
 from pathlib import Path
 
 import pytest
-import yaml
 from haystack import Pipeline
 
 from distill.errors import DistillError
 from distill.pipelines import loading as pipelines
+from distill.pipelines.haystack_yaml import parse_pipeline_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,7 +25,8 @@ def _diff(a, b, path=""):
 @pytest.mark.parametrize("name", ["indexing", "retrieval", "extractive_qa"])
 def test_committed_yaml_is_what_the_library_builds_and_plain_haystack_loads_it(name):
     text = (REPO / "pipelines" / f"{name}.yaml").read_text()
-    assert yaml.safe_load(text) == yaml.safe_load(pipelines.build_default_pipelines()[name])
+    built = pipelines.build_default_pipelines()[name]
+    assert parse_pipeline_yaml(text, name) == parse_pipeline_yaml(built, name)
     pipeline = Pipeline.loads(text)  # plain Haystack, default allowlist
     assert isinstance(pipeline, Pipeline)
     assert "sentence-transformers/all-mpnet-base-v2" in text
@@ -34,7 +35,7 @@ def test_committed_yaml_is_what_the_library_builds_and_plain_haystack_loads_it(n
 def test_yaml_round_trip_keeps_every_setting(tiny_pipelines):
     for path in tiny_pipelines.glob("*.yaml"):
         data = pipelines.read_pipeline_dict(path)
-        reloaded = yaml.safe_load(pipelines.load_pipeline(data).dumps())
+        reloaded = parse_pipeline_yaml(pipelines.load_pipeline(data).dumps(), path.name)
         by_receiver = lambda conns: sorted(conns, key=lambda c: c["receiver"])  # noqa: E731
         assert by_receiver(reloaded.pop("connections")) == by_receiver(data["connections"])
         expected = {
@@ -199,7 +200,8 @@ def test_a_swapped_yaml_names_the_student_relative_to_itself_and_loads_from_anot
     )
     text = written.read_text()
     assert text.startswith(pipelines.RELATIVE_PATHS_NOTE)
-    assert yaml.safe_load(text)["components"]["text_embedder"]["init_parameters"]["model"] == "../../students/x/student"
+    written_model = parse_pipeline_yaml(text, "x")["components"]["text_embedder"]["init_parameters"]["model"]
+    assert written_model == "../../students/x/student"
     # Read from the repository root, the path is the one written before paths were relative to their file.
     assert pipelines.read_pipeline_dict(written)["components"]["text_embedder"]["init_parameters"]["model"] == (
         "runs/students/x/student"
@@ -225,7 +227,7 @@ def test_a_relative_model_not_beside_the_yaml_is_read_from_the_working_directory
     (tmp_path / "pipelines" / "extractive_qa.yaml").write_text(text)
     monkeypatch.chdir(tmp_path)
     data = pipelines.read_pipeline_dict("pipelines/extractive_qa.yaml")
-    assert data == yaml.safe_load(text)  # the committed YAMLs name runs/reader-teacher from the repository root
+    assert data == parse_pipeline_yaml(text, "x")  # the committed YAMLs name runs/reader-teacher from the repo root
     assert pipelines.resolve_models(data)["components"]["reader"]["init_parameters"]["model"] == "runs/reader-teacher"
 
 
@@ -252,7 +254,7 @@ def _remote_code_pipeline(tmp_path: Path, tiny_pipelines: Path, tiny_embedder: P
     config = json.loads((model / "config.json").read_text())
     (model / "config.json").write_text(json.dumps(config | {"auto_map": {"AutoConfig": "evil.EvilConfig"}}))
     (model / "evil.py").write_text(EVIL.replace("{marker}", str(marker)))
-    data = yaml.safe_load((tiny_pipelines / "retrieval.yaml").read_text())
+    data = pipelines.read_pipeline_dict(tiny_pipelines / "retrieval.yaml")
     params = data["components"]["text_embedder"]["init_parameters"]
     params["model"] = str(model)
     if where == "top":
@@ -260,7 +262,7 @@ def _remote_code_pipeline(tmp_path: Path, tiny_pipelines: Path, tiny_embedder: P
     else:
         params[where] = {"trust_remote_code": True}
     path = tmp_path / "retrieval.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(pipelines.dump_pipeline_dict(data))
     return path, marker
 
 
@@ -294,7 +296,7 @@ def test_remote_code_runs_only_when_the_user_says_so(tmp_path, tiny_pipelines, t
     ],
 )
 def test_pipelines_haystack_cannot_build_are_one_line_errors(tmp_path, tiny_pipelines, edit, message):
-    data = yaml.safe_load((tiny_pipelines / "retrieval.yaml").read_text())
+    data = pipelines.read_pipeline_dict(tiny_pipelines / "retrieval.yaml")
     edit(data)
     with pytest.raises(DistillError) as refused:
         pipelines.pipeline_from_dict(data, name="bad.yaml")
@@ -338,9 +340,9 @@ def test_refused_types_and_bad_shapes_are_one_self_sufficient_line(
 ):
     from distill import cli
 
-    data = yaml.safe_load((tiny_pipelines / "retrieval.yaml").read_text())
+    data = pipelines.read_pipeline_dict(tiny_pipelines / "retrieval.yaml")
     edit(data)
-    (tmp_path / "retrieval.yaml").write_text(yaml.safe_dump(data))
+    (tmp_path / "retrieval.yaml").write_text(pipelines.dump_pipeline_dict(data))
     (tmp_path / "indexing.yaml").write_bytes((tiny_pipelines / "indexing.yaml").read_bytes())
     out = tmp_path / "eval"
     assert cli.main(["eval", f"a={tmp_path / 'retrieval.yaml'}", "--data", str(tiny_squad), "--out", str(out)]) == 2
@@ -354,7 +356,7 @@ def test_refused_types_and_bad_shapes_are_one_self_sufficient_line(
 
 def test_a_null_init_parameters_swaps_like_an_empty_one(tiny_pipelines, tiny_embedder_wide):
     """Found by tests/test_fuzz.py: `distill swap` raised a TypeError on `init_parameters: null`."""
-    data = yaml.safe_load((tiny_pipelines / "indexing.yaml").read_text())
+    data = pipelines.read_pipeline_dict(tiny_pipelines / "indexing.yaml")
     data["components"]["document_embedder"]["init_parameters"] = None
     with pytest.raises(DistillError, match="component 'document_embedder' has no 'model' parameter to swap"):
         pipelines.swap(data, model=str(tiny_embedder_wide), components=["document_embedder"])
@@ -363,7 +365,7 @@ def test_a_null_init_parameters_swaps_like_an_empty_one(tiny_pipelines, tiny_emb
 @pytest.mark.parametrize("runs", [None, "x", 0, True])
 def test_max_runs_per_component_must_be_a_positive_number(tiny_pipelines, runs):
     """Found by tests/test_fuzz.py: a null max_runs_per_component loaded, then failed with a TypeError at the run."""
-    data = yaml.safe_load((tiny_pipelines / "retrieval.yaml").read_text())
+    data = pipelines.read_pipeline_dict(tiny_pipelines / "retrieval.yaml")
     data["max_runs_per_component"] = runs
     with pytest.raises(DistillError, match="max_runs_per_component must be a positive whole number"):
         pipelines.load_pipeline(data)

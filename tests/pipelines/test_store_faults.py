@@ -8,7 +8,6 @@ import threading
 import time
 
 import pytest
-import yaml
 from haystack import Document
 
 from distill.data.datasets import load_squad_file
@@ -65,7 +64,7 @@ def test_server_killed_mid_indexing_then_a_rerun_leaves_every_document_once(
             [Document(id="mine", content="kept", embedding=[0.1] * 32)]
         )
     _slow_inserts(own_server, table)
-    data = yaml.safe_load(indexing.read_text())
+    data = pipelines.read_pipeline_dict(indexing)
     failure: list[BaseException] = []
 
     def index() -> None:

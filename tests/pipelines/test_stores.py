@@ -1,7 +1,6 @@
 """Server and Qdrant stores in the YAML pipelines, against a real PostgreSQL + pgvector (the pg_server fixture)."""
 
 import pytest
-import yaml
 
 from benchmarks.stores import compare, same_ranking, write_pipelines
 from distill.data.datasets import load_squad_file
@@ -13,7 +12,7 @@ from distill.teacher.indexing import index_corpus
 
 
 def _store(path, component="retriever"):
-    data = yaml.safe_load(path.read_text())
+    data = pipelines.read_pipeline_dict(path)
     return data["components"][component]["init_parameters"]["document_store"]["init_parameters"]
 
 
@@ -92,16 +91,16 @@ def test_a_users_table_is_never_emptied(pg_conn_str, tiny_embedder, tiny_squad, 
     paths = write_store_pipelines("pgvector", tmp_path, embedder=str(tiny_embedder), name="my_docs")
     store = pipelines.load_pipeline(paths[1]).get_component("retriever").document_store
     store.write_documents([Document(id="mine", content="kept", embedding=[0.1] * 32)])
-    index_corpus(yaml.safe_load(paths[0].read_text()), data.documents, progress=False)
+    index_corpus(pipelines.read_pipeline_dict(paths[0]), data.documents, progress=False)
     assert store.count_documents() == len(data.documents) + 1
     assert store.filter_documents({"field": "id", "operator": "==", "value": "mine"})
 
 
 def _pgvector_yaml(tmp_path, tiny_embedder, **store_settings):
     path = write_store_pipelines("pgvector", tmp_path, embedder=str(tiny_embedder))[1]
-    data = yaml.safe_load(path.read_text())
+    data = pipelines.read_pipeline_dict(path)
     data["components"]["retriever"]["init_parameters"]["document_store"]["init_parameters"].update(store_settings)
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(pipelines.dump_pipeline_dict(data))
     return path
 
 

@@ -3,12 +3,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from distill import cli
 from distill.common.models import model_fingerprint, model_footprint
 from distill.components.onnx_embedders import OnnxEncoder
 from distill.errors import DistillError
+from distill.pipelines.loading import read_pipeline_dict
 from distill.training.export import export_onnx
 
 TEXTS = [
@@ -149,8 +149,8 @@ def test_cli_export_with_swap(tiny_embedder, tiny_pipelines, tmp_path, capsys):
     assert cli.main(args) == 0
     printed = capsys.readouterr().out.split()
     assert printed[0] == str(out) and len(printed) == 4
-    indexing = yaml.safe_load((out / "pipelines" / "indexing.yaml").read_text())
-    retrieval = yaml.safe_load((out / "pipelines" / "retrieval.yaml").read_text())
+    indexing = read_pipeline_dict((out / "pipelines" / "indexing.yaml").read_text())
+    retrieval = read_pipeline_dict((out / "pipelines" / "retrieval.yaml").read_text())
     embedder = indexing["components"]["document_embedder"]
     assert embedder["type"] == "distill.components.onnx_embedders.OnnxDocumentEmbedder"
     assert embedder["init_parameters"]["model"] == str(out)  # (a relative --out is written relative to the YAML)

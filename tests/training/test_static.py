@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from conftest import char_tokenizer, write_recipe
 
 from distill.errors import DistillError
+from distill.pipelines.loading import read_pipeline_dict
 from distill.training import recipes
 from distill.training.static import (
     check_static_student,
@@ -174,10 +174,10 @@ def test_query_only_static_student_keeps_the_teachers_width_and_index(home, tiny
     student = train(recipes.load_recipe(path))
     assert SentenceTransformer(str(student), device="cpu").encode(TEXTS).shape == (2, 32)
     pipes = home / "out" / "pipelines"
-    assert yaml.safe_load((pipes / "indexing.yaml").read_text()) == yaml.safe_load(
+    assert read_pipeline_dict((pipes / "indexing.yaml").read_text()) == read_pipeline_dict(
         (tiny_pipelines / "indexing.yaml").read_text()
     )
-    query = yaml.safe_load((pipes / "retrieval.yaml").read_text())["components"]
+    query = read_pipeline_dict((pipes / "retrieval.yaml").read_text())["components"]
     assert query["text_embedder"]["init_parameters"]["model"] == str(student)
 
     with pytest.raises(DistillError, match=r"dims must be null for a query-only static student"):

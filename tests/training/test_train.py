@@ -9,10 +9,10 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 from conftest import REPO, write_recipe
 
 from distill.errors import DistillError
+from distill.pipelines.loading import read_pipeline_dict
 from distill.training import recipes
 
 
@@ -128,7 +128,7 @@ def test_layer_dropped_and_query_only_students(home, tiny_embedder, tiny_embedde
     query_only = SentenceTransformer(str(train(recipes.load_recipe(path))), device="cpu")
     assert query_only.encode(["x"]).shape == (1, 48)  # projected into the teacher's width
     pipes = home / "q" / "pipelines"
-    assert yaml.safe_load((pipes / "indexing.yaml").read_text()) == yaml.safe_load(
+    assert read_pipeline_dict((pipes / "indexing.yaml").read_text()) == read_pipeline_dict(
         (REPO / "pipelines" / "indexing.yaml").read_text()
     )
 

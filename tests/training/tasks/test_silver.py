@@ -6,11 +6,11 @@ import math
 
 import numpy as np
 import pytest
-import yaml
 from conftest import renamed_pipelines, write_beir
 from haystack import Document
 
 from distill.errors import DistillError
+from distill.pipelines.loading import dump_pipeline_dict, read_pipeline_dict
 from distill.training import recipes
 from distill.training.tasks import silver
 
@@ -112,7 +112,6 @@ def test_the_teachers_ranking_labels_training_queries_and_the_dev_pool_holds_its
 
 
 def test_the_teacher_is_the_users_own_components_run_as_haystack_runs_them(home, tiny_pipelines):
-    from distill.pipelines.loading import read_pipeline_dict
     from distill.teacher.embedders import PipelineTeacher, build_component
     from distill.teacher.indexing import index_corpus
 
@@ -139,16 +138,16 @@ def test_a_pipeline_teacher_refuses_what_it_cannot_distil(home, tiny_pipelines):
     from distill.teacher.embedders import PipelineTeacher
 
     index_yaml, query_yaml = renamed_pipelines(tiny_pipelines, home / "mine")
-    other = yaml.safe_load(query_yaml.read_text())
+    other = read_pipeline_dict(query_yaml)
     other["components"]["encode_q"]["init_parameters"]["model"] = "some/other-model"
-    (home / "other.yaml").write_text(yaml.safe_dump(other))
+    (home / "other.yaml").write_text(dump_pipeline_dict(other))
     with pytest.raises(DistillError, match="one teacher must embed both"):
         PipelineTeacher.from_files(index_yaml, home / "other.yaml")
     with pytest.raises(DistillError, match="has no document embedder"):
         PipelineTeacher.from_files(query_yaml, query_yaml)
-    odd = yaml.safe_load(index_yaml.read_text())
+    odd = read_pipeline_dict(index_yaml)
     odd["components"]["encode_docs"]["type"] = "haystack.components.embedders.OpenAIDocumentEmbedder"
-    (home / "odd.yaml").write_text(yaml.safe_dump(odd))
+    (home / "odd.yaml").write_text(dump_pipeline_dict(odd))
     with pytest.raises(DistillError, match="is a OpenAIDocumentEmbedder; the project distils sentence-transformers"):
         PipelineTeacher.from_files(home / "odd.yaml", query_yaml)
 
@@ -203,7 +202,7 @@ def test_distill_train_without_labels_on_a_users_pipelines_and_corpus(home, tiny
     assert "no relevance labels" in card and "pseudo-queries from titles" in card
     swapped = home / "out" / "pipelines"
     assert sorted(p.name for p in swapped.glob("*.yaml")) == ["index_docs.yaml", "search.yaml"]
-    query = yaml.safe_load((swapped / "search.yaml").read_text())
+    query = read_pipeline_dict((swapped / "search.yaml").read_text())
     assert query["components"]["encode_q"]["init_parameters"]["prefix"] == "query: "
     assert "student" in query["components"]["encode_q"]["init_parameters"]["model"]
 
