@@ -20,7 +20,7 @@ import yaml
 
 from distill.common.outputs import check_output_folder, follow_umask
 from distill.errors import DistillError
-from distill.training.model_card import average_metadata, front_matter
+from distill.training.model_card import average_metadata, front_matter, write_metrics
 
 # What a training run writes beside the model: they describe one ingredient, not the average.
 _RUN_FILES = {"README.md", "config.yaml", "metrics.json", "train_log.jsonl"}
@@ -152,10 +152,6 @@ def average_weights(folders: Sequence[Path], out: Path, weights: Sequence[float]
     )
     write_metrics(out, {"average_of": [str(f) for f in folders], "weights": weights})
     return out
-
-
-def write_metrics(out: Path, metrics: dict) -> None:
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
 
 
 def add_dev_scores(out: Path, recipe_path: Path, scores: dict[str, dict[str, float]]) -> None:

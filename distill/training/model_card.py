@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from distill.common.models import HUB_ALIASES, HUB_IDS, looks_like_hub_id
-from distill.common.outputs import named_parts
+from distill.common.outputs import named_parts, write_atomic
 from distill.common.provenance import library_versions, machine_info
 from distill.errors import DistillError
 from distill.training.losses import KIND, LOSSES
@@ -120,11 +120,19 @@ def _training_lines(metrics: dict[str, Any], unit: str) -> list[str]:
     ]
 
 
+def write_metrics(folder: Path, metrics: dict[str, Any]) -> None:
+    """``folder``/metrics.json, the one writer of it (students, fine-tuned readers, weight averages).
+
+    Atomic, because the student browser takes a folder with a metrics.json for a saved model and ``distill average
+    --dev`` rewrites the file in place: a kill mid-write must leave the old file or the new one, never half of one."""
+    write_atomic(Path(folder) / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+
+
 def write_student_files(folder: Path, recipe: dict[str, Any], metrics: dict[str, Any], *, kind: str) -> None:
     """config.yaml (the resolved recipe), metrics.json and README.md beside the student's weights."""
     folder = Path(folder)
     (folder / "config.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    write_metrics(folder, metrics)
     (folder / "README.md").write_text(model_card(recipe, metrics, kind=kind), encoding="utf-8")
 
 
@@ -235,7 +243,7 @@ def model_card(recipe: dict[str, Any], metrics: dict[str, Any], *, kind: str) ->
 def write_reader_files(folder: Path, recipe: dict[str, Any], metrics: dict[str, Any]) -> None:
     folder = Path(folder)
     (folder / "config.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    write_metrics(folder, metrics)
     (folder / "README.md").write_text(reader_card(recipe, metrics), encoding="utf-8")
 
 

@@ -206,3 +206,19 @@ def test_a_teacher_labelled_card_names_its_own_corpus_and_held_out_queries_not_t
     }
     assert body.startswith("# Distilled embedder: nfcorpus-queries\n")
     assert "## Metrics (held-out training queries: agreement with the teacher" in body and "dev slice" not in body
+
+
+def test_metrics_json_has_one_writer_that_replaces_the_file_whole(tmp_path, monkeypatch):
+    import os
+
+    model_card.write_metrics(tmp_path, READER_METRICS)
+    before = (tmp_path / "metrics.json").read_bytes()
+    assert before == (json.dumps(READER_METRICS, indent=2) + "\n").encode()  # the bytes every writer wrote before
+
+    def killed(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        model_card.write_metrics(tmp_path, {"dev": {}})
+    assert (tmp_path / "metrics.json").read_bytes() == before and os.listdir(tmp_path) == ["metrics.json"]
