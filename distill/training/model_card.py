@@ -10,7 +10,9 @@ metrics, so that what the Hub reads and what a person reads cannot disagree.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -543,6 +545,47 @@ def average_metadata(*, reader: bool = False) -> dict[str, Any]:
         "tags": [*tags, "model-soup", "haystack"],
         "license": LICENSE,
     }
+
+
+AVERAGE_CARD_TITLE = "# Weight average of"
+
+
+def average_card(folders: Sequence[Path], weights: Sequence[float], weights_file: Path, *, reader: bool) -> str:
+    """The model card of a weight average (``distill average``): each ingredient with its weight and the sha256
+    prefix of its ``weights_file``, the hashes saying which weights went in when a folder is retrained later."""
+    rows = "\n".join(
+        f"| `{folder}` | {w:.4g} | `{_sha256(folder / weights_file)[:16]}` |" for folder, w in zip(folders, weights)
+    )
+    return (
+        front_matter(average_metadata(reader=reader)) + f"{AVERAGE_CARD_TITLE} {len(folders)} students\n\n"
+        "Every floating-point tensor is the weighted mean of the same tensor in these models "
+        f"(`{weights_file}` sha256 prefix of each ingredient):\n\n"
+        f"| model | weight | weights sha256 |\n|---|---|---|\n{rows}\n\n"
+        "Their own cards, recipes and dev-slice metrics stay in their folders; this average has not been scored "
+        "by training. Measure it with `distill swap` and `distill eval`.\n\n"
+        'Reference: Wortsman et al., "Model soups: averaging weights of multiple fine-tuned models improves '
+        'accuracy without increasing inference time", ICML 2022.\n'
+    )
+
+
+def write_average_files(out: Path, folders: Sequence[Path], weights: Sequence[float], weights_file: Path) -> None:
+    """README.md, config.yaml and metrics.json of a weight average, what a training run writes beside a student."""
+    reader = not (folders[0] / "modules.json").exists()  # sentence-transformers folders have one, readers do not
+    (out / "README.md").write_text(average_card(folders, weights, weights_file, reader=reader), encoding="utf-8")
+    # What the student browser reads beside the card: the "recipe" of an average is its ingredients and weights.
+    (out / "config.yaml").write_text(
+        yaml.safe_dump(
+            {"task": "average", "kind": "reader" if reader else "embedder", "models": [str(f) for f in folders]}
+            | {"weights": list(weights)},
+            sort_keys=False,
+        ),
+        encoding="utf-8",
+    )
+    write_metrics(out, {"average_of": [str(f) for f in folders], "weights": list(weights)})
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def card_metadata(recipe: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
