@@ -289,47 +289,84 @@ def _negative_lines(negatives: dict[str, Any] | None, finetune: bool) -> list[st
 
 
 def reader_card(recipe: dict[str, Any], metrics: dict[str, Any]) -> str:
-    """The model card of a fine-tuned teacher reader or a distilled student reader."""
-    data = recipe["data"]
+    """The model card of an extractive reader: a fine-tuned teacher, a distilled student or a student trained on gold
+    spans only. The three differ in their title and opening, and a teacher's card has no losses and no teacher column;
+    the data, metrics and use sections are one skeleton."""
     finetune = recipe["task"] == "finetune_reader"
     if finetune:
-        title = f"# Extractive reader: {Path(recipe['output']).name}"
-        layers = f" (encoder layers {recipe['layers']})" if recipe.get("layers") else ""
-        negatives = (
-            " and on retrieved passages without the answer (target: no answer)" if metrics.get("negatives") else ""
-        )
-        intro = (
-            f"**{recipe['model']}**{layers} fine-tuned for extractive question answering on gold answers{negatives}."
-        )
+        title, intro = _finetuned_reader_opening(recipe, metrics)
+    elif _distilled(recipe):
+        title, intro = _distilled_reader_opening(recipe, metrics)
     else:
-        student = recipe["student"]
-        if isinstance(student, dict) and "from_teacher" in student:
-            text = f"the teacher with encoder layers {student['from_teacher']['layers']} kept"
-        elif isinstance(student, dict):
-            text = f"{student['model']} with encoder layers {student['layers']} kept"
-        else:
-            text = str(student)
-        if _distilled(recipe):
-            title = f"# Distilled reader: {Path(recipe['output']).name}"
-            intro = f"A student reader distilled from **{recipe['teacher']}** into **{text}**."
-        else:
-            title = f"# Reader trained on gold spans only: {Path(recipe['output']).name}"
-            intro = (
-                f"**{text}** (teacher: {recipe['teacher']}) trained on gold answer spans only, without teacher "
-                "outputs: the undistilled baseline at a distillation recipe's budget."
-            )
-        intro += _warm_start(metrics)
-        if metrics.get("cross_tokenizer"):
-            intro += (
-                " Teacher and student tokenize differently: the teacher's start/end probabilities were mapped onto "
-                "the student's tokens through character offsets."
-            )
+        title, intro = _gold_spans_reader_opening(recipe, metrics)
+    lines = [title, "", intro, "", "## Data", *_reader_data_lines(recipe, metrics, finetune), ""]
+    if not finetune:
+        lines += ["## Losses", *_loss_table(recipe), ""]
+    lines += _reader_metrics_lines(metrics, finetune)
+    lines += _training_lines(metrics, "windows")
+    lines += [
+        "",
+        "## Use",
+        "",
+        "`TransformersExtractiveReader(model=<this folder>)`, or swap it into the teacher's pipeline with "
+        "`distill swap pipelines/extractive_qa.yaml --model <this folder> --out <dir>` (served by distill's "
+        "`NoAnswerMarginExtractiveReader`, which ranks answers across passages by each span's margin over its "
+        "window's no-answer logits; `--reader-scores raw` keeps the stock reader) and compare with "
+        "`distill eval ...` (end to end) and `distill eval ... --context gold`.",
+    ]
+    return front_matter(reader_metadata(recipe, metrics)) + "\n".join(lines + _card_tail(recipe))
+
+
+def _finetuned_reader_opening(recipe: dict[str, Any], metrics: dict[str, Any]) -> tuple[str, str]:
+    """A fine-tuned teacher reader's title and first paragraph."""
+    layers = f" (encoder layers {recipe['layers']})" if recipe.get("layers") else ""
+    negatives = " and on retrieved passages without the answer (target: no answer)" if metrics.get("negatives") else ""
+    return (
+        f"# Extractive reader: {Path(recipe['output']).name}",
+        f"**{recipe['model']}**{layers} fine-tuned for extractive question answering on gold answers{negatives}.",
+    )
+
+
+def _distilled_reader_opening(recipe: dict[str, Any], metrics: dict[str, Any]) -> tuple[str, str]:
+    """A student reader's title and first paragraph, when a loss learns from the teacher."""
+    intro = f"A student reader distilled from **{recipe['teacher']}** into **{_reader_student(recipe['student'])}**."
+    return f"# Distilled reader: {Path(recipe['output']).name}", intro + _student_reader_notes(metrics)
+
+
+def _gold_spans_reader_opening(recipe: dict[str, Any], metrics: dict[str, Any]) -> tuple[str, str]:
+    """A student reader's title and first paragraph, when no weighted loss learns from the teacher."""
+    intro = (
+        f"**{_reader_student(recipe['student'])}** (teacher: {recipe['teacher']}) trained on gold answer spans only, "
+        "without teacher outputs: the undistilled baseline at a distillation recipe's budget."
+    )
+    return f"# Reader trained on gold spans only: {Path(recipe['output']).name}", intro + _student_reader_notes(metrics)
+
+
+def _reader_student(student: Any) -> str:
+    """A reader recipe's ``student`` in words."""
+    if isinstance(student, dict) and "from_teacher" in student:
+        return f"the teacher with encoder layers {student['from_teacher']['layers']} kept"
+    if isinstance(student, dict):
+        return f"{student['model']} with encoder layers {student['layers']} kept"
+    return str(student)
+
+
+def _student_reader_notes(metrics: dict[str, Any]) -> str:
+    """What closes a student reader's first paragraph: where its weights started, and how the teacher's outputs
+    reached a student that tokenizes differently."""
+    notes = _warm_start(metrics)
+    if metrics.get("cross_tokenizer"):
+        notes += (
+            " Teacher and student tokenize differently: the teacher's start/end probabilities were mapped onto "
+            "the student's tokens through character offsets."
+        )
+    return notes
+
+
+def _reader_data_lines(recipe: dict[str, Any], metrics: dict[str, Any], finetune: bool) -> list[str]:
+    """A reader card's data section: the questions, the windows, what was skipped, the negatives, the dev slice."""
+    data = recipe["data"]
     lines = [
-        title,
-        "",
-        intro,
-        "",
-        "## Data",
         f"- training: `{data['train']}`, the first {data.get('questions') or 'all'} questions of a seeded permutation "
         f"(seed {data['seed']}), gold paragraph as context",
     ]
@@ -345,39 +382,28 @@ def reader_card(recipe: dict[str, Any], metrics: dict[str, Any]) -> str:
     if metrics.get("skipped"):
         lines.append(f"- skipped or corrected: {metrics['skipped']}")
     lines += _negative_lines(metrics.get("negatives"), finetune)
-    lines += [
+    return lines + [
         f"- windows of {recipe['max_length']} tokens, stride {recipe['stride']}, questions cut at "
         f"{recipe['max_query_length']} tokens (as `TransformersExtractiveReader` at inference)",
         f"- dev slice for checkpoint selection: `{data['dev']}`, {data.get('dev_questions')} questions, gold "
         "paragraph as context",
         "- SQuAD v1.1 (Rajpurkar et al., 2016) is licensed CC BY-SA 4.0.",
         *_weight_average_lines(recipe)[1:],
-        "",
     ]
-    if not finetune:
-        lines += ["## Losses", *_loss_table(recipe), ""]
+
+
+def _reader_metrics_lines(metrics: dict[str, Any], finetune: bool) -> list[str]:
+    """The dev-slice table: before and after fine-tuning for a teacher; teacher, untrained and trained student for a
+    student."""
     dev, teacher, untrained = metrics.get("dev", {}), metrics.get("teacher_dev", {}), metrics.get("untrained_dev", {})
-    lines += ["## Metrics (dev slice, measured during training; SQuAD v1.1 EM / F1)", ""]
+    lines = ["## Metrics (dev slice, measured during training; SQuAD v1.1 EM / F1)", ""]
     if finetune:
         lines += ["| metric | before fine-tuning | fine-tuned |", "|---|---|---|"]
-        lines += [f"| {k} | {_fmt(untrained.get(k, '-'))} | {_fmt(v)} |" for k, v in dev.items()]
-    else:
-        lines += ["| metric | teacher | student before training | student |", "|---|---|---|---|"]
-        lines += [
-            f"| {k} | {_fmt(teacher.get(k, '-'))} | {_fmt(untrained.get(k, '-'))} | {_fmt(v)} |" for k, v in dev.items()
-        ]
-    lines += _training_lines(metrics, "windows")
-    lines += [
-        "",
-        "## Use",
-        "",
-        "`TransformersExtractiveReader(model=<this folder>)`, or swap it into the teacher's pipeline with "
-        "`distill swap pipelines/extractive_qa.yaml --model <this folder> --out <dir>` (served by distill's "
-        "`NoAnswerMarginExtractiveReader`, which ranks answers across passages by each span's margin over its "
-        "window's no-answer logits; `--reader-scores raw` keeps the stock reader) and compare with "
-        "`distill eval ...` (end to end) and `distill eval ... --context gold`.",
+        return lines + [f"| {k} | {_fmt(untrained.get(k, '-'))} | {_fmt(v)} |" for k, v in dev.items()]
+    lines += ["| metric | teacher | student before training | student |", "|---|---|---|---|"]
+    return lines + [
+        f"| {k} | {_fmt(teacher.get(k, '-'))} | {_fmt(untrained.get(k, '-'))} | {_fmt(v)} |" for k, v in dev.items()
     ]
-    return front_matter(reader_metadata(recipe, metrics)) + "\n".join(lines + _card_tail(recipe))
 
 
 def _distilled(recipe: dict[str, Any]) -> bool:
