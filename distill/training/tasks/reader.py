@@ -7,7 +7,7 @@ The teacher's start/end logits are computed once per window and cached, keyed by
 window's token ids.
 
 Why one module over 400 lines: :class:`ReaderTask` (the data, the teacher outputs and the dev slice of one reader
-run) is one class of ~200 lines; the teacher that fills it and the loaders it uses sit beside it.
+run) is one class of ~270 lines; the teacher that fills it and the loaders it uses sit beside it.
 """
 
 from __future__ import annotations
