@@ -31,7 +31,9 @@ def _ours(recipe: dict[str, Any], steps: int, warmup: int) -> dict[str, float]:
     out = Path(tempfile.mkdtemp(prefix="ours-"))
     try:
         run = dict(recipe, output=str(out), max_steps=steps + warmup, log_every=1, eval_every=10_000, save_every=10_000)
-        Trainer(EmbedderTask(run), run, out).fit()
+        task = EmbedderTask(run)
+        task.warm_up()
+        Trainer(task, run, out).fit()
         rows = [json.loads(line) for line in (out / LOG_FILE).read_text().splitlines()]
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -50,6 +52,7 @@ def _peer(recipe: dict[str, Any], steps: int, warmup: int, texts_per_step: int) 
     from distill.training.tasks.embedder import EmbedderTask, load_sentence_transformer
 
     task = EmbedderTask(recipe)  # the same pairs and cached teacher embeddings
+    task.warm_up()
     pairs = task.pairs
     texts, labels = [], []
     for i, p in enumerate(pairs.positive):

@@ -321,6 +321,109 @@ def retrieval_metrics(queries: list[Query], retrieved: list[list[str]]) -> dict[
     return out
 
 
+@dataclass
+class TimedRun:
+    """What :func:`run_interleaved` measured: a row per question (with each pipeline's run under ``runs``) and each
+    pipeline's latencies in milliseconds, per query and per component."""
+
+    per_question: list[dict[str, Any]]
+    query_ms: dict[str, list[float]]
+    component_ms: dict[str, dict[str, list[float]]]
+
+
+def run_interleaved(
+    loaded: list[LoadedSystem], data: Dataset, *, warmup: int, gold: bool, progress: bool = True
+) -> TimedRun:
+    """Every question through every pipeline, question by question (a drift in machine load hits all pipelines
+    alike), after ``warmup`` questions whose timings are discarded; ``gold`` gives each question its gold paragraph
+    as the only document."""
+    from tqdm.auto import tqdm
+
+    def gold_docs(q: Query) -> list[Document] | None:
+        return [data.document(q.gold_doc_ids[0])] if gold else None
+
+    per_question: list[dict[str, Any]] = [
+        {"id": q.id, "question": q.text, "gold_doc_ids": list(q.gold_doc_ids), "answers": list(q.answers), "runs": {}}
+        | ({"gold_grades": list(q.grades)} if q.grades else {})
+        for q in data.queries
+    ]
+    query_ms: dict[str, list[float]] = {s.system.name: [] for s in loaded}
+    component_ms: dict[str, dict[str, list[float]]] = {s.system.name: defaultdict(list) for s in loaded}
+    with timing_tracer() as tracer:
+        for q in data.queries[:warmup]:
+            for s in loaded:
+                run_query(s, q.text, gold_docs(q))
+        tracer.pop()
+        for i, q in enumerate(tqdm(data.queries, desc="questions", unit="q", disable=not progress)):
+            for s in loaded:
+                start = time.perf_counter()
+                documents, answers = run_query(s, q.text, gold_docs(q))
+                elapsed = (time.perf_counter() - start) * 1000
+                per_component = tracer.pop()
+                query_ms[s.system.name].append(elapsed)
+                for component, ms in per_component.items():
+                    component_ms[s.system.name][component].append(ms)
+                row = score_question(q, documents, answers)
+                row["latency_ms"] = round(elapsed, 3)
+                row["component_ms"] = {c: round(ms, 3) for c, ms in per_component.items()}
+                per_question[i]["runs"][s.system.name] = row
+    return TimedRun(per_question, query_ms, component_ms)
+
+
+def summarise(
+    loaded: list[LoadedSystem],
+    data: Dataset,
+    run: TimedRun,
+    *,
+    command: str,
+    config: dict[str, Any] | None,
+    context: str,
+    warmup: int,
+) -> dict[str, Any]:
+    """The report of a run: how it was made (command, config, data, machine, versions), then each pipeline's quality,
+    latency summaries, models and indexing time."""
+    report: dict[str, Any] = {
+        "command": command,
+        "config": config or {},
+        "context": context,
+        "dataset": data.summary(),
+        "warmup_queries": warmup,
+        "machine": machine_info(),
+        "versions": library_versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "pipelines": {},
+    }
+    for s in loaded:
+        name = s.system.name
+        report["pipelines"][name] = {
+            "query_yaml": str(s.system.query_yaml),
+            "indexing_yaml": str(s.system.indexing_yaml) if s.system.indexing_yaml else None,
+            "quality": _quality(s, data.queries, [pq["runs"][name] for pq in run.per_question]),
+            "latency": {
+                "query": metrics.latency_summary(run.query_ms[name]),
+                "components": {c: metrics.latency_summary(v) for c, v in run.component_ms[name].items()},
+            },
+            "models": s.models,
+            "index_seconds": round(s.index_seconds, 2),
+        }
+    return report
+
+
+def _quality(s: LoadedSystem, queries: list[Query], rows: list[dict[str, Any]]) -> dict[str, float]:
+    """A pipeline's quality over its per-question rows: retrieval figures where the questions have gold passages,
+    answer recall where they have answers, and EM / F1 (in %) for a pipeline with a reader."""
+    quality: dict[str, float] = {}
+    if s.retriever and any(q.gold_doc_ids for q in queries):
+        quality.update(retrieval_metrics(queries, [r["retrieved"] for r in rows]))
+    if s.retriever and any(q.answers for q in queries):
+        vals = [r["answer_recall@10"] for r in rows if "answer_recall@10" in r]
+        quality["answer_recall@10"] = sum(vals) / len(vals) if vals else 0.0
+    if s.reader and any(q.answers for q in queries):
+        quality["exact_match"] = 100 * sum(r.get("em", 0.0) for r in rows) / len(rows)
+        quality["f1"] = 100 * sum(r.get("f1", 0.0) for r in rows) / len(rows)
+    return quality
+
+
 def evaluate(
     systems: list[System],
     data: Dataset,
@@ -340,9 +443,8 @@ def evaluate(
     question's gold paragraph as its only document (reader quality without retrieval errors). With ``versus`` (a
     pipeline's name) the report also holds every other pipeline's paired difference from it
     (:func:`distill.evaluation.report.paired_differences`). Every retrieving pipeline's agreement with ``reference``
-    (default the
-    first pipeline) is reported too (:mod:`distill.evaluation.agreement`); questions without gold get no relevance
-    figures."""
+    (default the first pipeline) is reported too (:mod:`distill.evaluation.agreement`); questions without gold get no
+    relevance figures."""
     if not data.queries:
         raise DistillError(f"data set {data.name} has no questions to evaluate")
     names = [s.name for s in systems]
@@ -355,77 +457,12 @@ def evaluate(
         missing = [q.id for q in data.queries if not q.gold_doc_ids]
         if missing:
             raise DistillError(f"--context gold needs every question's paragraph; {missing[:3]} have none")
-
-    def gold_docs(q: Query) -> list[Document] | None:
-        return [data.document(q.gold_doc_ids[0])] if gold else None
-
-    per_question: list[dict[str, Any]] = [
-        {"id": q.id, "question": q.text, "gold_doc_ids": list(q.gold_doc_ids), "answers": list(q.answers), "runs": {}}
-        | ({"gold_grades": list(q.grades)} if q.grades else {})
-        for q in data.queries
-    ]
-    query_ms: dict[str, list[float]] = {s.system.name: [] for s in loaded}
-    component_ms: dict[str, dict[str, list[float]]] = {s.system.name: defaultdict(list) for s in loaded}
-
-    from tqdm.auto import tqdm
-
-    with timing_tracer() as tracer:
-        for q in data.queries[:warmup]:
-            for s in loaded:
-                run_query(s, q.text, gold_docs(q))
-        tracer.pop()
-        for i, q in enumerate(tqdm(data.queries, desc="questions", unit="q", disable=not progress)):
-            for s in loaded:
-                start = time.perf_counter()
-                documents, answers = run_query(s, q.text, gold_docs(q))
-                elapsed = (time.perf_counter() - start) * 1000
-                per_component = tracer.pop()
-                query_ms[s.system.name].append(elapsed)
-                for component, ms in per_component.items():
-                    component_ms[s.system.name][component].append(ms)
-                row = score_question(q, documents, answers)
-                row["latency_ms"] = round(elapsed, 3)
-                row["component_ms"] = {c: round(ms, 3) for c, ms in per_component.items()}
-                per_question[i]["runs"][s.system.name] = row
-
-    report: dict[str, Any] = {
-        "command": command,
-        "config": config or {},
-        "context": context,
-        "dataset": data.summary(),
-        "warmup_queries": warmup,
-        "machine": machine_info(),
-        "versions": library_versions(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "pipelines": {},
-    }
-    for s in loaded:
-        name = s.system.name
-        rows = [pq["runs"][name] for pq in per_question]
-        quality: dict[str, float] = {}
-        if s.retriever and any(q.gold_doc_ids for q in data.queries):
-            quality.update(retrieval_metrics(data.queries, [r["retrieved"] for r in rows]))
-        if s.retriever and any(q.answers for q in data.queries):
-            vals = [r["answer_recall@10"] for r in rows if "answer_recall@10" in r]
-            quality["answer_recall@10"] = sum(vals) / len(vals) if vals else 0.0
-        if s.reader and any(q.answers for q in data.queries):
-            quality["exact_match"] = 100 * sum(r.get("em", 0.0) for r in rows) / len(rows)
-            quality["f1"] = 100 * sum(r.get("f1", 0.0) for r in rows) / len(rows)
-        report["pipelines"][name] = {
-            "query_yaml": str(s.system.query_yaml),
-            "indexing_yaml": str(s.system.indexing_yaml) if s.system.indexing_yaml else None,
-            "quality": quality,
-            "latency": {
-                "query": metrics.latency_summary(query_ms[name]),
-                "components": {c: metrics.latency_summary(v) for c, v in component_ms[name].items()},
-            },
-            "models": s.models,
-            "index_seconds": round(s.index_seconds, 2),
-        }
-    add_agreement(report, per_question, reference if reference is not None else loaded[0].system.name)
-    report["relative"] = relative_quality(report, per_question)
+    run = run_interleaved(loaded, data, warmup=warmup, gold=gold, progress=progress)
+    report = summarise(loaded, data, run, command=command, config=config, context=context, warmup=warmup)
+    add_agreement(report, run.per_question, reference if reference is not None else loaded[0].system.name)
+    report["relative"] = relative_quality(report, run.per_question)
     if versus is not None:
-        report["differences"] = paired_differences(report, per_question, versus)
+        report["differences"] = paired_differences(report, run.per_question, versus)
     if out_dir is not None:
-        write_report(report, per_question, out_dir)
+        write_report(report, run.per_question, out_dir)
     return report

@@ -10,14 +10,16 @@ metrics, so that what the Hub reads and what a person reads cannot disagree.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from distill.common.models import HUB_ALIASES, HUB_IDS, looks_like_hub_id
-from distill.common.outputs import named_parts
+from distill.common.outputs import named_parts, write_atomic
 from distill.common.provenance import library_versions, machine_info
 from distill.errors import DistillError
 from distill.training.losses import KIND, LOSSES
@@ -120,11 +122,19 @@ def _training_lines(metrics: dict[str, Any], unit: str) -> list[str]:
     ]
 
 
+def write_metrics(folder: Path, metrics: dict[str, Any]) -> None:
+    """``folder``/metrics.json, the one writer of it (students, fine-tuned readers, weight averages).
+
+    Atomic, because the student browser takes a folder with a metrics.json for a saved model and ``distill average
+    --dev`` rewrites the file in place: a kill mid-write must leave the old file or the new one, never half of one."""
+    write_atomic(Path(folder) / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+
+
 def write_student_files(folder: Path, recipe: dict[str, Any], metrics: dict[str, Any], *, kind: str) -> None:
     """config.yaml (the resolved recipe), metrics.json and README.md beside the student's weights."""
     folder = Path(folder)
     (folder / "config.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    write_metrics(folder, metrics)
     (folder / "README.md").write_text(model_card(recipe, metrics, kind=kind), encoding="utf-8")
 
 
@@ -235,7 +245,7 @@ def model_card(recipe: dict[str, Any], metrics: dict[str, Any], *, kind: str) ->
 def write_reader_files(folder: Path, recipe: dict[str, Any], metrics: dict[str, Any]) -> None:
     folder = Path(folder)
     (folder / "config.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    write_metrics(folder, metrics)
     (folder / "README.md").write_text(reader_card(recipe, metrics), encoding="utf-8")
 
 
@@ -279,47 +289,84 @@ def _negative_lines(negatives: dict[str, Any] | None, finetune: bool) -> list[st
 
 
 def reader_card(recipe: dict[str, Any], metrics: dict[str, Any]) -> str:
-    """The model card of a fine-tuned teacher reader or a distilled student reader."""
-    data = recipe["data"]
+    """The model card of an extractive reader: a fine-tuned teacher, a distilled student or a student trained on gold
+    spans only. The three differ in their title and opening, and a teacher's card has no losses and no teacher column;
+    the data, metrics and use sections are one skeleton."""
     finetune = recipe["task"] == "finetune_reader"
     if finetune:
-        title = f"# Extractive reader: {Path(recipe['output']).name}"
-        layers = f" (encoder layers {recipe['layers']})" if recipe.get("layers") else ""
-        negatives = (
-            " and on retrieved passages without the answer (target: no answer)" if metrics.get("negatives") else ""
-        )
-        intro = (
-            f"**{recipe['model']}**{layers} fine-tuned for extractive question answering on gold answers{negatives}."
-        )
+        title, intro = _finetuned_reader_opening(recipe, metrics)
+    elif _distilled(recipe):
+        title, intro = _distilled_reader_opening(recipe, metrics)
     else:
-        student = recipe["student"]
-        if isinstance(student, dict) and "from_teacher" in student:
-            text = f"the teacher with encoder layers {student['from_teacher']['layers']} kept"
-        elif isinstance(student, dict):
-            text = f"{student['model']} with encoder layers {student['layers']} kept"
-        else:
-            text = str(student)
-        if _distilled(recipe):
-            title = f"# Distilled reader: {Path(recipe['output']).name}"
-            intro = f"A student reader distilled from **{recipe['teacher']}** into **{text}**."
-        else:
-            title = f"# Reader trained on gold spans only: {Path(recipe['output']).name}"
-            intro = (
-                f"**{text}** (teacher: {recipe['teacher']}) trained on gold answer spans only, without teacher "
-                "outputs: the undistilled baseline at a distillation recipe's budget."
-            )
-        intro += _warm_start(metrics)
-        if metrics.get("cross_tokenizer"):
-            intro += (
-                " Teacher and student tokenize differently: the teacher's start/end probabilities were mapped onto "
-                "the student's tokens through character offsets."
-            )
+        title, intro = _gold_spans_reader_opening(recipe, metrics)
+    lines = [title, "", intro, "", "## Data", *_reader_data_lines(recipe, metrics, finetune), ""]
+    if not finetune:
+        lines += ["## Losses", *_loss_table(recipe), ""]
+    lines += _reader_metrics_lines(metrics, finetune)
+    lines += _training_lines(metrics, "windows")
+    lines += [
+        "",
+        "## Use",
+        "",
+        "`TransformersExtractiveReader(model=<this folder>)`, or swap it into the teacher's pipeline with "
+        "`distill swap pipelines/extractive_qa.yaml --model <this folder> --out <dir>` (served by distill's "
+        "`NoAnswerMarginExtractiveReader`, which ranks answers across passages by each span's margin over its "
+        "window's no-answer logits; `--reader-scores raw` keeps the stock reader) and compare with "
+        "`distill eval ...` (end to end) and `distill eval ... --context gold`.",
+    ]
+    return front_matter(reader_metadata(recipe, metrics)) + "\n".join(lines + _card_tail(recipe))
+
+
+def _finetuned_reader_opening(recipe: dict[str, Any], metrics: dict[str, Any]) -> tuple[str, str]:
+    """A fine-tuned teacher reader's title and first paragraph."""
+    layers = f" (encoder layers {recipe['layers']})" if recipe.get("layers") else ""
+    negatives = " and on retrieved passages without the answer (target: no answer)" if metrics.get("negatives") else ""
+    return (
+        f"# Extractive reader: {Path(recipe['output']).name}",
+        f"**{recipe['model']}**{layers} fine-tuned for extractive question answering on gold answers{negatives}.",
+    )
+
+
+def _distilled_reader_opening(recipe: dict[str, Any], metrics: dict[str, Any]) -> tuple[str, str]:
+    """A student reader's title and first paragraph, when a loss learns from the teacher."""
+    intro = f"A student reader distilled from **{recipe['teacher']}** into **{_reader_student(recipe['student'])}**."
+    return f"# Distilled reader: {Path(recipe['output']).name}", intro + _student_reader_notes(metrics)
+
+
+def _gold_spans_reader_opening(recipe: dict[str, Any], metrics: dict[str, Any]) -> tuple[str, str]:
+    """A student reader's title and first paragraph, when no weighted loss learns from the teacher."""
+    intro = (
+        f"**{_reader_student(recipe['student'])}** (teacher: {recipe['teacher']}) trained on gold answer spans only, "
+        "without teacher outputs: the undistilled baseline at a distillation recipe's budget."
+    )
+    return f"# Reader trained on gold spans only: {Path(recipe['output']).name}", intro + _student_reader_notes(metrics)
+
+
+def _reader_student(student: Any) -> str:
+    """A reader recipe's ``student`` in words."""
+    if isinstance(student, dict) and "from_teacher" in student:
+        return f"the teacher with encoder layers {student['from_teacher']['layers']} kept"
+    if isinstance(student, dict):
+        return f"{student['model']} with encoder layers {student['layers']} kept"
+    return str(student)
+
+
+def _student_reader_notes(metrics: dict[str, Any]) -> str:
+    """What closes a student reader's first paragraph: where its weights started, and how the teacher's outputs
+    reached a student that tokenizes differently."""
+    notes = _warm_start(metrics)
+    if metrics.get("cross_tokenizer"):
+        notes += (
+            " Teacher and student tokenize differently: the teacher's start/end probabilities were mapped onto "
+            "the student's tokens through character offsets."
+        )
+    return notes
+
+
+def _reader_data_lines(recipe: dict[str, Any], metrics: dict[str, Any], finetune: bool) -> list[str]:
+    """A reader card's data section: the questions, the windows, what was skipped, the negatives, the dev slice."""
+    data = recipe["data"]
     lines = [
-        title,
-        "",
-        intro,
-        "",
-        "## Data",
         f"- training: `{data['train']}`, the first {data.get('questions') or 'all'} questions of a seeded permutation "
         f"(seed {data['seed']}), gold paragraph as context",
     ]
@@ -335,39 +382,28 @@ def reader_card(recipe: dict[str, Any], metrics: dict[str, Any]) -> str:
     if metrics.get("skipped"):
         lines.append(f"- skipped or corrected: {metrics['skipped']}")
     lines += _negative_lines(metrics.get("negatives"), finetune)
-    lines += [
+    return lines + [
         f"- windows of {recipe['max_length']} tokens, stride {recipe['stride']}, questions cut at "
         f"{recipe['max_query_length']} tokens (as `TransformersExtractiveReader` at inference)",
         f"- dev slice for checkpoint selection: `{data['dev']}`, {data.get('dev_questions')} questions, gold "
         "paragraph as context",
         "- SQuAD v1.1 (Rajpurkar et al., 2016) is licensed CC BY-SA 4.0.",
         *_weight_average_lines(recipe)[1:],
-        "",
     ]
-    if not finetune:
-        lines += ["## Losses", *_loss_table(recipe), ""]
+
+
+def _reader_metrics_lines(metrics: dict[str, Any], finetune: bool) -> list[str]:
+    """The dev-slice table: before and after fine-tuning for a teacher; teacher, untrained and trained student for a
+    student."""
     dev, teacher, untrained = metrics.get("dev", {}), metrics.get("teacher_dev", {}), metrics.get("untrained_dev", {})
-    lines += ["## Metrics (dev slice, measured during training; SQuAD v1.1 EM / F1)", ""]
+    lines = ["## Metrics (dev slice, measured during training; SQuAD v1.1 EM / F1)", ""]
     if finetune:
         lines += ["| metric | before fine-tuning | fine-tuned |", "|---|---|---|"]
-        lines += [f"| {k} | {_fmt(untrained.get(k, '-'))} | {_fmt(v)} |" for k, v in dev.items()]
-    else:
-        lines += ["| metric | teacher | student before training | student |", "|---|---|---|---|"]
-        lines += [
-            f"| {k} | {_fmt(teacher.get(k, '-'))} | {_fmt(untrained.get(k, '-'))} | {_fmt(v)} |" for k, v in dev.items()
-        ]
-    lines += _training_lines(metrics, "windows")
-    lines += [
-        "",
-        "## Use",
-        "",
-        "`TransformersExtractiveReader(model=<this folder>)`, or swap it into the teacher's pipeline with "
-        "`distill swap pipelines/extractive_qa.yaml --model <this folder> --out <dir>` (served by distill's "
-        "`NoAnswerMarginExtractiveReader`, which ranks answers across passages by each span's margin over its "
-        "window's no-answer logits; `--reader-scores raw` keeps the stock reader) and compare with "
-        "`distill eval ...` (end to end) and `distill eval ... --context gold`.",
+        return lines + [f"| {k} | {_fmt(untrained.get(k, '-'))} | {_fmt(v)} |" for k, v in dev.items()]
+    lines += ["| metric | teacher | student before training | student |", "|---|---|---|---|"]
+    return lines + [
+        f"| {k} | {_fmt(teacher.get(k, '-'))} | {_fmt(untrained.get(k, '-'))} | {_fmt(v)} |" for k, v in dev.items()
     ]
-    return front_matter(reader_metadata(recipe, metrics)) + "\n".join(lines + _card_tail(recipe))
 
 
 def _distilled(recipe: dict[str, Any]) -> bool:
@@ -535,6 +571,47 @@ def average_metadata(*, reader: bool = False) -> dict[str, Any]:
         "tags": [*tags, "model-soup", "haystack"],
         "license": LICENSE,
     }
+
+
+AVERAGE_CARD_TITLE = "# Weight average of"
+
+
+def average_card(folders: Sequence[Path], weights: Sequence[float], weights_file: Path, *, reader: bool) -> str:
+    """The model card of a weight average (``distill average``): each ingredient with its weight and the sha256
+    prefix of its ``weights_file``, the hashes saying which weights went in when a folder is retrained later."""
+    rows = "\n".join(
+        f"| `{folder}` | {w:.4g} | `{_sha256(folder / weights_file)[:16]}` |" for folder, w in zip(folders, weights)
+    )
+    return (
+        front_matter(average_metadata(reader=reader)) + f"{AVERAGE_CARD_TITLE} {len(folders)} students\n\n"
+        "Every floating-point tensor is the weighted mean of the same tensor in these models "
+        f"(`{weights_file}` sha256 prefix of each ingredient):\n\n"
+        f"| model | weight | weights sha256 |\n|---|---|---|\n{rows}\n\n"
+        "Their own cards, recipes and dev-slice metrics stay in their folders; this average has not been scored "
+        "by training. Measure it with `distill swap` and `distill eval`.\n\n"
+        'Reference: Wortsman et al., "Model soups: averaging weights of multiple fine-tuned models improves '
+        'accuracy without increasing inference time", ICML 2022.\n'
+    )
+
+
+def write_average_files(out: Path, folders: Sequence[Path], weights: Sequence[float], weights_file: Path) -> None:
+    """README.md, config.yaml and metrics.json of a weight average, what a training run writes beside a student."""
+    reader = not (folders[0] / "modules.json").exists()  # sentence-transformers folders have one, readers do not
+    (out / "README.md").write_text(average_card(folders, weights, weights_file, reader=reader), encoding="utf-8")
+    # What the student browser reads beside the card: the "recipe" of an average is its ingredients and weights.
+    (out / "config.yaml").write_text(
+        yaml.safe_dump(
+            {"task": "average", "kind": "reader" if reader else "embedder", "models": [str(f) for f in folders]}
+            | {"weights": list(weights)},
+            sort_keys=False,
+        ),
+        encoding="utf-8",
+    )
+    write_metrics(out, {"average_of": [str(f) for f in folders], "weights": list(weights)})
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def card_metadata(recipe: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:

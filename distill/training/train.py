@@ -58,13 +58,17 @@ def train(recipe: dict[str, Any], *, swap: bool = True, user_pipelines: UserPipe
 
 
 def _task(recipe: dict[str, Any], user_pipelines: UserPipelines | None = None) -> Any:
+    """The recipe's task, warmed up: its models loaded and the teacher's outputs computed (through the cache)."""
     if recipe["task"] == "embedder":
         from distill.training.tasks.embedder import EmbedderTask
 
-        return EmbedderTask(recipe, user_pipelines=user_pipelines)
-    from distill.training.tasks.reader import ReaderTask
+        task = EmbedderTask(recipe, user_pipelines=user_pipelines)
+    else:
+        from distill.training.tasks.reader import ReaderTask
 
-    return ReaderTask(recipe)
+        task = ReaderTask(recipe)
+    task.warm_up()
+    return task
 
 
 def _teacher_pipelines(recipe: dict[str, Any]) -> list[Path]:

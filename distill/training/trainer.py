@@ -72,6 +72,55 @@ class TrainState:
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    def record_step(self, examples: int, seconds: float) -> None:
+        self.step += 1
+        self.batch_in_epoch += 1
+        self.examples += examples
+        self.train_seconds += seconds
+
+
+@dataclass(frozen=True)
+class RunLength:
+    """How long a run trains: ``steps`` optimiser steps, over at most ``epochs`` passes of ``per_process`` batches
+    on each process."""
+
+    steps: int
+    epochs: int
+    per_process: int
+
+
+class _Progress:
+    """The progress bar, and the examples/s of the steps since the last log row: evaluation and checkpoint time
+    restart its clock (they are not training), the examples count on."""
+
+    def __init__(self, total: int, initial: int, *, enabled: bool) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(
+            total=total, initial=initial, desc="train", unit="step", disable=not enabled, dynamic_ncols=True
+        )
+        self.examples, self.start = 0, time.perf_counter()
+
+    def step(self, examples: int) -> None:
+        self.examples += examples
+        self.bar.update(1)
+
+    def rate(self) -> float:
+        return self.examples / max(1e-9, time.perf_counter() - self.start)
+
+    def show(self, row: dict[str, Any], rate: float) -> None:
+        """Put a log row's loss terms and ``rate`` on the bar, and start the next window."""
+        self.bar.set_postfix(
+            {k.removeprefix("loss/"): f"{v:.4f}" for k, v in row.items() if "loss" in k} | {"ex/s": f"{rate:.1f}"}
+        )
+        self.examples, self.start = 0, time.perf_counter()
+
+    def restart_clock(self) -> None:
+        self.start = time.perf_counter()
+
+    def close(self) -> None:
+        self.bar.close()
+
 
 def _atomic_replace_dir(tmp: Path, final: Path) -> None:
     """Put ``tmp`` at ``final`` so that a kill at any moment leaves either the old or the new folder complete."""
@@ -245,140 +294,198 @@ class Trainer:
         return metrics
 
     def fit(self) -> TrainState:
-        from accelerate.utils import send_to_device
-        from tqdm.auto import tqdm
+        """Train the task's student to the end of the run, resuming from the checkpoint of a killed run, and save the
+        best student on the dev slice (the last weights where no evaluation saved one)."""
+        self._setup_output()
+        model = self.task.model()
+        optimizer = self._setup_optimizer(model)
+        length = self._setup_length()
+        scheduler = self._setup_scheduler(optimizer, length)
+        model, optimizer, scheduler = self.accelerator.prepare(model, optimizer, scheduler)
+        self._setup_ema(model)
+        state = self._resume(length) if (self.output / CHECKPOINT).exists() else self._score_untrained(model)
+        self._train(model, optimizer, scheduler, state, length)
+        self._save_last(model)
+        return state
 
-        recipe, task, acc = self.recipe, self.task, self.accelerator
+    # --- setup ----------------------------------------------------------------------------------------------------
+    def _setup_output(self) -> None:
+        """The output folder, with the checkpoint and student that a kill between two renames left as ``.old``."""
         self.output.mkdir(parents=True, exist_ok=True)
         if self.is_main:
             recover_dir(self.output / CHECKPOINT)
             recover_dir(self.output / "student")
-        acc.wait_for_everyone()
-        model = task.model()
-        opt_cfg = recipe["optimizer"]
+        self.accelerator.wait_for_everyone()
+
+    def _setup_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        """AdamW without weight decay on biases and norms (the usual BERT split)."""
+        opt_cfg = self.recipe["optimizer"]
         decay, no_decay = [], []
         for name, param in model.named_parameters():
             if param.requires_grad:
                 (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
-        optimizer = torch.optim.AdamW(
+        return torch.optim.AdamW(
             [{"params": decay, "weight_decay": opt_cfg["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
             lr=opt_cfg["lr"],
         )
-        batches_per_epoch = len(task.batches(0))
+
+    def _setup_length(self) -> RunLength:
+        """How long the run trains, checked against the batches there are: every process needs at least one."""
+        batches_per_epoch = len(self.task.batches(0))
         if batches_per_epoch == 0:
             raise DistillError("the training data gives no batch: add data or lower batch_size")
-        per_process = batches_per_epoch // acc.num_processes
+        processes = self.accelerator.num_processes
+        per_process = batches_per_epoch // processes
         if per_process == 0:
             raise DistillError(
-                f"{batches_per_epoch} batches cannot feed {acc.num_processes} processes: add data or lower batch_size"
+                f"{batches_per_epoch} batches cannot feed {processes} processes: add data or lower batch_size"
             )
-        total = recipe["max_steps"] or per_process * recipe["epochs"]
-        epochs = math.ceil(total / per_process)
-        scheduler = _linear_schedule(optimizer, int(total * opt_cfg["warmup_ratio"]), total)
-        model, optimizer, scheduler = acc.prepare(model, optimizer, scheduler)
-        if opt_cfg.get("ema"):
-            self.ema = WeightAverage(model, opt_cfg["ema"])
+        steps = self.recipe["max_steps"] or per_process * self.recipe["epochs"]
+        return RunLength(steps=steps, epochs=math.ceil(steps / per_process), per_process=per_process)
 
-        state = TrainState()
+    def _setup_scheduler(
+        self, optimizer: torch.optim.Optimizer, length: RunLength
+    ) -> torch.optim.lr_scheduler.LRScheduler:
+        warmup = int(length.steps * self.recipe["optimizer"]["warmup_ratio"])
+        return _linear_schedule(optimizer, warmup, length.steps)
+
+    def _setup_ema(self, model: nn.Module) -> None:
+        """The weight average, over the prepared model's parameters (those the optimiser steps)."""
+        if self.recipe["optimizer"].get("ema"):
+            self.ema = WeightAverage(model, self.recipe["optimizer"]["ema"])
+
+    def _resume(self, length: RunLength) -> TrainState:
+        """The state of the checkpoint a killed run left: Accelerate's, the weight average and ours; the log is cut
+        back to it."""
         checkpoint = self.output / CHECKPOINT
-        if checkpoint.exists():
-            acc.load_state(str(checkpoint))
-            state = TrainState(**json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8")))
-            if self.ema is not None:
-                if not (checkpoint / EMA_FILE).exists():
-                    raise DistillError(
-                        f"{checkpoint} was written without optimizer.ema: resume with the recipe it was started with"
-                    )
-                from safetensors.torch import load_file
+        self.accelerator.load_state(str(checkpoint))
+        state = TrainState(**json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8")))
+        if self.ema is not None:
+            if not (checkpoint / EMA_FILE).exists():
+                raise DistillError(
+                    f"{checkpoint} was written without optimizer.ema: resume with the recipe it was started with"
+                )
+            from safetensors.torch import load_file
 
-                self.ema.load_state_dict(load_file(str(checkpoint / EMA_FILE)))
-            self._cut_log(state.step)
-            if acc.is_main_process:
-                logger.info("resuming from %s at step %d", checkpoint, state.step)
-                print(f"resuming from {checkpoint} at step {state.step}/{total}", flush=True)
-        else:
-            if self.is_main and (self.output / LOG_FILE).exists():
-                (self.output / LOG_FILE).unlink()
-            if self.is_main:
-                model.eval()
-                with torch.no_grad():
-                    untrained = task.evaluate(acc.unwrap_model(model))
-                model.train()
-                self._log({"step": 0, **{f"dev/{k}": v for k, v in untrained.items()}})
-                state.best_metrics = {f"untrained_{k}": v for k, v in untrained.items()}
-                (self.output / "untrained_metrics.json").write_text(json.dumps(untrained, indent=2))
+            self.ema.load_state_dict(load_file(str(checkpoint / EMA_FILE)))
+        self._cut_log(state.step)
+        if self.is_main:
+            logger.info("resuming from %s at step %d", checkpoint, state.step)
+            print(f"resuming from {checkpoint} at step {state.step}/{length.steps}", flush=True)
+        return state
 
-        bar = tqdm(
-            total=total, initial=state.step, desc="train", unit="step", disable=not self.is_main, dynamic_ncols=True
-        )
+    def _score_untrained(self, model: nn.Module) -> TrainState:
+        """A new run's state, its log started with the untrained student's dev scores: the baseline every card and
+        the best checkpoint are compared with."""
+        state = TrainState()
+        if self.is_main:
+            (self.output / LOG_FILE).unlink(missing_ok=True)
+            untrained = self._score(model)
+            self._log({"step": 0, **{f"dev/{k}": v for k, v in untrained.items()}})
+            state.best_metrics = {f"untrained_{k}": v for k, v in untrained.items()}
+            write_atomic(self.output / "untrained_metrics.json", json.dumps(untrained, indent=2))
+        return state
+
+    # --- the step loop --------------------------------------------------------------------------------------------
+    def _train(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        state: TrainState,
+        length: RunLength,
+    ) -> None:
+        """Steps until ``length.steps``, epoch by epoch from where ``state`` stands; each step logged, evaluated and
+        checkpointed at the recipe's intervals (logged and evaluated at the last step too)."""
+        from accelerate.utils import send_to_device
+
+        recipe, acc = self.recipe, self.accelerator
+        progress = _Progress(length.steps, state.step, enabled=self.is_main)
         model.train()
-        window_examples, window_start = 0, time.perf_counter()
         resumed_mid_epoch = state.batch_in_epoch > 0
-        while state.step < total and state.epoch < epochs:
+        while state.step < length.steps and state.epoch < length.epochs:
             loader = self._loader(state.epoch, skip=state.batch_in_epoch, keep_rng=resumed_mid_epoch)
             resumed_mid_epoch = False
             for batch in loader:
                 batch = send_to_device(batch, acc.device)
                 step_start = time.perf_counter()
-                with acc.autocast():
-                    terms = model(batch)
-                    loss = sum(terms.values())
-                if not torch.isfinite(loss):
-                    values = {k: float(v.detach()) for k, v in terms.items()}
-                    raise DistillError(
-                        f"the loss became {float(loss.detach())} at step {state.step} (terms {values}); lower "
-                        "optimizer.lr, check the data for empty texts, or raise a loss temperature"
-                    )
-                acc.backward(loss)
-                if opt_cfg["grad_clip"]:
-                    acc.clip_grad_norm_(model.parameters(), opt_cfg["grad_clip"])
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                if self.ema is not None:
-                    self.ema.update()
-                n = task.batch_examples(batch) * acc.num_processes
-                state.step += 1
-                state.batch_in_epoch += 1
-                state.examples += n
-                state.train_seconds += time.perf_counter() - step_start
-                window_examples += n
-                bar.update(1)
-                if state.step % recipe["log_every"] == 0 or state.step == total:
-                    rate = window_examples / max(1e-9, time.perf_counter() - window_start)
-                    row = {
-                        "step": state.step,
-                        "epoch": round(state.epoch + state.batch_in_epoch / per_process, 4),
-                        "lr": scheduler.get_last_lr()[0],
-                        "loss": float(loss.detach()),
-                        **{f"loss/{k}": float(v.detach()) for k, v in terms.items()},
-                        "examples_per_s": round(rate, 2),
-                    }
-                    self._log(row)
-                    bar.set_postfix(
-                        {k.removeprefix("loss/"): f"{v:.4f}" for k, v in row.items() if "loss" in k}
-                        | {"ex/s": f"{rate:.1f}"}
-                    )
-                    window_examples, window_start = 0, time.perf_counter()
-                if state.step % recipe["eval_every"] == 0 or state.step == total:
+                loss, terms = self._step(model, optimizer, scheduler, batch, state.step)
+                examples = self.task.batch_examples(batch) * acc.num_processes
+                state.record_step(examples, time.perf_counter() - step_start)
+                progress.step(examples)
+                if state.step % recipe["log_every"] == 0 or state.step == length.steps:
+                    self._log_step(state, length, scheduler.get_last_lr()[0], loss, terms, progress)
+                if state.step % recipe["eval_every"] == 0 or state.step == length.steps:
                     self._evaluate(model, state)
-                    window_start = time.perf_counter()
-                if state.step % recipe["save_every"] == 0 and state.step < total:
+                    progress.restart_clock()
+                if state.step % recipe["save_every"] == 0 and state.step < length.steps:
                     self._save_checkpoint(state)
-                    window_start = time.perf_counter()
-                if state.step >= total:
+                    progress.restart_clock()
+                if state.step >= length.steps:
                     break
-            else:
-                state.epoch += 1
-                state.batch_in_epoch = 0
-                continue
-            break
-        bar.close()
-        acc.wait_for_everyone()
+            if state.step >= length.steps:
+                break
+            state.epoch += 1
+            state.batch_in_epoch = 0
+        progress.close()
+
+    def _step(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        batch: dict[str, Any],
+        step: int,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One optimiser step on ``batch`` (and the weight average's update); the loss and its terms."""
+        acc = self.accelerator
+        with acc.autocast():
+            terms = model(batch)
+            loss = sum(terms.values())
+        if not torch.isfinite(loss):
+            values = {k: float(v.detach()) for k, v in terms.items()}
+            raise DistillError(
+                f"the loss became {float(loss.detach())} at step {step} (terms {values}); lower "
+                "optimizer.lr, check the data for empty texts, or raise a loss temperature"
+            )
+        acc.backward(loss)
+        if self.recipe["optimizer"]["grad_clip"]:
+            acc.clip_grad_norm_(model.parameters(), self.recipe["optimizer"]["grad_clip"])
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update()
+        return loss, terms
+
+    def _log_step(
+        self,
+        state: TrainState,
+        length: RunLength,
+        lr: float,
+        loss: torch.Tensor,
+        terms: dict[str, torch.Tensor],
+        progress: _Progress,
+    ) -> None:
+        rate = progress.rate()
+        row = {
+            "step": state.step,
+            "epoch": round(state.epoch + state.batch_in_epoch / length.per_process, 4),
+            "lr": lr,
+            "loss": float(loss.detach()),
+            **{f"loss/{k}": float(v.detach()) for k, v in terms.items()},
+            "examples_per_s": round(rate, 2),
+        }
+        self._log(row)
+        progress.show(row, rate)
+
+    def _save_last(self, model: nn.Module) -> None:
+        """The last weights (averaged where there is a weight average) where no evaluation saved a student, e.g. when
+        every dev score was NaN."""
+        self.accelerator.wait_for_everyone()
         if self.is_main and not (self.output / "student").exists():
             with self._averaged():
                 self._save_best(model)
-        return state
 
     def _loader(self, epoch: int, skip: int, keep_rng: bool = False) -> Iterator[dict[str, Any]]:
         """This process's share of the epoch's batches (every num_processes-th; equal counts, or DDP would hang),

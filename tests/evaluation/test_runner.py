@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -245,3 +246,23 @@ def test_settings_haystack_checks_only_when_running_are_one_line(tmp_path, tiny_
     with pytest.raises(DistillError, match=message) as refused:
         evaluation.evaluate([system], load_squad_file(tiny_squad), warmup=0, progress=False)
     assert "\n" not in str(refused.value)
+
+
+def test_the_summary_is_computed_from_the_timed_run_alone(tiny_squad):
+    # No pipeline runs: summarise reads only the rows and latencies that run_interleaved measured.
+    data = load_squad_file(tiny_squad)
+    reader = evaluation.LoadedSystem(
+        evaluation.System("r", Path("qa.yaml"), None), None, [], retriever=None, reader="reader"
+    )
+    rows = [{"em": float(i == 0), "f1": 0.5 if i == 0 else 0.0} for i in range(len(data.queries))]
+    run = evaluation.TimedRun(
+        per_question=[{"id": q.id, "runs": {"r": row}} for q, row in zip(data.queries, rows)],
+        query_ms={"r": [2.0] * len(rows)},
+        component_ms={"r": {"reader": [1.5] * len(rows)}},
+    )
+    report = evaluation.summarise([reader], data, run, command="c", config=None, context="gold", warmup=0)
+    summary = report["pipelines"]["r"]
+    assert summary["quality"] == {"exact_match": 100 / len(rows), "f1": 50 / len(rows)}
+    assert summary["latency"]["query"]["n"] == len(rows) and summary["latency"]["query"]["p50_ms"] == 2.0
+    assert set(summary["latency"]["components"]) == {"reader"} and summary["indexing_yaml"] is None
+    assert report["command"] == "c" and report["config"] == {} and report["context"] == "gold"

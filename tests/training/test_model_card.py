@@ -206,3 +206,51 @@ def test_a_teacher_labelled_card_names_its_own_corpus_and_held_out_queries_not_t
     }
     assert body.startswith("# Distilled embedder: nfcorpus-queries\n")
     assert "## Metrics (held-out training queries: agreement with the teacher" in body and "dev slice" not in body
+
+
+def test_metrics_json_has_one_writer_that_replaces_the_file_whole(tmp_path, monkeypatch):
+    import os
+
+    model_card.write_metrics(tmp_path, READER_METRICS)
+    before = (tmp_path / "metrics.json").read_bytes()
+    assert before == (json.dumps(READER_METRICS, indent=2) + "\n").encode()  # the bytes every writer wrote before
+
+    def killed(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        model_card.write_metrics(tmp_path, {"dev": {}})
+    assert (tmp_path / "metrics.json").read_bytes() == before and os.listdir(tmp_path) == ["metrics.json"]
+
+
+@pytest.mark.parametrize(
+    "changes, title, columns",
+    [
+        ({}, "# Distilled reader: tiny-reader", "| metric | teacher | student before training | student |"),
+        (
+            {"losses": [{"name": "start_end_ce", "weight": 1.0}, {"name": "start_end_kl", "weight": 0.0}]},
+            "# Reader trained on gold spans only: tiny-reader",
+            "| metric | teacher | student before training | student |",
+        ),
+        (
+            {"task": "finetune_reader", "model": "mpnet-base", "layers": [0, 1], "losses": []},
+            "# Extractive reader: tiny-reader",
+            "| metric | before fine-tuning | fine-tuned |",
+        ),
+    ],
+    ids=["distilled", "gold-spans", "fine-tuned"],
+)
+def test_each_kind_of_reader_card_has_its_opening_over_one_skeleton(changes, title, columns):
+    recipe = READER_RECIPE | changes | {"optimizer": {"lr": 3e-5, "ema": 0.99}}
+    metrics = READER_METRICS | {"cross_tokenizer": True, "starts_from": {"reader": "runs/earlier", "steps": None}}
+    _, body = _front_matter(model_card.reader_card(recipe, metrics))
+    sections = [line for line in body.split("\n") if line.startswith("## ")]
+    student = recipe["task"] == "reader"
+    assert body.startswith(title + "\n\n") and columns in body
+    metrics_heading = "## Metrics (dev slice, measured during training; SQuAD v1.1 EM / F1)"
+    losses = ["## Losses"] if student else []
+    assert sections == ["## Data", *losses, metrics_heading, "## Use", "## Versions", "## Recipe"]
+    # A student's opening says where its weights started and how the teacher's outputs reached it; a teacher's not.
+    assert ("`runs/earlier`" in body) == student and ("character offsets" in body) == student
+    assert "Weights: an exponential moving average (decay 0.99)" in body  # the data section's last line, every kind

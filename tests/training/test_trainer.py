@@ -114,3 +114,15 @@ def test_cut_log_keeps_the_rows_up_to_the_checkpoint(tmp_path):
     (tmp_path / LOG_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows[:3]) + '{"step": 4, "lo')
     run._cut_log(3)
     assert [json.loads(line) for line in (tmp_path / LOG_FILE).read_text().splitlines()] == rows[:3]
+
+
+def test_run_length_follows_max_steps_or_epochs_and_refuses_no_batches(tmp_path, monkeypatch):
+    from distill.errors import DistillError
+
+    task = _Task()  # 5 batches an epoch, one process
+    assert Trainer(task, RECIPE, tmp_path)._setup_length() == trainer.RunLength(steps=15, epochs=3, per_process=5)
+    capped = Trainer(task, RECIPE | {"max_steps": 7}, tmp_path)._setup_length()
+    assert capped == trainer.RunLength(steps=7, epochs=2, per_process=5)
+    monkeypatch.setattr(task, "batches", lambda epoch: [])
+    with pytest.raises(DistillError, match="gives no batch: add data or lower batch_size"):
+        Trainer(task, RECIPE, tmp_path)._setup_length()

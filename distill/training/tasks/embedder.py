@@ -484,7 +484,11 @@ def training_split(data_cfg: dict[str, Any]) -> tuple[Pairs, Dataset]:
 
 
 class EmbedderTask:
-    """Everything the shared :class:`~distill.training.trainer.Trainer` needs to distil an embedder."""
+    """Everything the shared :class:`~distill.training.trainer.Trainer` needs to distil an embedder.
+
+    As a Haystack component: the constructor stores the recipe; :meth:`warm_up` loads the teacher and the student
+    and encodes the training pairs and the dev slice with the teacher (through the cache), or lets the teacher label
+    the data (``data.labels: teacher``). Whoever builds the task warms it up once, before training."""
 
     best_metric = "ndcg@10"
 
@@ -494,34 +498,28 @@ class EmbedderTask:
         self.recipe = recipe
         # recipe.pipelines as read (given, or read once here for a teacher: pipelines recipe), for the swap after
         self.user_pipelines = user_pipelines
-        data_cfg = recipe["data"]
-        max_q, max_p = recipe["max_length"]["query"], recipe["max_length"]["passage"]
+        self.progress = progress
         self.silver = None
-        if data_cfg["labels"] == "teacher":
+        if recipe["data"]["labels"] == "teacher":
+            self.best_metric = "silver_ndcg@10"  # the checkpoint is chosen by agreement with the teacher
+        self._module: EmbedderDistillation | None = None
+
+    def warm_up(self) -> None:
+        """Load the teacher and the student and compute the teacher's outputs; once (a second call does nothing)."""
+        if self._module is not None:
+            return
+        recipe = self.recipe
+        if recipe["data"]["labels"] == "teacher":
             self._label_with_teacher(recipe)
         else:
-            self.teacher = TeacherEmbeddings(
-                recipe["teacher"], batch_size=recipe["teacher_batch_size"], precision=recipe["teacher_precision"]
-            )
-            self.pairs, dev = training_split(data_cfg)
-            logger.info("%d training pairs over %d passages", len(self.pairs.queries), len(self.pairs.passages))
-            self.t_query = self.teacher.encode(self.pairs.queries, max_q, "teacher: training questions")
-            self.t_passage = self.teacher.encode(self.pairs.passages, max_p, "teacher: training passages")
-            if data_cfg["hard_negatives"]:
-                self.pairs.negative = mine_hard_negatives(self.t_query, self.t_passage, self.pairs.positive)
-
-            self.dev = dev
-            self.dev_passages, self.dev_queries, self.dev_gold = retrieval_slice(dev)
-            self.t_dev_query = self.teacher.encode(self.dev_queries, max_q, "teacher: dev questions")
-            self.t_dev_passage = self.teacher.encode(self.dev_passages, max_p, "teacher: dev passages")
-            self.teacher_dev = retrieval_scores(self.t_dev_query, self.t_dev_passage, self.dev_gold)
-
+            self._encode_gold_pairs(recipe)
         self.student = self._build_student()
         self.tokenizer = self.student[0].tokenizer
         if self.silver is not None:
             from distill.training.tasks.silver import count_cut
 
             # a static student reads whole texts: nothing of them is cut
+            max_p = recipe["max_length"]["passage"]
             cut = 0 if self.static else count_cut(self.pairs.passages, self.tokenizer, max_p)
             self.silver.summary["corpus"]["cut"]["student"] = cut
         losses = self._build_losses()
@@ -536,10 +534,30 @@ class EmbedderTask:
             anchor=recipe["anchor"],
         )
 
+    def _encode_gold_pairs(self, recipe: dict[str, Any]) -> None:
+        """Gold labels: the training pairs (and mined hard negatives) and the dev slice, with the teacher's
+        embeddings of every text and its scores on the dev slice."""
+        data_cfg = recipe["data"]
+        max_q, max_p = recipe["max_length"]["query"], recipe["max_length"]["passage"]
+        self.teacher = TeacherEmbeddings(
+            recipe["teacher"], batch_size=recipe["teacher_batch_size"], precision=recipe["teacher_precision"]
+        )
+        self.pairs, dev = training_split(data_cfg)
+        logger.info("%d training pairs over %d passages", len(self.pairs.queries), len(self.pairs.passages))
+        self.t_query = self.teacher.encode(self.pairs.queries, max_q, "teacher: training questions")
+        self.t_passage = self.teacher.encode(self.pairs.passages, max_p, "teacher: training passages")
+        if data_cfg["hard_negatives"]:
+            self.pairs.negative = mine_hard_negatives(self.t_query, self.t_passage, self.pairs.positive)
+
+        self.dev = dev
+        self.dev_passages, self.dev_queries, self.dev_gold = retrieval_slice(dev)
+        self.t_dev_query = self.teacher.encode(self.dev_queries, max_q, "teacher: dev questions")
+        self.t_dev_passage = self.teacher.encode(self.dev_passages, max_p, "teacher: dev passages")
+        self.teacher_dev = retrieval_scores(self.t_dev_query, self.t_dev_passage, self.dev_gold)
+
     def _label_with_teacher(self, recipe: dict[str, Any]) -> None:
         """No labels: the teacher ranks the corpus for every training query (:mod:`distill.training.tasks.silver`),
-        and the
-        checkpoint is chosen by agreement with the teacher on held-out queries."""
+        and the checkpoint is chosen by agreement with the teacher on held-out queries."""
         from distill.training.tasks.silver import Teacher, build_silver
 
         max_q, max_p = recipe["max_length"]["query"], recipe["max_length"]["passage"]
@@ -570,7 +588,6 @@ class EmbedderTask:
                 max_p,
             )
         silver = self.silver = build_silver(recipe, teacher)
-        self.best_metric = "silver_ndcg@10"
         self.pairs = Pairs(silver.queries, silver.passages, silver.positive, silver.negative)
         self.t_query, self.t_passage = silver.t_query, silver.t_passage
         self.dev_queries = silver.dev.queries
@@ -643,6 +660,8 @@ class EmbedderTask:
 
     # --- the Task protocol -------------------------------------------------------------------------------------
     def model(self) -> nn.Module:
+        if self._module is None:
+            raise RuntimeError("EmbedderTask.warm_up() must run before training: it loads the models and the data")
         return self._module
 
     def batches(self, epoch: int) -> list[list[int]]:

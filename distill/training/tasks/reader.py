@@ -7,7 +7,7 @@ The teacher's start/end logits are computed once per window and cached, keyed by
 window's token ids.
 
 Why one module over 400 lines: :class:`ReaderTask` (the data, the teacher outputs and the dev slice of one reader
-run) is one class of ~200 lines; the teacher that fills it and the loaders it uses sit beside it.
+run) is one class of ~270 lines; the teacher that fills it and the loaders it uses sit beside it.
 """
 
 from __future__ import annotations
@@ -301,7 +301,11 @@ def score_readers_on_dev_slice(recipe: dict[str, Any], models: list[str]) -> dic
 
 
 class ReaderTask:
-    """Everything the shared Trainer needs to fine-tune (``finetune=True``: gold answers only) or distil a reader."""
+    """Everything the shared Trainer needs to fine-tune (``finetune=True``: gold answers only) or distil a reader.
+
+    As a Haystack component: the constructor stores the recipe and what its losses need; :meth:`warm_up` loads the
+    models, builds the training windows (mining negatives where the recipe asks) and runs the teacher over them and
+    the dev slice, through the cache. Whoever builds the task warms it up once, before training."""
 
     best_metric = "f1"
 
@@ -309,80 +313,86 @@ class ReaderTask:
         self.recipe = recipe
         self.finetune = recipe["task"] == "finetune_reader"
         self.progress = progress
-        data_cfg = recipe["data"]
-        self.counts: Counter = Counter()
-        shape = {"max_length": recipe["max_length"], "stride": recipe["stride"]}
-        shape["max_query_length"] = recipe["max_query_length"]
-
-        # --- losses, and what they need --------------------------------------------------------------------------
         entries = [{"name": "start_end_ce", "weight": 1.0}] if self.finetune else recipe["losses"]
-        active = [e for e in entries if e["weight"] > 0]
-        self.needs_teacher = any(LOSSES[e["name"]].needs_teacher for e in active)
-        self.needs_online_teacher = any(LOSSES[e["name"]].needs_aligned_tokens for e in active)
+        self.active_losses = [e for e in entries if e["weight"] > 0]
+        self.needs_teacher = any(LOSSES[e["name"]].needs_teacher for e in self.active_losses)
+        self.needs_online_teacher = any(LOSSES[e["name"]].needs_aligned_tokens for e in self.active_losses)
+        # What warm_up finds in the data, for the run's metrics.json and card.
+        self.counts: Counter = Counter()
+        self.negatives: NegativeSummary | None = None
+        self._module: ReaderDistillation | None = None
 
-        # --- the teacher ------------------------------------------------------------------------------------------
-        self.teacher: TeacherReader | None = None
-        if self.needs_teacher:
-            self.teacher = TeacherReader(
-                recipe["teacher"],
-                max_length=recipe["max_length"],
-                batch_size=recipe["teacher_batch_size"],
-                precision=recipe["teacher_precision"],
-            )
+    @property
+    def shape(self) -> dict[str, int]:
+        """How questions and contexts are cut into windows (as the reader at inference)."""
+        return {k: self.recipe[k] for k in ("max_length", "stride", "max_query_length")}
 
-        # --- the student ------------------------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Load the teacher and the student, build the training windows and the teacher's outputs on them, and score
+        the teacher on the dev slice; once (a second call does nothing)."""
+        if self._module is not None:
+            return
+        self.teacher = self._setup_teacher()
         self.student, self.tokenizer = self._build_student()
-        self.cross_tokenizer = self.teacher is not None and not same_tokenization(
-            self.tokenizer, self.teacher.tokenizer
+        self.cross_tokenizer = self._setup_cross_tokenizer()
+        self._setup_training_windows()
+        self._setup_teacher_outputs()
+        self._setup_dev_slice()
+        self._module = ReaderDistillation(
+            self.student,
+            self._build_losses(self.active_losses),
+            self.teacher.model if self.needs_online_teacher else None,
         )
-        if self.cross_tokenizer:
-            aligned = [e["name"] for e in active if LOSSES[e["name"]].needs_aligned_tokens]
+
+    # --- warm-up steps ------------------------------------------------------------------------------------------------
+    def _setup_teacher(self) -> TeacherReader | None:
+        if not self.needs_teacher:
+            return None
+        recipe = self.recipe
+        return TeacherReader(
+            recipe["teacher"],
+            max_length=recipe["max_length"],
+            batch_size=recipe["teacher_batch_size"],
+            precision=recipe["teacher_precision"],
+        )
+
+    def _setup_cross_tokenizer(self) -> bool:
+        """Whether teacher and student tokenize differently; then no loss may compare token positions."""
+        cross = self.teacher is not None and not same_tokenization(self.tokenizer, self.teacher.tokenizer)
+        if cross:
+            aligned = [e["name"] for e in self.active_losses if LOSSES[e["name"]].needs_aligned_tokens]
             if aligned:
                 raise DistillError(
                     f"recipe.losses: {', '.join(aligned)} compare token positions, but the teacher "
-                    f"({recipe['teacher']}) and the student tokenize differently; use start_end_kl (mapped through "
-                    "characters) or a student that shares the teacher's tokenizer"
+                    f"({self.recipe['teacher']}) and the student tokenize differently; use start_end_kl (mapped "
+                    "through characters) or a student that shares the teacher's tokenizer"
                 )
+        return cross
 
-        # --- training data ----------------------------------------------------------------------------------------
+    def _setup_training_windows(self) -> None:
+        """The training questions (labelled, unlabelled, negatives) as the student's windows, and which rows are
+        which."""
+        data_cfg = self.recipe["data"]
         train = load_dataset(data_cfg["train"])
         ordered = permuted_questions(train, data_cfg["seed"])
         n = data_cfg["questions"] or len(ordered)
         labelled = reader_examples(
             train, ordered[:n], labelled=True, strict=data_cfg["strict_answers"], counts=self.counts
         )
+        sources = [(train, ordered[:n], labelled, True)]
         unlabelled: list[ReaderExample] = []
         if not self.finetune and data_cfg["unlabelled"] is not None:
             source, queries = self._unlabelled(data_cfg, train, ordered, n)
             unlabelled = reader_examples(source, queries, labelled=False, counts=self.counts)
+            if unlabelled:
+                sources.append((source, queries, unlabelled, False))
         if not labelled and not unlabelled:
             raise DistillError(
                 f"data set {data_cfg['train']} gives no usable training question (skipped: {dict(self.counts)})"
             )
-        # --- negatives: retrieved passages without the answer (hard target "no answer"; the teacher's on them) -----
-        self.negatives: NegativeSummary | None = None
-        negatives: list[ReaderExample] = []
-        if data_cfg["negatives"] is not None:
-            setting = data_cfg["negatives"]
-            miner = RetrieverNegatives(setting["retriever"])
-            self.negatives = NegativeSummary(setting["per_question"], setting["retriever"])
-            sources = [(train, ordered[:n], labelled, True)]
-            if unlabelled:
-                sources.append((source, queries, unlabelled, False))
-            for data, candidates, kept, hard in sources:
-                ids = {e.id for e in kept}
-                negatives += negative_examples(
-                    data,
-                    [q for q in candidates if q.id in ids],
-                    miner,
-                    setting["per_question"],
-                    self.negatives,
-                    labelled=hard,
-                    progress=progress,
-                )
-            print(f"negatives: {self.negatives.as_dict()}", flush=True)
+        negatives = self._mine_negatives(sources)
         self.examples = labelled + unlabelled + negatives
-        self.windows = make_windows(self.tokenizer, self.examples, **shape)
+        self.windows = make_windows(self.tokenizer, self.examples, **self.shape)
         self.labelled_rows = [w for w in range(len(self.windows)) if self.windows.start[w] >= 0]
         self.unlabelled_rows = [w for w in range(len(self.windows)) if self.windows.start[w] < 0]
         first_negative = len(labelled) + len(unlabelled)
@@ -397,25 +407,49 @@ class ReaderTask:
             len(self.windows),
         )
 
-        # --- teacher outputs on the student's windows -------------------------------------------------------------
+    def _mine_negatives(
+        self, sources: list[tuple[Dataset, list[Query], list[ReaderExample], bool]]
+    ) -> list[ReaderExample]:
+        """Retrieved passages without the answer for each kept question of each (data, candidates, kept, labelled)
+        source: hard target "no answer" for labelled questions, the teacher's outputs on them for all."""
+        setting = self.recipe["data"]["negatives"]
+        if setting is None:
+            return []
+        miner = RetrieverNegatives(setting["retriever"])
+        self.negatives = NegativeSummary(setting["per_question"], setting["retriever"])
+        negatives: list[ReaderExample] = []
+        for data, candidates, kept, hard in sources:
+            ids = {e.id for e in kept}
+            negatives += negative_examples(
+                data,
+                [q for q in candidates if q.id in ids],
+                miner,
+                setting["per_question"],
+                self.negatives,
+                labelled=hard,
+                progress=self.progress,
+            )
+        print(f"negatives: {self.negatives.as_dict()}", flush=True)
+        return negatives
+
+    def _setup_teacher_outputs(self) -> None:
+        """The teacher's logits on the student's windows (its probabilities mapped onto them across tokenizers)."""
         self.teacher_logits: np.ndarray | None = None
         self.teacher_probs: list[np.ndarray] | None = None
         if self.teacher is not None:
-            self.teacher_logits, self.teacher_probs = self._teacher_outputs(self.examples, self.windows, shape, "train")
+            self.teacher_logits, self.teacher_probs = self._teacher_outputs(
+                self.examples, self.windows, self.shape, "train"
+            )
 
-        # --- dev slice: gold paragraph as context -----------------------------------------------------------------
-        self.dev_examples = dev_slice_examples(data_cfg)
-        self.dev_windows = make_windows(self.tokenizer, self.dev_examples, **shape)
+    def _setup_dev_slice(self) -> None:
+        """The dev slice (gold paragraph as context) in the student's windows, and the teacher's scores on it."""
+        self.dev_examples = dev_slice_examples(self.recipe["data"])
+        self.dev_windows = make_windows(self.tokenizer, self.dev_examples, **self.shape)
         self.teacher_dev: dict[str, float] = {}
         if self.teacher is not None:
-            t_windows = self._teacher_windows(self.dev_examples, self.dev_windows, shape)
-            self.teacher_dev = self.teacher.scores(self.dev_examples, t_windows, recipe, progress=progress)
+            t_windows = self._teacher_windows(self.dev_examples, self.dev_windows, self.shape)
+            self.teacher_dev = self.teacher.scores(self.dev_examples, t_windows, self.recipe, progress=self.progress)
 
-        self._module = ReaderDistillation(
-            self.student, self._build_losses(active), self.teacher.model if self.needs_online_teacher else None
-        )
-
-    # --- construction helpers -----------------------------------------------------------------------------------------
     def _build_student(self):
         recipe = self.recipe
         if self.finetune:
@@ -479,6 +513,8 @@ class ReaderTask:
 
     # --- the Task protocol --------------------------------------------------------------------------------------------
     def model(self) -> nn.Module:
+        if self._module is None:
+            raise RuntimeError("ReaderTask.warm_up() must run before training: it loads the models and the data")
         return self._module
 
     def batches(self, epoch: int) -> list[list[int]]:

@@ -127,3 +127,35 @@ def test_hard_negatives_are_the_teachers_best_passage_that_is_not_the_positive()
     queries = np.array([[0.9, 0.4, 0.1], [0.2, 0.1, 0.8]], dtype=np.float32)
     assert mine_hard_negatives(queries, passages, [0, 2]) == [1, 0]
     assert mine_hard_negatives(queries, passages, [1, 0]) == [0, 2]  # the positive is never its own negative
+
+
+def test_constructing_an_embedder_task_loads_nothing_and_warm_up_does_the_work_once(
+    home, tiny_embedder, tiny_embedder_wide, tiny_squad, monkeypatch
+):
+    from collections import Counter
+
+    from conftest import write_recipe
+
+    from distill.training import recipes
+    from distill.training.tasks import embedder
+
+    calls: Counter = Counter()
+    original = embedder.TeacherEmbeddings.encode
+
+    def encode(self, *args, **kwargs):
+        calls["teacher pass"] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(embedder.TeacherEmbeddings, "encode", encode)
+    recipe = recipes.load_recipe(write_recipe(home, tiny_embedder_wide, tiny_embedder, tiny_squad))
+    task = embedder.EmbedderTask(recipe)
+    assert calls == Counter() and task.best_metric == "ndcg@10"
+    with pytest.raises(RuntimeError, match=r"warm_up\(\) must run before training"):
+        task.model()
+    task.warm_up()
+    assert calls["teacher pass"] == 4  # training questions and passages, dev questions and passages
+    module = task.model()
+    task.warm_up()
+    assert calls["teacher pass"] == 4 and task.model() is module
+    silver = recipe | {"data": recipe["data"] | {"labels": "teacher"}}
+    assert embedder.EmbedderTask(silver).best_metric == "silver_ndcg@10"  # known before warm_up, like the rest

@@ -129,6 +129,7 @@ def test_finetuning_with_negatives_trains_them_on_the_no_answer_target(home, tin
     overrides, _ = _recipe(home, tiny_squad, "finetune_reader", model=str(tiny_reader))
     recipe = load_recipe(Path("recipes/reader-teacher-minilm.yaml"), [*overrides, _negatives(tiny_pipelines)])
     task = ReaderTask(recipe, progress=False)
+    task.warm_up()
     questions = len(load_squad_file(tiny_squad).queries)
     assert task.negatives.as_dict() == {
         "per_question": 2,
@@ -184,6 +185,7 @@ def test_distillation_with_negatives_takes_the_teacher_distributions_on_them(
     recipe = load_recipe(Path("recipes/reader-distill-minilm-2l.yaml"), overrides)
     recipe["data"]["unlabelled"] = recipe["data"]["train"]
     task = ReaderTask(recipe, progress=False)
+    task.warm_up()
     assert task.negatives.negatives == 4 + 3  # labelled and unlabelled questions alike
     labelled_negatives = [w for w in task.negative_rows if w in task.labelled_rows]
     unlabelled_negatives = [w for w in task.negative_rows if w in task.unlabelled_rows]

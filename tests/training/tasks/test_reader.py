@@ -199,6 +199,7 @@ def test_unlabelled_questions_train_on_teacher_soft_labels_only(tmp_path, tiny_s
     recipe = load_recipe(Path("recipes/reader-distill-minilm-2l.yaml"), overrides)
     recipe["data"]["unlabelled"] = recipe["data"]["train"]
     task = ReaderTask(recipe, progress=False)
+    task.warm_up()
     assert len(task.labelled_rows) == 4 and len(task.unlabelled_rows) == 3
     labelled_ids = {task.examples[task.windows.example[w]].id for w in task.labelled_rows}
     unlabelled_ids = {task.examples[task.windows.example[w]].id for w in task.unlabelled_rows}
@@ -358,3 +359,37 @@ def test_finetune_reader_on_a_missing_model_leaves_no_output_folder(tmp_path, ti
     assert cli.main(["finetune-reader", "recipes/reader-teacher-minilm.yaml", *overrides]) == 2
     assert "no-model" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_constructing_a_reader_task_loads_nothing_and_warm_up_does_the_work_once(
+    tmp_path, tiny_squad, tiny_teacher, monkeypatch
+):
+    from collections import Counter
+
+    from distill.training.recipes import load_recipe
+    from distill.training.tasks import reader
+
+    calls: Counter = Counter()
+
+    def spy(name, original):
+        def counted(*args, **kwargs):
+            calls[name] += 1
+            return original(*args, **kwargs)
+
+        return counted
+
+    monkeypatch.setattr(reader.TeacherReader, "logits", spy("teacher pass", reader.TeacherReader.logits))
+    for name in ("load_reader", "load_dataset"):
+        monkeypatch.setattr(reader, name, spy(name, getattr(reader, name)))
+    overrides, _ = _recipe(
+        tmp_path, tiny_squad, "reader", teacher=str(tiny_teacher), pipelines="null", student=str(tiny_teacher)
+    )
+    task = reader.ReaderTask(load_recipe(Path("recipes/reader-distill-minilm-2l.yaml"), overrides), progress=False)
+    assert calls == Counter() and task.needs_teacher
+    with pytest.raises(RuntimeError, match=r"warm_up\(\) must run before training"):
+        task.model()
+    task.warm_up()
+    assert calls == {"teacher pass": 2, "load_reader": 1, "load_dataset": 2}  # train and dev windows, student, data
+    module = task.model()
+    task.warm_up()
+    assert calls == {"teacher pass": 2, "load_reader": 1, "load_dataset": 2} and task.model() is module
