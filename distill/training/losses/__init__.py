@@ -172,6 +172,19 @@ def build_loss(name: str, **kwargs: Any) -> DistillationLoss:
     return cls(**kwargs)
 
 
+def build_recipe_losses(
+    entries: Sequence[dict[str, Any]], filled: dict[str, dict[str, Any]] | None = None
+) -> list[tuple[str, float, DistillationLoss]]:
+    """``recipe.losses`` as ``(name, weight, loss)``; ``filled[name]`` gives the settings an entry leaves to the task
+    (a loss's widths, which only the loaded models know), an entry's own settings winning."""
+    out = []
+    for entry in entries:
+        name = entry["name"]
+        kwargs = {**(filled or {}).get(name, {}), **{k: v for k, v in entry.items() if k not in ("name", "weight")}}
+        out.append((name, entry["weight"], build_loss(name, **kwargs)))
+    return out
+
+
 def check_loss_settings(name: str, settings: dict[str, Any], where: str) -> None:
     """What a recipe entry can be checked for before any model is loaded: the loss knows every setting, and each
     setting has the type of its default (a number where the default is a number). The settings a task fills in

@@ -33,7 +33,7 @@ from distill.data.datasets import Dataset, load_dataset
 from distill.errors import DistillError
 from distill.pipelines.checks import check_query_only_static
 from distill.teacher.cache import TeacherCache
-from distill.training.losses import KIND, LOSSES, build_loss, save_loss_parameters
+from distill.training.losses import KIND, LOSSES, build_recipe_losses, save_loss_parameters
 from distill.training.static import build_static, is_static
 from distill.training.tasks.common import (
     QKVRecorder,
@@ -633,10 +633,8 @@ class EmbedderTask:
         return student
 
     def _build_losses(self) -> list[tuple[str, float, nn.Module]]:
-        out = []
         for entry in self.recipe["losses"]:
             name = entry["name"]
-            kwargs = {k: v for k, v in entry.items() if k not in ("name", "weight")}
             if LOSSES[name].needs_aligned_tokens and self.static:
                 raise DistillError(
                     f"recipe.losses: {name} ({KIND[name]}-based) compares token states, and a static student has "
@@ -649,14 +647,16 @@ class EmbedderTask:
                     "the teacher's tokenizer (e.g. student: {from_teacher: {layers: [...]}}); this student tokenizes "
                     "differently: pick a sentence-level response or relation loss"
                 )
-            if name == "hidden_state_mse":
-                kwargs.setdefault("student_dim", int(self.student[0].auto_model.config.hidden_size))
-                kwargs.setdefault("teacher_dim", int(self.teacher.model[0].auto_model.config.hidden_size))
-            if name == "embedding_mse":
-                kwargs.setdefault("student_dim", self.student_dim)
-                kwargs.setdefault("teacher_dim", self.teacher.dim)
-            out.append((name, entry["weight"], build_loss(name, **kwargs)))
-        return out
+        names = {entry["name"] for entry in self.recipe["losses"]}
+        filled = {}
+        if "embedding_mse" in names:
+            filled["embedding_mse"] = {"student_dim": self.student_dim, "teacher_dim": self.teacher.dim}
+        if "hidden_state_mse" in names:
+            filled["hidden_state_mse"] = {
+                "student_dim": int(self.student[0].auto_model.config.hidden_size),
+                "teacher_dim": int(self.teacher.model[0].auto_model.config.hidden_size),
+            }
+        return build_recipe_losses(self.recipe["losses"], filled)
 
     # --- the Task protocol -------------------------------------------------------------------------------------
     def model(self) -> nn.Module:

@@ -28,7 +28,7 @@ from distill.common.processes import precision_key, teacher_device
 from distill.data.datasets import Dataset, Query, load_dataset
 from distill.errors import DistillError
 from distill.teacher.cache import TeacherCache
-from distill.training.losses import LOSSES, build_loss, save_loss_parameters
+from distill.training.losses import LOSSES, build_recipe_losses, save_loss_parameters
 from distill.training.tasks.common import (
     QKVRecorder,
     keep_layers,
@@ -500,16 +500,13 @@ class ReaderTask:
         return None, map_teacher_probs(t_windows, logits, windows)
 
     def _build_losses(self, entries: list[dict[str, Any]]) -> list[tuple[str, float, nn.Module]]:
-        out = []
-        student_dim = int(self.student.config.hidden_size)
-        for entry in entries:
-            name = entry["name"]
-            kwargs = {k: v for k, v in entry.items() if k not in ("name", "weight")}
-            if name == "hidden_state_mse":
-                kwargs.setdefault("student_dim", student_dim)
-                kwargs.setdefault("teacher_dim", int(self.teacher.model.config.hidden_size))
-            out.append((name, entry["weight"], build_loss(name, **kwargs)))
-        return out
+        filled = {}
+        if any(entry["name"] == "hidden_state_mse" for entry in entries):  # the only loss that needs the teacher
+            filled["hidden_state_mse"] = {
+                "student_dim": int(self.student.config.hidden_size),
+                "teacher_dim": int(self.teacher.model.config.hidden_size),
+            }
+        return build_recipe_losses(entries, filled)
 
     # --- the Task protocol --------------------------------------------------------------------------------------------
     def model(self) -> nn.Module:

@@ -12,7 +12,9 @@ from distill.training.losses import (
     LOSSES,
     TASKS,
     ListwiseKLLoss,
+    LossConfigError,
     build_loss,
+    build_recipe_losses,
     losses_for,
 )
 
@@ -152,3 +154,20 @@ def test_gradients_flow_for_every_loss(name: str) -> None:
     assert sum(float(g.abs().sum()) for g in grads) > 0
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in loss.parameters())
     assert set(loss.requires) <= set(student)
+
+
+def test_recipe_losses_take_the_widths_the_task_fills_and_keep_their_own():
+    entries = [
+        {"name": "embedding_mse", "weight": 0.5},
+        {"name": "hidden_state_mse", "weight": 1.0, "student_dim": 4, "layer_map": {1: 2}},
+    ]
+    filled = {
+        "embedding_mse": {"student_dim": 4, "teacher_dim": 8},
+        "hidden_state_mse": {"student_dim": 2, "teacher_dim": 8},
+    }
+    (n1, w1, l1), (n2, w2, l2) = build_recipe_losses(entries, filled)
+    assert (n1, w1, n2, w2) == ("embedding_mse", 0.5, "hidden_state_mse", 1.0)
+    assert l1.projection.in_features == 4 and l1.projection.out_features == 8
+    assert l2.projections[0].in_features == 4  # the entry's own student_dim wins over the filled one
+    with pytest.raises(LossConfigError, match="needs argument 'student_dim'"):
+        build_recipe_losses([{"name": "hidden_state_mse", "weight": 1.0, "layer_map": {1: 2}}])
