@@ -11,6 +11,9 @@ The report globs also match JSON that is not an evaluation report (the probes' o
 trainer speed, teacher softness...): those are recognised by their keys and set apart, never shown as errors. The
 reports are grouped the way a user looks for them: their own runs first, newest first, then the committed benchmark
 reports by task (retrieval, reader).
+
+Why one module over 420 lines: it is all the UI reads from disk (finding runs, then their reports, per-question rows
+and students), sharing one error style; ui/app.py only draws.
 """
 
 from __future__ import annotations
