@@ -328,3 +328,20 @@ def test_bad_preprocessing_is_one_line_before_any_teacher_pass(home, chunked, mo
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "component 'clean' (DocumentCleaner) left no text of the 6 documents" in err[0]
     assert not (home / "a").exists()
+
+
+def test_without_labels_agreement_indexes_the_documents_the_chunks_came_from(home, chunked, tiny_embedder):
+    from distill.adapt import build_recipe, held_out_queries
+    from distill.teacher.embedders import PipelineTeacher
+
+    index_yaml, query_yaml, beir = chunked
+    recipe = build_recipe(
+        index_yaml, query_yaml, corpus=str(beir), queries=None, pseudo_queries=None, student=str(tiny_embedder),
+        output=home / "a", overrides=[],
+    )  # fmt: skip
+    teacher = PipelineTeacher.from_files(index_yaml, query_yaml)
+    data = held_out_queries(recipe, teacher)
+    assert [d.id for d in data.documents] == [f"d{i}" for i in range(6)]  # the pipelines cut them into the 15 chunks
+    chunks = teacher.chunker(data.documents).documents
+    assert len(chunks) == 15 and len(data.queries) == 3
+    assert all(any(q.text in c.content for c in chunks) for q in data.queries)
