@@ -3,7 +3,9 @@
 1. The teacher is read from the user's YAML (the document embedder of the indexing pipeline and the text embedder of
    the query pipeline, any file and component names: :class:`~distill.teacher.embedders.PipelineTeacher`).
 2. The corpus and the queries are checked, and the plan is printed with an estimate of the teacher's time before
-   anything expensive starts; ``--budget`` (minutes or passages) caps the work and says what it left out.
+   anything expensive starts; ``--budget`` (minutes or passages) caps the work and says what it left out. Where the
+   indexing pipeline cleans or splits documents before its embedder, the passages are the chunks it writes
+   (:mod:`distill.teacher.chunks`, run once and cached): the plan counts them and those the teacher still embeds.
 3. The recipe is written (``distill train RECIPE`` repeats the run) with ``data.labels: teacher``: the teacher ranks
    the corpus for every training query (:mod:`distill.training.tasks.silver`).
 4. Look before you spend: teacher and off-the-shelf student are scored first (relevance where ``--eval-data`` has
@@ -131,20 +133,34 @@ class Plan:
     train_minutes: float
     train_rate: float
     left_out: list[str] = field(default_factory=list)
+    chunking: dict[str, Any] | None = None  # where the indexing pipeline preprocesses: what it made of the corpus
+
+    @property
+    def unit(self) -> str:
+        return "chunks" if self.chunking is not None else "passages"
+
+    def _corpus_line(self) -> str:
+        skipped = ", ".join(f"{v} {k}" for k, v in self.skipped.items() if v)
+        skipped = f" ({skipped} skipped)" if skipped else ""
+        if not (c := self.chunking):
+            return f"corpus: {self.passages} passages{skipped}"
+        return (
+            f"corpus: {self.passages} chunks, cut from {c['documents']} documents{skipped} by the indexing pipeline's "
+            f"{' -> '.join(c['components'])} "
+            f"({c['chunks']} chunks: {c['skipped_empty_chunks']} empty and {c['duplicate_chunks']} duplicates "
+            f"skipped, {c['documents_without_chunks']} documents gave none; "
+            f"{'read from' if c['cached'] else 'stored in'} the chunk cache)"
+        )
 
     def lines(self) -> list[str]:
         q = self.queries
         out = [
-            f"corpus: {self.passages} passages"
-            + (
-                f" ({', '.join(f'{v} {k}' for k, v in self.skipped.items() if v)} skipped)"
-                if any(self.skipped.values())
-                else ""
-            ),
+            self._corpus_line(),
             f"queries: {q.get('user', 0)} of yours, {q.get('title', 0) + q.get('sentence', 0)} pseudo-queries cut "
             f"from the corpus ({q.get('title', 0)} titles, {q.get('sentence', 0)} sentences); {self.held_out} held "
             "out to choose the checkpoint by agreement with the teacher",
-            f"teacher: {self.uncached_passages} passages to embed ({self.passages - self.uncached_passages} cached), "
+            f"teacher: {self.uncached_passages} {self.unit} to embed "
+            f"({self.passages - self.uncached_passages} cached), "
             f"about {self.teacher_minutes:.0f} min (estimate: {self.teacher_tokens:,} tokens at "
             f"{TEACHER_TOKENS_PER_S:.0f} tokens/s for a 110M-parameter teacher on 2 cores)",
             f"training: {self.steps} steps, about {self.train_minutes:.0f} min (estimate: "
@@ -167,46 +183,35 @@ def _teacher_params(path: str) -> float:
         return TEACHER_REFERENCE_PARAMS
 
 
-def _uncached(teacher: Any, documents: list[Any]) -> list[int]:
-    """Positions of the documents whose teacher embedding is not cached yet."""
-    from distill.teacher.cache import TeacherCache
-    from distill.teacher.embedders import cached_width, document_keys, embedder_namespace
-
-    namespace = embedder_namespace(teacher.indexing, teacher.document_embedder)
-    dim = cached_width(namespace)
-    if dim is None:
-        return list(range(len(documents)))
-    cache = TeacherCache(TeacherCache.default_root(), namespace=namespace | {"dim": dim}, row_shape=(dim,))
-    fields = list(teacher.passage_params.get("meta_fields_to_embed") or [])
-    return [i for i, key in enumerate(document_keys(documents, fields)) if key not in cache]
-
-
 def make_plan(
     recipe: dict[str, Any], teacher: Any, budget: tuple[float | None, int | None], *, capped: bool = False
 ) -> Plan:
     """The plan of ``recipe``; a budget sets ``data.passages`` and ``max_steps`` in ``recipe`` (in place)."""
     from transformers import AutoTokenizer
 
+    from distill.teacher.embedders import uncached_positions
     from distill.training.tasks.silver import corpus_documents, held_out, training_queries
 
     data_cfg = recipe["data"]
     minutes, passages = budget
     if passages is not None:
         data_cfg["passages"] = passages
-    checked = corpus_documents(data_cfg, teacher.passage_texts)
+    checked = corpus_documents(data_cfg, teacher.passage_texts, teacher.chunker)
+    chunked = checked.sources is not None
     tokenizer = AutoTokenizer.from_pretrained(teacher.model_path)
     limit = teacher.max_length() or 512
     lengths = [
         min(len(ids), limit) for ids in tokenizer(teacher.passage_texts(checked.documents), verbose=False)["input_ids"]
     ]
-    uncached = _uncached(teacher, checked.documents)
+    uncached = uncached_positions(teacher.indexing, teacher.document_embedder, checked.documents)
     scale = _teacher_params(teacher.model_path) / TEACHER_REFERENCE_PARAMS
     rate = TEACHER_TOKENS_PER_S / scale
     tokens = sum(lengths[i] for i in uncached)
     left_out = []
     if checked.left_out:
         left_out.append(
-            f"{checked.left_out} of {len(checked.documents) + checked.left_out} passages left out of training"
+            f"{checked.left_out} of {len(checked.documents) + checked.left_out} {'chunks' if chunked else 'passages'} "
+            "left out of training" + (" (whole documents kept)" if chunked else "")
         )
     queries, _ = training_queries(data_cfg, checked.documents)
     n_train = len(queries) - len(held_out(data_cfg, queries)) if len(queries) >= 2 else len(queries)
@@ -240,6 +245,7 @@ def make_plan(
         train_minutes=steps * recipe["batch_size"] / _train_rate(recipe) / 60,
         train_rate=_train_rate(recipe),
         left_out=left_out,
+        chunking=checked.chunking if chunked else None,
     )
 
 
@@ -249,9 +255,11 @@ def held_out_queries(recipe: dict[str, Any], teacher: Any) -> Any:
     from distill.training.tasks.silver import corpus_documents, held_out, training_queries
 
     data_cfg = recipe["data"]
-    documents = corpus_documents(data_cfg, teacher.passage_texts).documents
-    queries, _ = training_queries(data_cfg, documents)
+    checked = corpus_documents(data_cfg, teacher.passage_texts, teacher.chunker)
+    queries, _ = training_queries(data_cfg, checked.documents)
     picked = [Query(f"held-out-{i}", queries[i][0]) for i in held_out(data_cfg, queries)]
+    # the pipelines index the corpus documents (their own preprocessing cuts the chunks trained on)
+    documents = checked.sources if checked.sources is not None else checked.documents
     return Dataset(name=f"{Path(data_cfg['train']).name}-held-out", documents=documents, queries=picked)
 
 

@@ -286,6 +286,33 @@ def renamed_pipelines(tiny_pipelines, folder):
     return folder / "index_docs.yaml", folder / "search.yaml"
 
 
+CLEANER = "haystack.components.preprocessors.document_cleaner.DocumentCleaner"
+SPLITTER = "haystack.components.preprocessors.document_splitter.DocumentSplitter"
+
+
+def chunked_pipeline(index_yaml, path, *, cleaner=None, **splitter):
+    """The indexing pipeline ``index_yaml`` with a DocumentCleaner (settings ``cleaner``) and a DocumentSplitter (by
+    words, 8 a chunk, 2 overlapping, unless ``splitter`` says otherwise) before its document embedder."""
+    from distill.pipelines.loading import dump_pipeline_dict, read_pipeline_dict
+
+    index = read_pipeline_dict(index_yaml)
+    embedder = next(n for n, c in index["components"].items() if c["type"].endswith("DocumentEmbedder"))
+    split = {"split_by": "word", "split_length": 8, "split_overlap": 2} | splitter
+    before = {
+        "clean": {"type": CLEANER, "init_parameters": cleaner or {}},
+        "split": {"type": SPLITTER, "init_parameters": split},
+    }
+    index["components"] = before | index["components"]
+    index["connections"] = [
+        {"sender": "clean.documents", "receiver": "split.documents"},
+        {"sender": "split.documents", "receiver": f"{embedder}.documents"},
+        *index["connections"],
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(dump_pipeline_dict(index))
+    return path
+
+
 # --- ONNX exports of the tiny embedder (distill export, distill.components.onnx_embedders) ----------------------------
 
 

@@ -3,6 +3,7 @@ and the recipe it writes, a budget, look-before-you-spend, and a whole run that 
 teacher, off-the-shelf and distilled side by side."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,10 @@ def test_adapt_trains_without_labels_and_evaluates_three_pipelines(home, mine, t
     assert "ndcg@10" in report["pipelines"]["distilled"]["quality"]
     assert report["pipelines"]["distilled"]["agreement"]["reference"] == "teacher"
     assert "distilled" in report["differences"]
+    # a pipeline that does not split documents: no chunk figures, rows as they always were
+    assert not any("indexed" in entry for entry in report["pipelines"].values())
+    rows = (home / "a" / "eval" / "questions.jsonl").read_text().splitlines()
+    assert not any("chunks" in run for row in rows for run in json.loads(row)["runs"].values())
     swapped = home / "a" / "pipelines"
     assert sorted(p.name for p in swapped.glob("*.yaml")) == ["index_docs.yaml", "search.yaml"]
     assert (home / "a" / "student" / "README.md").read_text().count("no relevance labels") == 1
@@ -204,3 +209,139 @@ def test_adapt_reads_each_of_the_users_pipeline_files_once(home, mine, tiny_embe
     assert main(["adapt", *args, "--eval-data", f"{beir}:dev", "--out", str(home / "a"), *sets, "--anyway"]) == 0
     assert {path: n for path, n in reads.items() if path in users} == users
     assert (home / "a" / "eval" / "report.json").is_file()  # the whole run happened
+
+
+# --- an indexing pipeline that cleans and splits documents before its embedder ---------------------------------------
+
+
+@pytest.fixture
+def chunked(home, mine):
+    """The user's pipelines with DocumentCleaner -> DocumentSplitter (8 words a chunk, 2 overlapping) before the
+    embedder, and how many chunks each corpus document gives."""
+    from conftest import chunked_pipeline
+
+    index_yaml, query_yaml, beir = mine
+    split_yaml = chunked_pipeline(index_yaml, home / "mine" / "split_docs.yaml")
+    return split_yaml, query_yaml, beir
+
+
+def test_plan_only_counts_the_chunks_the_indexing_pipeline_writes(home, chunked, tiny_embedder, capsys):
+    """6 documents (an empty one and a duplicate skipped) cut into 15 chunks of 8 words by the user's cleaner and
+    splitter: the plan counts chunks, and a passage budget keeps whole documents."""
+    index_yaml, query_yaml, beir = chunked
+    args = [str(index_yaml), str(query_yaml), "--corpus", str(beir), "--student", str(tiny_embedder)]
+    assert main(["adapt", *args, "--out", str(home / "a"), "--plan-only"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert (
+        "corpus: 15 chunks, cut from 6 documents (1 empty, 1 duplicate skipped) by the indexing pipeline's clean -> "
+        "split (15 chunks: 0 empty and 0 duplicates skipped, 0 documents gave none; stored in the chunk cache)"
+    ) in out
+    assert any(line.startswith("teacher: 15 chunks to embed (0 cached)") for line in out)
+    assert any(line.startswith("queries: 0 of yours, 15 pseudo-queries cut from the corpus") for line in out)
+    assert main(["adapt", *args, "--out", str(home / "b"), "--plan-only", "--budget", "5p"]) == 0
+    out = capsys.readouterr().out
+    assert "read from the chunk cache" in out
+    kept = int(re.search(r"corpus: (\d+) chunks", out).group(1))
+    assert 1 <= kept <= 5 and f"budget: {15 - kept} of 15 chunks left out of training (whole documents kept)" in out
+
+
+def test_adapt_on_chunks_trains_on_them_and_the_teacher_embeds_each_once(
+    home, chunked, tiny_embedder_wide, monkeypatch, capsys
+):
+    """The whole run on a cleaner -> splitter pipeline: the teacher embeds each of the 15 chunks once, in the look
+    step, through the cache (it took three passes: the look step's chunks, the raw documents for training, the final
+    evaluation's chunks again); the student trains on the chunks; relevance counts each judged document once."""
+    from collections import Counter
+
+    from distill.teacher.cache import TeacherCache
+    from distill.teacher.embedders import embedder_namespace
+
+    index_yaml, query_yaml, beir = chunked
+    computed = Counter()  # rows each teacher-cache folder computed
+    original = TeacherCache._compute
+
+    def counted(self, out, todo, *args, **kwargs):
+        computed[self.folder.name] += len(todo)
+        return original(self, out, todo, *args, **kwargs)
+
+    monkeypatch.setattr(TeacherCache, "_compute", counted)
+    args = [str(index_yaml), str(query_yaml), "--corpus", str(beir), "--student", str(tiny_embedder_wide)]
+    code = main(
+        [
+            "adapt", *args, "--pseudo-queries", "all", "--eval-data", f"{beir}:dev", "--out", str(home / "a"),
+            "--set", "batch_size=4", "--set", "max_length.passage=32", "--set", "epochs=1", "--anyway",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    namespace = embedder_namespace(read_pipeline_dict(index_yaml), "encode_docs") | {"dim": 32}
+    teacher_rows = TeacherCache(TeacherCache.default_root(), namespace=namespace, row_shape=(32,))
+    assert computed[teacher_rows.folder.name] == len(teacher_rows) == 15  # each chunk once, none twice
+    # the look step embedded every chunk (the duplicate document's 3 chunks share the rows of its original);
+    # training and the final evaluation read them all from the cache
+    before = json.loads((home / "a" / "before" / "report.json").read_text())["pipelines"]["teacher"]["indexed"]
+    after = json.loads((home / "a" / "eval" / "report.json").read_text())["pipelines"]["teacher"]["indexed"]
+    assert before == {
+        "documents": 8,
+        "skipped_empty_documents": 1,
+        "chunks": 18,
+        "empty_chunks": 0,
+        "documents_without_chunks": 0,
+        "components": ["clean", "split"],
+        "embedded": 15,
+        "embeddings_cached": 3,
+    }
+    assert after == before | {"embedded": 0, "embeddings_cached": 18}
+    # the student trained on the 15 chunks, and its card says so
+    corpus = json.loads((home / "a" / "student" / "metrics.json").read_text())["training_data"]["corpus"]
+    assert corpus["passages"] == 15 and corpus["chunking"]["chunks"] == 15 and corpus["chunking"]["documents"] == 6
+    card = (home / "a" / "student" / "README.md").read_text()
+    assert (
+        "15 passages" in card
+        and "the chunks that the indexing pipeline's `clean -> split` cut from 6 documents" in card
+    )
+    # per question the scored list is the judged documents, each once, at its best chunk; the chunks are kept too
+    ids = {json.loads(line)["_id"] for line in (beir / "corpus.jsonl").read_text().splitlines()}
+    for line in (home / "a" / "eval" / "questions.jsonl").read_text().splitlines():
+        for run in json.loads(line)["runs"].values():
+            assert set(run["retrieved"]) <= ids and len(set(run["retrieved"])) == len(run["retrieved"])
+            assert len(run["chunks"]) == 10 and len(run["retrieved"]) < 10
+    capsys.readouterr()
+    assert main(["adapt", *args, "--out", str(home / "again"), "--plan-only"]) == 0
+    out = capsys.readouterr().out
+    assert "read from the chunk cache" in out and "teacher: 0 chunks to embed (15 cached)" in out
+
+
+def test_bad_preprocessing_is_one_line_before_any_teacher_pass(home, chunked, monkeypatch, capsys):
+    from conftest import chunked_pipeline
+
+    from distill.teacher.cache import TeacherCache
+
+    index_yaml, query_yaml, beir = chunked
+    monkeypatch.setattr(TeacherCache, "_compute", lambda *a, **k: pytest.fail("the teacher ran"))
+    downloads = chunked_pipeline(home / "mine" / "index_docs.yaml", home / "sentence.yaml", split_by="sentence")
+    assert main(["adapt", str(downloads), str(query_yaml), "--corpus", str(beir), "--out", str(home / "a")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "component 'split' (DocumentSplitter) has split_by: sentence" in err[0]
+    assert "split_by: word or passage" in err[0]
+    wipes = chunked_pipeline(home / "mine" / "index_docs.yaml", home / "wipe.yaml", cleaner={"remove_regex": ".+"})
+    assert main(["adapt", str(wipes), str(query_yaml), "--corpus", str(beir), "--out", str(home / "a")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "component 'clean' (DocumentCleaner) left no text of the 6 documents" in err[0]
+    assert not (home / "a").exists()
+
+
+def test_without_labels_agreement_indexes_the_documents_the_chunks_came_from(home, chunked, tiny_embedder):
+    from distill.adapt import build_recipe, held_out_queries
+    from distill.teacher.embedders import PipelineTeacher
+
+    index_yaml, query_yaml, beir = chunked
+    recipe = build_recipe(
+        index_yaml, query_yaml, corpus=str(beir), queries=None, pseudo_queries=None, student=str(tiny_embedder),
+        output=home / "a", overrides=[],
+    )  # fmt: skip
+    teacher = PipelineTeacher.from_files(index_yaml, query_yaml)
+    data = held_out_queries(recipe, teacher)
+    assert [d.id for d in data.documents] == [f"d{i}" for i in range(6)]  # the pipelines cut them into the 15 chunks
+    chunks = teacher.chunker(data.documents).documents
+    assert len(chunks) == 15 and len(data.queries) == 3
+    assert all(any(q.text in c.content for c in chunks) for q in data.queries)

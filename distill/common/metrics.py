@@ -10,7 +10,7 @@ import math
 import re
 import string
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypedDict, Unpack
 
@@ -61,6 +61,24 @@ def first_relevant_rank(retrieved: Sequence[str], gold: Iterable[str]) -> int | 
         if doc_id in gold:
             return rank
     return None
+
+
+def best_per_source(retrieved: Sequence[str], sources: Mapping[str, str]) -> list[int]:
+    """The positions in ``retrieved`` (chunk ids, best first) of each source document's best-ranked chunk, in rank
+    order: the list that document-level judgements (BEIR qrels on whole documents) score, each document once.
+    ``sources`` maps a chunk's id to its document's; an id it lacks is a document of its own.
+
+    >>> best_per_source(["a1", "b1", "a2", "c"], {"a1": "A", "a2": "A", "b1": "B"})
+    [0, 1, 3]
+    """
+    seen: set[str] = set()
+    out = []
+    for i, chunk in enumerate(retrieved):
+        source = sources.get(chunk, chunk)
+        if source not in seen:
+            seen.add(source)
+            out.append(i)
+    return out
 
 
 def recall_at_k(retrieved: Sequence[str], gold: Iterable[str], k: int) -> float:

@@ -4,6 +4,8 @@ Each *system* is a query pipeline (retrieval or extractive QA) plus the indexing
 store. The corpus is indexed once per distinct indexing pipeline; every question then runs through every system,
 interleaved question by question so that a drift in machine load hits all systems alike. Latency comes from a
 Haystack tracer (per component) and a wall clock around ``Pipeline.run`` (per query), after discarded warm-up queries.
+Where an indexing pipeline splits documents into chunks, the questions' judgements name whole documents: each
+retrieved chunk counts as its source document, once, at its best rank (:func:`score_question`).
 Reading, merging and printing the reports it writes is :mod:`distill.evaluation.report`'s.
 
 Why one module over 400 lines: loading the systems, indexing through the cache, the tracer and the interleaved
@@ -37,7 +39,7 @@ from distill.pipelines.checks import question_inputs, run_failure, warm_up
 from distill.pipelines.loading import fit_devices, is_reader, load_pipeline, read_pipeline_dict, resolve_models
 from distill.pipelines.stores import component_store, store_name, store_type
 from distill.pipelines.user import UserPipelines
-from distill.teacher.indexing import copy_documents, index_corpus
+from distill.teacher.indexing import Indexed, copy_documents, index_corpus
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +142,12 @@ class LoadedSystem:
     reader: str | None
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     index_seconds: float = 0.0
+    indexed: Indexed | None = None  # where its indexing pipeline preprocesses: the chunks it wrote
+
+    @property
+    def sources(self) -> dict[str, str] | None:
+        """Chunk id -> corpus document id, where its indexing pipeline preprocesses the corpus (None elsewhere)."""
+        return self.indexed.chunks.source_map() if self.indexed is not None else None
 
 
 def _models_of(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -203,6 +211,7 @@ def load_systems(
     if not documents:
         raise DistillError("the corpus is empty: nothing to index")
     indexed: dict[str, float] = {}
+    chunked: dict[str, Indexed | None] = {}
     index_owner: dict[str, str] = {}
     # Every pipeline is read and built before any is indexed or warmed up: a bad file costs seconds, not an indexing.
     queries = {s.name: s.query_data() for s in systems}
@@ -229,7 +238,7 @@ def load_systems(
             if key not in indexed:
                 logger.info("indexing %d documents for %s with %s", len(documents), system.name, system.indexing_yaml)
                 start = time.perf_counter()
-                index_corpus(index_data, documents, progress=progress, name=str(system.indexing_yaml))
+                chunked[key] = index_corpus(index_data, documents, progress=progress, name=str(system.indexing_yaml))
                 indexed[key] = time.perf_counter() - start
                 index_seconds = indexed[key]
         pipeline = built[system.name]
@@ -246,6 +255,7 @@ def load_systems(
                 reader=reader,
                 models=_models_of(query_data),
                 index_seconds=index_seconds,
+                indexed=chunked.get(key) if system.indexing_yaml is not None else None,
             )
         )
     for item in loaded:  # after all indexing: stores of one shared index fill each other
@@ -283,13 +293,24 @@ def _top_answer(answers: list[Any]) -> Any | None:
     return next((a for a in answers if getattr(a, "data", None) is not None), None)
 
 
-def score_question(query: Query, documents: list[Document], answers: list[Any]) -> dict[str, Any]:
+def score_question(
+    query: Query, documents: list[Document], answers: list[Any], sources: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """One question's row. With ``sources`` (chunk id -> its corpus document's id, where the indexing pipeline splits
+    documents) the ranked list scored (``retrieved``, ``scores``, ``rank``, and so relevance and agreement) is the
+    source documents, each at its best-ranked chunk, and ``chunks`` keeps the chunk ids as retrieved."""
     ids = [d.id for d in documents]
+    scores = [round(float(d.score), 6) if d.score is not None else None for d in documents]
+    if sources is not None:
+        best = metrics.best_per_source(ids, sources)
+        chunks, ids, scores = ids, [sources.get(ids[i], ids[i]) for i in best], [scores[i] for i in best]
     row: dict[str, Any] = {
         "retrieved": ids[:10],
-        "scores": [round(float(d.score), 6) if d.score is not None else None for d in documents[:10]],
+        "scores": scores[:10],
         "rank": metrics.first_relevant_rank(ids, query.gold_doc_ids),
     }
+    if sources is not None:
+        row["chunks"] = chunks[:10]
     if query.answers:
         row["answer_recall@10"] = metrics.answer_in_passages([d.content or "" for d in documents], query.answers, 10)
     top = _top_answer(answers)
@@ -298,6 +319,8 @@ def score_question(query: Query, documents: list[Document], answers: list[Any]) 
         row["answer"] = text
         row["answer_score"] = float(top.score) if top is not None else None
         row["answer_doc"] = top.document.id if top is not None and top.document is not None else None
+        if sources is not None and row["answer_doc"] is not None:
+            row["answer_doc"] = sources.get(row["answer_doc"], row["answer_doc"])
         row["em"] = metrics.exact_match(text, query.answers)
         row["f1"] = metrics.f1_score(text, query.answers)
         # Haystack sorts its no-answer (``no_answer: true``, no text) among the answers by score: first = "no answer"
@@ -363,7 +386,7 @@ def run_interleaved(
                 query_ms[s.system.name].append(elapsed)
                 for component, ms in per_component.items():
                     component_ms[s.system.name][component].append(ms)
-                row = score_question(q, documents, answers)
+                row = score_question(q, documents, answers, s.sources)
                 row["latency_ms"] = round(elapsed, 3)
                 row["component_ms"] = {c: round(ms, 3) for c, ms in per_component.items()}
                 per_question[i]["runs"][s.system.name] = row
@@ -406,6 +429,8 @@ def summarise(
             "models": s.models,
             "index_seconds": round(s.index_seconds, 2),
         }
+        if s.indexed is not None:  # documents, chunks, and how many chunk embeddings the cache served
+            report["pipelines"][name]["indexed"] = s.indexed.summary()
     return report
 
 

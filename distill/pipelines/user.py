@@ -3,7 +3,9 @@
 ``distill adapt`` builds one :class:`UserPipelines` with :func:`read_user_pipelines` and passes it along (the teacher,
 the plan, training, the swap, evaluation); the commands that take paths build their own where they need one. Each
 component has at most one role, found from its type's class name under any component name (:data:`ROLES`); the
-components in no role are kept as the file holds them (:attr:`UserPipeline.rest`).
+components in no role are kept as the file holds them (:attr:`UserPipeline.rest`). What documents pass through
+before the indexing pipeline's document embedder (cleaners, splitters, whatever the file connects there) is its
+preprocessing (:attr:`UserPipeline.preprocessing`), found from the connections rather than from class names.
 """
 
 from __future__ import annotations
@@ -66,6 +68,12 @@ class UserPipeline:
         return self.roles.get(role, ())
 
     @property
+    def preprocessing(self) -> tuple[str, ...]:
+        """The components upstream of the document embedder, in the file's order (none without exactly one)."""
+        names = self.named("document_embedder")
+        return upstream(self.data, names[0]) if len(names) == 1 else ()
+
+    @property
     def rest(self) -> dict[str, dict[str, Any]]:
         """The components in no role, as the file holds them."""
         placed = {name for names in self.roles.values() for name in names}
@@ -93,6 +101,22 @@ class UserPipelines:
     def files(self) -> list[tuple[Path, dict[str, Any]]]:
         """Each file's path and dict, indexing first (what :func:`~distill.pipelines.loading.swap_pipelines` takes)."""
         return [(self.indexing.path, self.indexing.data), (self.query.path, self.query.data)]
+
+
+def upstream(data: dict[str, Any], name: str) -> tuple[str, ...]:
+    """The components whose outputs reach component ``name`` through the connections, in the file's order."""
+    senders: dict[str, set[str]] = {}
+    for connection in data.get("connections") or []:
+        receiver = connection["receiver"].split(".", 1)[0]
+        senders.setdefault(receiver, set()).add(connection["sender"].split(".", 1)[0])
+    found: set[str] = set()
+    todo = [name]
+    while todo:
+        for sender in senders.get(todo.pop(), ()):
+            if sender not in found and sender != name:
+                found.add(sender)
+                todo.append(sender)
+    return tuple(c for c in data["components"] if c in found)
 
 
 def read_user_pipelines(indexing: str | Path, query: str | Path) -> UserPipelines:

@@ -226,6 +226,17 @@ class TeacherCache:
             self._open()
             return key_digest(key) in self._index
 
+    def missing(self, keys: Sequence[str]) -> list[int]:
+        """What a :meth:`get` of ``keys`` would compute: the position of the first occurrence of each key not stored
+        yet, in order."""
+        first: dict[bytes, int] = {}
+        for i, key in enumerate(keys):
+            first.setdefault(key_digest(key), i)
+        with self._locked():
+            if self.folder.exists():
+                self._open()
+            return [i for digest, i in first.items() if digest not in self._index]
+
     def clear(self) -> None:
         """Delete every stored row (the whole folder)."""
         with self._locked():

@@ -4,7 +4,8 @@ truncation), with every row through the teacher cache.
 
 :func:`document_embeddings` is also how ``distill eval`` indexes a corpus, under the same cache namespace and keys, so
 the teacher's pass over a user's corpus (half an hour for 3,600 abstracts on 2 cores) is paid once for training and
-for evaluation alike.
+for evaluation alike. Where the indexing pipeline cleans or splits documents before its embedder, what the teacher
+embeds is the chunks it writes (:attr:`PipelineTeacher.chunker`, :mod:`distill.teacher.chunks`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from haystack import Document
 from distill.errors import DistillError
 from distill.pipelines.loading import fit_devices, pipeline_from_dict, resolve_models, type_name
 from distill.pipelines.user import UserPipeline, UserPipelines, read_user_pipelines
+from distill.teacher.chunks import Chunks, Preprocessing, preprocess
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +104,24 @@ def document_embeddings(
     return cache.get(keys, compute, batch_size=64, progress=progress, desc=desc or f"embedding documents ({name})")
 
 
+def uncached_positions(data: dict[str, Any], name: str, documents: list[Document]) -> list[int]:
+    """What :func:`document_embeddings` would compute for ``documents``: the position of each distinct embedded text
+    (content and embedded meta fields) whose row the teacher cache does not hold yet."""
+    from distill.teacher.cache import TeacherCache
+
+    namespace = embedder_namespace(data, name)
+    fields = list((data["components"][name].get("init_parameters") or {}).get("meta_fields_to_embed") or [])
+    keys = document_keys(documents, fields)
+    dim = cached_width(namespace)
+    if dim is None:  # nothing cached for this embedder yet: every distinct text, at its first position
+        first: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            first.setdefault(key, i)
+        return list(first.values())
+    cache = TeacherCache(TeacherCache.default_root(), namespace=namespace | {"dim": dim}, row_shape=(dim,))
+    return cache.missing(keys)
+
+
 def cached_width(namespace: dict[str, Any]) -> int | None:
     """The width of an embedder's rows already in the cache (so that a warm cache never loads the model)."""
     from distill.teacher.cache import TeacherCache
@@ -167,6 +188,8 @@ class PipelineTeacher:
     pipelines: UserPipelines
     document_embedder: str
     text_embedder: str
+    # what the indexing pipeline does to documents before its embedder (None: nothing), checked when read
+    preprocessing: Preprocessing | None = None
 
     @classmethod
     def from_files(cls, indexing: str | Path, query: str | Path) -> PipelineTeacher:
@@ -176,7 +199,8 @@ class PipelineTeacher:
     def from_pipelines(cls, pipelines: UserPipelines) -> PipelineTeacher:
         doc_name = _one_embedder(pipelines.indexing, "Document")
         text_name = _one_embedder(pipelines.query, "Text")
-        teacher = cls(pipelines, doc_name, text_name)
+        preprocessing = Preprocessing.of(pipelines.indexing.data, doc_name, str(pipelines.indexing.path))
+        teacher = cls(pipelines, doc_name, text_name, preprocessing)
         if teacher.passage_model != teacher.query_model:
             raise DistillError(
                 f"the indexing pipeline embeds documents with {teacher.passage_model} but the query pipeline embeds "
@@ -235,6 +259,13 @@ class PipelineTeacher:
     def query_texts(self, queries: list[str]) -> list[str]:
         params = self.query_params
         return [(params.get("prefix") or "") + q + (params.get("suffix") or "") for q in queries]
+
+    @property
+    def chunker(self) -> Callable[[list[Document]], Chunks] | None:
+        """The indexing pipeline's preprocessing as a function of a corpus (None: the pipeline writes documents as
+        they come): what the teacher embeds and a student trains on are the chunks it makes."""
+        preprocessing = self.preprocessing
+        return (lambda documents: preprocess(preprocessing, documents)) if preprocessing is not None else None
 
     def passages(self, documents: list[Document], *, progress: bool = True) -> np.ndarray:
         return document_embeddings(

@@ -160,7 +160,8 @@ def _teacher_labelled_lines(recipe: dict[str, Any], metrics: dict[str, Any]) -> 
         f"- corpus `{data['train']}`: {corpus.get('passages', '?')} passages ({corpus.get('skipped_empty', 0)} "
         f"empty and {corpus.get('skipped_duplicates', 0)} duplicates skipped; longer than the token limit, so cut: "
         + ", ".join(f"{k} {v}" for k, v in (corpus.get("cut") or {}).items())
-        + ")",
+        + ")"
+        + (_chunking_words(chunking) if (chunking := corpus.get("chunking")) else ""),
         "- training queries by kind: "
         + ", ".join(f"{kinds.get(k, 0)} {label}" for k, label in _QUERY_KINDS.items())
         + (f" (user queries from `{data['queries']}`)" if data.get("queries") else ""),
@@ -168,6 +169,15 @@ def _teacher_labelled_lines(recipe: dict[str, Any], metrics: dict[str, Any]) -> 
         f"teacher (silver nDCG@10 over the {info.get('dev_pool_passages', '?')} passages of their teacher top-10s)",
     ]
     return lines
+
+
+def _chunking_words(chunking: dict[str, Any]) -> str:
+    """Where the indexing pipeline splits documents: the passages are its chunks."""
+    return (
+        f": the chunks that the indexing pipeline's `{' -> '.join(chunking['components'])}` cut from "
+        f"{chunking['documents']} documents ({chunking['chunks']} chunks; {chunking['skipped_empty_chunks']} empty and "
+        f"{chunking['duplicate_chunks']} duplicate chunks skipped), as the pipeline writes them"
+    )
 
 
 _QUERY_KINDS = {

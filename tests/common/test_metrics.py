@@ -33,6 +33,13 @@ def test_ranking_metrics_by_hand():
     assert metrics.ndcg_at_k(retrieved, ["d9"]) == 0.0
 
 
+def test_best_per_source_keeps_each_documents_best_ranked_chunk():
+    sources = {"a1": "A", "a2": "A", "b1": "B"}
+    assert metrics.best_per_source(["a2", "b1", "a1", "c", "b1"], sources) == [0, 1, 3]
+    assert metrics.best_per_source(["x", "y"], {}) == [0, 1]  # ids it does not know are documents of their own
+    assert metrics.best_per_source([], sources) == []
+
+
 def test_haystack_evaluators_agree_with_our_computation():
     """The eval uses Haystack's evaluators; check them against the hand computation on a made-up case."""
     retrieved = [["a", "b", "c"], ["x", "y", "z"], ["m", "n", "o"]]

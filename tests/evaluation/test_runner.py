@@ -266,3 +266,28 @@ def test_the_summary_is_computed_from_the_timed_run_alone(tiny_squad):
     assert summary["latency"]["query"]["n"] == len(rows) and summary["latency"]["query"]["p50_ms"] == 2.0
     assert set(summary["latency"]["components"]) == {"reader"} and summary["indexing_yaml"] is None
     assert report["command"] == "c" and report["config"] == {} and report["context"] == "gold"
+
+
+def test_chunks_of_one_judged_document_count_once_at_its_best_rank():
+    """BEIR-style judgements name whole documents; a chunking pipeline retrieves chunks. Each chunk counts as its
+    document (and inherits its grade), each document once, at its best-ranked chunk."""
+    import math
+
+    from haystack import Document
+
+    from distill.data.datasets import Query
+
+    sources = {"a1": "A", "a2": "A", "b1": "B", "c1": "C"}
+    ranked = [("a1", 0.9), ("b1", 0.8), ("a2", 0.7), ("c1", 0.6)]
+    documents = [Document(id=i, content=i, score=s) for i, s in ranked]
+    query = Query("q", "where?", ("A", "C"), grades=(2.0, 1.0))
+    row = evaluation.score_question(query, documents, [], sources)
+    assert row["retrieved"] == ["A", "B", "C"] and row["scores"] == [0.9, 0.8, 0.6] and row["rank"] == 1
+    assert row["chunks"] == ["a1", "b1", "a2", "c1"]
+    scored = evaluation.retrieval_metrics([query], [row["retrieved"]])
+    # C at rank 3, not 4: A's second chunk takes no place of its own
+    assert scored["ndcg@10"] == pytest.approx((2 + 1 / math.log2(4)) / (2 + 1 / math.log2(3)))
+    assert scored["recall@1"] == scored["mrr@10"] == 1.0
+    # a pipeline that does not split: the ids as retrieved, as before
+    plain = evaluation.score_question(query, documents, [])
+    assert plain["retrieved"] == ["a1", "b1", "a2", "c1"] and plain["rank"] is None and "chunks" not in plain

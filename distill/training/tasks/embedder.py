@@ -573,7 +573,13 @@ class EmbedderTask:
                 own.model_path, batch_size=recipe["teacher_batch_size"], precision=recipe["teacher_precision"]
             )
             teacher = Teacher(
-                own.passages, own.queries, own.passage_texts, own.query_texts, self._teacher_tokenizer, own.max_length()
+                own.passages,
+                own.queries,
+                own.passage_texts,
+                own.query_texts,
+                self._teacher_tokenizer,
+                own.max_length(),
+                chunker=own.chunker,
             )
         else:
             tea = self.teacher = TeacherEmbeddings(

@@ -10,7 +10,10 @@
   teacher top-10s (silver nDCG@10: the teacher's rank-1 passage has gain 10, rank 10 gain 1).
 
 The corpus is checked first: empty texts are skipped, duplicates kept once, both counted, and passages longer than
-the teacher's or the student's token limit counted (they are cut, as the pipeline cuts them).
+the teacher's or the student's token limit counted (they are cut, as the pipeline cuts them). Where the user's
+indexing pipeline preprocesses its documents (a cleaner, a splitter: :mod:`distill.teacher.chunks`), the passages
+are the chunks it writes: the teacher ranks chunks, pseudo-queries are cut from chunks, and a passage budget keeps
+whole documents with all their chunks.
 """
 
 from __future__ import annotations
@@ -120,15 +123,20 @@ class CorpusCheck:
     duplicates: int = 0
     cut: dict[str, int] = field(default_factory=dict)  # model -> passages longer than its token limit
     left_out: int = 0  # passages a budget (data.passages) left out of training
+    # where the indexing pipeline preprocesses: the corpus documents the chunks in ``documents`` were cut from (what
+    # an evaluation indexes through the pipeline), and what the preprocessing made of them (Chunks.summary)
+    sources: list[Document] | None = None
+    chunking: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        return {
+        out = {
             "passages": len(self.documents),
             "skipped_empty": self.empty,
             "skipped_duplicates": self.duplicates,
             "left_out_by_budget": self.left_out,
             "cut": dict(self.cut),
         }
+        return out | ({"chunking": dict(self.chunking)} if self.sources is not None else {})
 
 
 def check_corpus(documents: list[Document], texts: list[str]) -> CorpusCheck:
@@ -220,6 +228,7 @@ class SilverData:
     dev: SilverDev
     t_dev_query: np.ndarray
     summary: dict[str, Any]
+    passage_ids: list[str] = field(default_factory=list)  # ids of ``passages``: chunk ids where the pipeline splits
 
 
 def split_dev(n: int, dev_questions: int, seed: int, prefer: list[int]) -> tuple[list[int], list[int]]:
@@ -291,6 +300,7 @@ class Teacher:
     query_texts: Any  # (texts) -> list[str]
     tokenizer: Any  # () -> the teacher's tokenizer, for counting cut passages
     max_length: int | None
+    chunker: Any = None  # (documents) -> Chunks: the indexing pipeline's preprocessing; None: the corpus as it is
 
 
 def training_queries(data_cfg: dict[str, Any], documents: list[Document]) -> tuple[list[tuple[str, str]], dict]:
@@ -316,13 +326,16 @@ def held_out(data_cfg: dict[str, Any], queries: list[tuple[str, str]]) -> list[i
     return split_dev(len(queries), data_cfg["dev_questions"] or 100, data_cfg["seed"], user)[0]
 
 
-def corpus_documents(data_cfg: dict[str, Any], passage_texts: Any) -> CorpusCheck:
-    """The recipe's corpus, checked, and sampled down to ``data.passages`` where that is set."""
+def corpus_documents(data_cfg: dict[str, Any], passage_texts: Any, chunker: Any = None) -> CorpusCheck:
+    """The recipe's corpus, checked, cut into the chunks the indexing pipeline writes where ``chunker`` (its
+    preprocessing, :attr:`Teacher.chunker`) is given, and sampled down to ``data.passages`` where that is set."""
     from distill.data.datasets import load_corpus
 
     corpus = load_corpus(data_cfg["train"])
     checked = check_corpus(corpus, passage_texts(corpus))
     checked.empty += corpus.skipped_empty  # Haystack documents without content, left out while reading
+    if chunker is not None:
+        return _chunked(checked, chunker(checked.documents), passage_texts, data_cfg)
     documents = checked.documents
     if data_cfg["passages"] is not None and data_cfg["passages"] < len(documents):
         keep = sorted(random.Random(data_cfg["seed"]).sample(range(len(documents)), data_cfg["passages"]))
@@ -331,11 +344,39 @@ def corpus_documents(data_cfg: dict[str, Any], passage_texts: Any) -> CorpusChec
     return checked
 
 
+def _chunked(checked: CorpusCheck, chunks: Any, passage_texts: Any, data_cfg: dict[str, Any]) -> CorpusCheck:
+    """``checked``'s documents replaced by their chunks (empty and duplicate chunks skipped, counted); a passage
+    budget keeps whole documents, in a seeded order, while their chunks fit in it (at least one document), so that
+    the documents an evaluation indexes are those whose chunks the teacher embedded."""
+    inner = check_corpus(chunks.documents, passage_texts(chunks.documents))
+    source = {d.id: s for d, s in zip(chunks.documents, chunks.sources)}
+    sources = checked.documents
+    budget = data_cfg["passages"]
+    if budget is not None and budget < len(inner.documents):
+        per_source = Counter(source[d.id] for d in inner.documents)
+        order = list(range(len(sources)))
+        random.Random(data_cfg["seed"]).shuffle(order)
+        kept: set[str] = set()
+        total = 0
+        for i in order:
+            if kept and total + per_source[sources[i].id] > budget:
+                break
+            kept.add(sources[i].id)
+            total += per_source[sources[i].id]
+        checked.left_out = len(inner.documents) - total
+        inner.documents = [d for d in inner.documents if source[d.id] in kept]
+        sources = [d for d in sources if d.id in kept]
+    checked.documents, checked.sources = inner.documents, sources
+    skipped = {"skipped_empty_chunks": inner.empty, "duplicate_chunks": inner.duplicates, "cached": chunks.cached}
+    checked.chunking = chunks.summary() | skipped
+    return checked
+
+
 def build_silver(recipe: dict[str, Any], teacher: Teacher) -> SilverData:
     """A recipe's teacher-labelled training data (data.labels: teacher): corpus checked, queries read and/or cut
     from the corpus, all embedded by the teacher (through the cache), the teacher's top-k as labels."""
     data_cfg = recipe["data"]
-    checked = corpus_documents(data_cfg, teacher.passage_texts)
+    checked = corpus_documents(data_cfg, teacher.passage_texts, teacher.chunker)
     documents = checked.documents
     if checked.empty or checked.duplicates:
         logger.warning(
@@ -360,4 +401,5 @@ def build_silver(recipe: dict[str, Any], teacher: Teacher) -> SilverData:
         seed=data_cfg["seed"],
     )
     silver.summary = {"corpus": checked.summary(), "query_file": read, **silver.summary}
+    silver.passage_ids = [d.id for d in documents]
     return silver

@@ -144,6 +144,38 @@ def test_the_teacher_is_the_users_own_components_run_as_haystack_runs_them(home,
     assert sorted((home / "home" / "teacher-cache").glob("document-embeddings-*/shard-*.keys.npy")) == sorted(cache)
 
 
+def test_where_the_pipeline_splits_the_passages_and_pseudo_queries_are_its_chunks(home, tiny_pipelines):
+    """A splitter of 5 words a chunk before the user's embedder: training passages, their ids, the teacher's labels
+    and the pseudo-queries are all chunks (a sentence of the raw documents would be longer than 5 words)."""
+    from conftest import chunked_pipeline
+    from transformers import AutoTokenizer
+
+    from distill.teacher.embedders import PipelineTeacher
+
+    index_yaml, query_yaml = renamed_pipelines(tiny_pipelines, home / "mine")
+    split = chunked_pipeline(index_yaml, home / "split.yaml", split_length=5, split_overlap=0)
+    own = PipelineTeacher.from_files(split, query_yaml)
+    recipe = recipes.apply_overrides(recipes.EMBEDDER_DEFAULTS, [])
+    recipe["data"].update(train=str(write_beir(home / "beir")), pseudo_queries=None, pseudo_kind="sentence")
+    recipe["data"].update(candidates=3, dev_questions=2, questions=None)
+    teacher = silver.Teacher(
+        own.passages,
+        own.queries,
+        own.passage_texts,
+        own.query_texts,
+        lambda: AutoTokenizer.from_pretrained(own.model_path),
+        own.max_length(),
+        chunker=own.chunker,
+    )
+    data = silver.build_silver(recipe, teacher)
+    chunks = own.chunker(silver.corpus_documents(recipe["data"], own.passage_texts).documents).documents
+    assert len(chunks) == 21 and data.passage_ids == [c.id for c in chunks]
+    assert data.passages == own.passage_texts(chunks) and data.t_passage.shape == (21, 32)
+    assert data.summary["corpus"]["chunking"]["documents"] == 6 and data.summary["corpus"]["passages"] == 21
+    queries = [q.removeprefix("query: ") for q in data.queries + data.dev.queries]  # the query prefix of the YAML
+    assert len(queries) == 15 and all(len(q.split()) <= 5 and any(q in c.content for c in chunks) for q in queries)
+
+
 def test_a_pipeline_teacher_refuses_what_it_cannot_distil(home, tiny_pipelines):
     from distill.teacher.embedders import PipelineTeacher
 
