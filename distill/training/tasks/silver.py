@@ -322,6 +322,7 @@ def corpus_documents(data_cfg: dict[str, Any], passage_texts: Any) -> CorpusChec
 
     corpus = load_corpus(data_cfg["train"])
     checked = check_corpus(corpus, passage_texts(corpus))
+    checked.empty += corpus.skipped_empty  # Haystack documents without content, left out while reading
     documents = checked.documents
     if data_cfg["passages"] is not None and data_cfg["passages"] < len(documents):
         keep = sorted(random.Random(data_cfg["seed"]).sample(range(len(documents)), data_cfg["passages"]))

@@ -77,6 +77,16 @@ def test_corpus_check_skips_and_counts_empty_and_duplicate_passages():
         silver.check_corpus([Document(id="b", content="")], [""])
 
 
+def test_a_corpus_of_haystack_documents_keeps_its_ids_and_counts_the_empty_ones(tmp_path):
+    docs = [Document(id="n1", content="The Nile flows north.", meta={"title": "Rivers"}), Document(id="e", content="")]
+    path = tmp_path / "docs.jsonl"
+    path.write_text("".join(json.dumps(d.to_dict()) + "\n" for d in docs), encoding="utf-8")
+    data_cfg = {"train": str(path), "passages": None, "seed": 0}
+    checked = silver.corpus_documents(data_cfg, lambda documents: [d.content for d in documents])
+    assert [d.id for d in checked.documents] == ["n1"] and checked.documents[0].meta["title"] == "Rivers"
+    assert checked.summary()["skipped_empty"] == 1
+
+
 def test_top_k_and_agreement_metrics_by_hand():
     rng = np.random.default_rng(0)
     q, p = rng.normal(size=(5, 8)).astype(np.float32), rng.normal(size=(50, 8)).astype(np.float32)
