@@ -20,6 +20,7 @@ model paths, devices, indexes, the allowlist); the stores' own rules (:mod:`dist
 from __future__ import annotations
 
 import copy
+import importlib
 import logging
 import os
 import re
@@ -44,7 +45,7 @@ from distill.common.models import (
 )
 from distill.common.outputs import check_output_folder, named_parts, write_atomic
 from distill.errors import DistillError
-from distill.pipelines.checks import check_query_only_static, check_shape, first_line, refusal
+from distill.pipelines.checks import GENERATORS_MODULE, check_query_only_static, check_shape, first_line, refusal
 from distill.pipelines.haystack_yaml import (
     dump_pipeline_yaml,
     parse_pipeline_yaml,
@@ -99,6 +100,31 @@ def is_text_embedder(component: dict[str, Any]) -> bool:
 
 def is_reader(component: dict[str, Any]) -> bool:
     return type_name(component).endswith(READER_SUFFIXES)
+
+
+# Only classes in Haystack's own namespaces are imported to read what they output: a file cannot name code to run.
+TRUSTED_PREFIXES = ("haystack.", "haystack_integrations.")
+
+
+def declares_output(kind: str, socket: str) -> bool:
+    """Whether the component class at path ``kind`` declares output ``socket`` on its ``run`` (False for a class
+    that does not import here, one outside :data:`TRUSTED_PREFIXES`, or one that sets its outputs when built)."""
+    module, _, name = kind.rpartition(".")
+    if not kind.startswith(TRUSTED_PREFIXES):
+        return False
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return False
+    outputs = getattr(getattr(cls, "run", None), "_output_types_cache", None)
+    return isinstance(outputs, dict) and socket in outputs
+
+
+def is_generator(component: dict[str, Any]) -> bool:
+    """An LLM generator (chat or not, OpenAI, Hugging Face API or local, a 2.x one Haystack 3 removed): named one, or
+    a class that outputs ``replies``. distill never builds or runs one; its ``model`` is the generator's business."""
+    kind = str(component.get("type", ""))
+    return "Generator" in type_name(component) or kind.startswith(GENERATORS_MODULE) or declares_output(kind, "replies")
 
 
 def read_pipeline_dict(source: str | Path) -> dict[str, Any]:
@@ -173,6 +199,8 @@ def fit_devices(data: dict[str, Any], device: str | None = None) -> dict[str, An
     data = copy.deepcopy(data)
     for component in data["components"].values():
         params = component.get("init_parameters") or {}
+        if is_generator(component):
+            continue  # never built by distill: its settings stay as written
         if "device" in params:
             params["device"] = {"type": "single", "device": device} if device else None
         kwargs = params.get("model_kwargs")
@@ -182,12 +210,13 @@ def fit_devices(data: dict[str, Any], device: str | None = None) -> dict[str, An
 
 
 def resolve_models(data: dict[str, Any]) -> dict[str, Any]:
-    """Replace each component's ``model`` by a loadable local folder where one exists."""
+    """Replace each component's ``model`` by a loadable local folder where one exists (a generator's ``model`` names
+    an LLM, not a folder: left as written)."""
     data = copy.deepcopy(data)
     for name, component in data["components"].items():
         params = component.get("init_parameters") or {}
         model = params.get("model")
-        if not isinstance(model, str):
+        if not isinstance(model, str) or is_generator(component):
             continue
         spec = HUB_ALIASES.get(model, model)
         try:
