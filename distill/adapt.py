@@ -268,9 +268,17 @@ def _systems(pipelines: UserPipelines, shelf: list[Path], distilled: Path | None
 
 
 def _print_report(report: dict[str, Any]) -> None:
-    from distill.evaluation.report import agreement_table, comparison_table, difference_lines, relative_lines
+    from distill.evaluation.report import (
+        agreement_table,
+        comparison_table,
+        difference_lines,
+        relative_lines,
+        scored_lines,
+    )
 
     print(comparison_table(report))
+    if scored := scored_lines(report):
+        print(scored)
     if table := agreement_table(report):
         print(table)
     if report.get("relative"):
@@ -319,6 +327,7 @@ def adapt(options: AdaptOptions, command: str = "") -> int:
     from distill.data.datasets import load_dataset
     from distill.evaluation.runner import evaluate
     from distill.pipelines.loading import load_pipeline, swap_pipelines
+    from distill.pipelines.retrieval import retrieval_part
     from distill.pipelines.user import read_user_pipelines
     from distill.teacher.embedders import PipelineTeacher
     from distill.training import recipes
@@ -326,10 +335,13 @@ def adapt(options: AdaptOptions, command: str = "") -> int:
 
     out = options.out
     pipelines = read_user_pipelines(options.indexing, options.query)  # the only read of the two files
+    # what evaluation builds and scores of the query pipeline (never its prompt builder or generator); a pipeline
+    # that no student could change, or whose scored list would be a guess, is one line before any teacher pass
+    retrieval = retrieval_part(pipelines.query, require_embedding=True)
     teacher = PipelineTeacher.from_pipelines(pipelines)
-    for pipeline in (pipelines.indexing, pipelines.query):
+    for data, path in ((pipelines.indexing.data, pipelines.indexing.path), (retrieval.data, pipelines.query.path)):
         # a store or component Haystack cannot build is one line now, not after the plan
-        load_pipeline(pipeline.data, name=str(pipeline.path))
+        load_pipeline(data, name=str(path))
     budget = parse_budget(options.budget)
     recipe = build_recipe(
         options.indexing,
@@ -352,6 +364,7 @@ def adapt(options: AdaptOptions, command: str = "") -> int:
         f"teacher: {teacher.passage_model} ({teacher.indexing_path}: {teacher.document_embedder}, "
         f"{teacher.query_path}: {teacher.text_embedder})"
     )
+    print(f"evaluation scores {retrieval.describe()}")
     plan = make_plan(recipe, teacher, budget)
     for line in plan.lines():
         print(line)
