@@ -16,7 +16,7 @@ from rag_examples import EXAMPLES, make_cross_encoder, tiny_copy
 from distill.cli import main
 from distill.errors import DistillError
 from distill.pipelines.haystack_yaml import parse_pipeline_yaml
-from distill.pipelines.loading import is_embedder, load_pipeline, read_pipeline_dict
+from distill.pipelines.loading import dump_pipeline_dict, is_embedder, load_pipeline, read_pipeline_dict
 
 # example -> (the scored component, where its list goes, the embedding retriever scored beside it, what is not built)
 EXPECTED = {
@@ -176,3 +176,59 @@ def test_the_tutorial_examples_are_what_their_scripts_dump(example, tmp_path, mo
     written = runpy.run_path(str(EXAMPLES / example / "make_pipelines.py"))["main"](tmp_path)
     for path in written:
         assert path.read_text(encoding="utf-8") == (EXAMPLES / example / path.name).read_text(encoding="utf-8")
+
+
+def _bm25_only(data: dict) -> None:
+    for name in ("text_embedder", "embedding_retriever"):
+        del data["components"][name]
+    data["connections"] = [c for c in data["connections"] if "embedding" not in c["sender"] + c["receiver"]]
+
+
+def _two_text_embedders(data: dict) -> None:
+    data["components"]["question_embedder"] = dict(data["components"]["text_embedder"])
+
+
+def _two_models_joined(data: dict) -> None:
+    components = data["components"]
+    components["text_embedder_b"] = {**components["text_embedder"], "init_parameters": {"model": "other/model"}}
+    components["embedding_retriever_b"] = components["embedding_retriever"]
+    data["connections"] += [
+        {"sender": "text_embedder_b.embedding", "receiver": "embedding_retriever_b.query_embedding"},
+        {"sender": "embedding_retriever_b.documents", "receiver": "joiner.documents"},
+    ]
+
+
+def _a_variable_distill_cannot_give(data: dict) -> None:
+    builder = data["components"]["prompt_builder"]["init_parameters"]
+    builder["template"][0]["content"][0]["text"] += " Answer in {{ language }}."
+    builder["required_variables"] = ("query", "documents", "language")
+
+
+BAD = {
+    "bm25 only": (_bm25_only, "component 'bm25_retriever' (InMemoryBM25Retriever) ranks by keywords"),
+    "two text embedders": (_two_text_embedders, "remove 'question_embedder', which feeds no retriever"),
+    "two models joined": (_two_models_joined, "component 'joiner' joins embedding retrievers of different models"),
+    "prompt variable": (_a_variable_distill_cannot_give, "requires prompt variable 'language'"),
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD))
+def test_a_query_pipeline_distill_cannot_serve_is_one_line_before_any_teacher_pass(
+    bad, home, tiny_embedder_wide, tiny_embedder, cross_encoder, capsys
+):
+    edit, message = BAD[bad]
+    indexing, query = copies("rag", home / "mine", tiny_embedder_wide, cross_encoder)
+    data = read_pipeline_dict(query)
+    edit(data)
+    query.write_text(dump_pipeline_dict(data), encoding="utf-8")
+    beir = write_beir(home / "beir")
+    args = ["adapt", str(indexing), str(query), "--corpus", str(beir), "--student", str(tiny_embedder), "--plan-only"]
+    assert main([*args, "--out", str(home / "a")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and str(query) in err
+    assert not (home / "home" / "teacher-cache").exists() and not (home / "a").exists()
+    if bad != "bm25 only":  # a keyword pipeline is a baseline distill eval scores (as its BM25 list)
+        corpus = home / "squad.json"
+        corpus.write_text(json.dumps(squad_json()), encoding="utf-8")
+        assert main(["eval", f"mine={query}", "--data", str(corpus), "--out", str(home / "eval")]) == 2
+        assert message in capsys.readouterr().err and not (home / "eval" / "report.json").exists()

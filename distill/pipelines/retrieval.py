@@ -163,9 +163,11 @@ def _check_embedders(pipeline: UserPipeline, edges: list[Edge], kept: set[str]) 
             )
     if len(texts) > 1:
         listed = ", ".join(f"{t!r} ({_model(data, t)})" for t in texts)
+        idle = [t for t in texts if not any(s == t and r in pipeline.named("retriever") for s, _, r, _ in edges)]
+        fix = f"remove {idle[0]!r}, which feeds no retriever" if idle else "keep one, with the retriever it feeds"
         raise DistillError(
             f"{name}: {len(texts)} text embedders ({listed}): distill distils the one text embedder that embeds the "
-            f"question for the embedding retriever; keep one (remove {texts[1]!r})"
+            f"question for the embedding retriever; {fix}"
         )
 
 
