@@ -52,3 +52,18 @@ def tiny_copy(
         path.write_text(dump_pipeline_dict(data), encoding="utf-8")
         out.append(path)
     return out[0], out[1]
+
+
+def rag_report(folder: Path, squad: Path, teacher: Path, student: Path) -> Path:
+    """``distill eval teacher=... student=...`` of examples/rag (teacher) and its swap to ``student``: the report
+    path (absolute paths inside, so any working directory reads it)."""
+    from distill.data.datasets import load_squad_file
+    from distill.evaluation.runner import System, evaluate
+    from distill.pipelines.loading import swap_files
+
+    indexing, query = tiny_copy("rag", folder / "teacher", teacher, index="live-rag")
+    swap_files([indexing, query], folder / "student", model=str(student))
+    systems = [System.parse(f"teacher={query}"), System.parse(f"student={folder / 'student' / 'query.yaml'}")]
+    config = {"data": str(squad), "articles": None, "questions": None, "seed": 0}
+    evaluate(systems, load_squad_file(squad), warmup=0, out_dir=folder / "eval", config=config, progress=False)
+    return folder / "eval" / "report.json"
