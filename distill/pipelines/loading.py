@@ -267,7 +267,9 @@ def refuse_remote_code(data: dict[str, Any], name: str = "pipeline") -> None:
             )
 
 
-def pipeline_from_dict(data: dict[str, Any], *, name: str = "pipeline") -> Pipeline:
+def pipeline_from_dict(data: dict[str, Any], *, name: str = "pipeline", connect: bool = True) -> Pipeline:
+    """``data`` built with the allowlist (Haystack's refusals as one line); with ``connect``, its stores connected
+    and checked (:func:`~distill.pipelines.stores.connect_stores`)."""
     data = upgrade_types(copy.deepcopy(check_shape(data, name)), name)  # a dict not read by read_pipeline_dict
     refuse_remote_code(data, name)
     try:
@@ -277,7 +279,7 @@ def pipeline_from_dict(data: dict[str, Any], *, name: str = "pipeline") -> Pipel
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         # Haystack's own checks of components and connections raise these: one line naming the file, not a trace.
         raise DistillError(f"{name} is not a pipeline this Haystack can build: {first_line(e)}") from None
-    return connect_stores(pipeline, name)
+    return connect_stores(pipeline, name) if connect else pipeline
 
 
 def load_pipeline(

@@ -93,6 +93,19 @@ def _descendants(edges: list[Edge], nodes: Iterable[str]) -> set[str]:
     return _ancestors([(r, rs, s, ss) for s, ss, r, rs in edges], nodes)
 
 
+def _without(data: dict[str, Any], left_out: set[str]) -> dict[str, Any]:
+    """``data`` less the components ``left_out`` and their connections, everything else as it is."""
+    return {
+        **data,
+        "components": {n: c for n, c in data["components"].items() if n not in left_out},
+        "connections": [
+            c
+            for c in data.get("connections") or []
+            if c["sender"].partition(".")[0] not in left_out and c["receiver"].partition(".")[0] not in left_out
+        ],
+    }
+
+
 def _kind(data: dict[str, Any], component: str) -> str:
     return type_name(data["components"][component])
 
@@ -204,12 +217,32 @@ def _check_prompt(part: RetrievalPart, data: dict[str, Any], edges: list[Edge]) 
     return question
 
 
+def _never_built(pipeline: UserPipeline) -> set[str]:
+    """The prompt builders and generators: distill builds neither (nor what they feed)."""
+    data = pipeline.data
+    return {*pipeline.named("generator"), *unbuildable_generators(data), *pipeline.named("prompt_builder")}
+
+
 def retrieval_part(pipeline: UserPipeline, *, require_embedding: bool = False) -> RetrievalPart:
     """The retrieval part of query pipeline ``pipeline`` and what is scored in it (see the module docstring);
-    ``require_embedding`` refuses a pipeline without an embedding retriever (no student would change its results)."""
+    ``require_embedding`` refuses a pipeline without an embedding retriever (no student would change its results).
+
+    Where a component of it cannot be built (a class path off Haystack's allowlist, a setting its class does not
+    take), that is the error, before any about the pipeline's shape: the shape is read from class names."""
+    try:
+        return _retrieval_part(pipeline, require_embedding)
+    except DistillError:
+        never = _never_built(pipeline)
+        rest = _without(pipeline.data, never | _descendants(_edges(pipeline.data), never))
+        if rest["components"]:
+            pipeline_from_dict(rest, name=str(pipeline.path), connect=False)
+        raise
+
+
+def _retrieval_part(pipeline: UserPipeline, require_embedding: bool) -> RetrievalPart:
     data, name = pipeline.data, str(pipeline.path)
     components, edges = data["components"], _edges(data)
-    never = {*pipeline.named("generator"), *unbuildable_generators(data), *pipeline.named("prompt_builder")}
+    never = _never_built(pipeline)
     scored, into, socket = _scored(pipeline, edges, never)
     feeding = _ancestors(edges, [scored]) | {scored}
     if blocked := [n for n in components if n in feeding & never]:
@@ -245,15 +278,7 @@ def retrieval_part(pipeline: UserPipeline, *, require_embedding: bool = False) -
     embedding = beside[0] if len(beside) == 1 and beside[0] != scored else None
     upstream = _ancestors(edges, [embedding]) | {embedding} if embedding else set()
     if pruned:
-        data = {
-            **data,
-            "components": {n: c for n, c in components.items() if n not in pruned},
-            "connections": [
-                c
-                for c in data.get("connections") or []
-                if c["sender"].partition(".")[0] not in pruned and c["receiver"].partition(".")[0] not in pruned
-            ],
-        }
+        data = _without(data, pruned)
     readers = [n for n in pipeline.named("reader") if n in kept]
     builder = into if into in pipeline.named("prompt_builder") else None
     part = RetrievalPart(
