@@ -4,8 +4,9 @@ Run from the repository root: ``streamlit run ui/app.py --server.address 127.0.0
 
 Settings (environment variables):
 - ``DISTILL_REPORTS``: os.pathsep-separated globs of evaluation reports (default
-  ``benchmarks/results/*.json:runs/*/report.json``);
-- ``DISTILL_STUDENTS``: globs of distilled student folders (default ``runs/students/*``);
+  ``benchmarks/results/*.json:runs/**/report.json``: a run's report wherever ``--out`` put it under ``runs/``);
+- ``DISTILL_STUDENTS``: globs of distilled student folders, listed newest first (default
+  ``runs/students/*:runs/**/student``: ``distill train`` and ``distill adapt`` save ``OUT/student``);
 - ``DISTILL_LIVE_REPORT``: the report whose pipelines answer live questions (default: the newest report with at
   least two pipelines, the user's own runs before the committed benchmarks);
 - ``DISTILL_LIVE_ARTICLES``: index only this many articles of the live report's data set (default: all of them).
@@ -106,7 +107,7 @@ def report_entries() -> list[catalog.ReportEntry]:
 
 
 def student_dirs() -> list[Path]:
-    return catalog.expand(setting("DISTILL_STUDENTS", catalog.DEFAULT_STUDENTS), dirs=True)
+    return catalog.student_runs(catalog.expand(setting("DISTILL_STUDENTS", catalog.DEFAULT_STUDENTS), dirs=True))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

@@ -1,6 +1,8 @@
 """The one place where Haystack YAML becomes pipelines: build the defaults, load with the allowlist, swap models.
 
 - :func:`build_default_pipelines` writes ``pipelines/*.yaml`` with ``Pipeline.dumps`` (plain Haystack loads them).
+- :func:`read_pipeline_dict` reads every pipeline file and :func:`dump_pipeline_dict` writes them, as Haystack does
+  (:mod:`distill.pipelines.haystack_yaml`: its YAML loader and dumper, older class paths mapped to today's).
 - :func:`load_pipeline` reads a YAML, fits devices to this machine, resolves model specs to local folders (the
   offline sources stand in for their Hugging Face ids), and deserialises with Haystack's allowlist plus ``distill.*``.
 - :func:`swap` replaces a teacher's model by a student's in the named components (default: every component of the
@@ -12,7 +14,7 @@ A relative local ``model:`` path in a YAML file means the folder beside that fil
 under the working directory (the committed ``pipelines/*.yaml`` name ``runs/reader-teacher`` from the repository
 root); :func:`swap_files` writes local model folders relative to the YAML it writes, so its output works from anywhere.
 
-Why one module over 420 lines: loading and swapping are one contract (what a swap writes, loading must read back:
+Why one module over 470 lines: loading and swapping are one contract (what a swap writes, loading must read back:
 model paths, devices, indexes, the allowlist); the stores' own rules (:mod:`distill.pipelines.stores`), the shape checks
 (:mod:`distill.pipelines.checks`) and the ONNX components already live apart.
 """

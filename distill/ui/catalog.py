@@ -2,11 +2,18 @@
 
 The UI lists these from glob patterns (``DISTILL_REPORTS``, ``DISTILL_STUDENTS``); every reader here raises
 :class:`DistillError` with the file and what to do, so a bad file becomes one message instead of a stack trace.
+The defaults find a run wherever ``--out`` put it under ``runs/`` (``runs/adapt/mine/eval/report.json``,
+``runs/adapt/mine/student``): ``**`` matches folders at any depth, up to :data:`MAX_DEPTH`, never looking inside a
+saved model, a checkpoint or a hidden folder, so that a runs/ folder of many trained students stays cheap to list
+(the UI lists it on every page load).
 
 The report globs also match JSON that is not an evaluation report (the probes' outputs in ``benchmarks/results/``:
 trainer speed, teacher softness...): those are recognised by their keys and set apart, never shown as errors. The
 reports are grouped the way a user looks for them: their own runs first, newest first, then the committed benchmark
 reports by task (retrieval, reader).
+
+Why one module over 420 lines: it is all the UI reads from disk (finding runs, then their reports, per-question rows
+and students), sharing one error style; ui/app.py only draws.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from __future__ import annotations
 import glob
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,8 +34,15 @@ from distill.data.datasets import iter_jsonl
 from distill.errors import DistillError
 from distill.evaluation.report import load_questions, load_report
 
-DEFAULT_REPORTS = os.pathsep.join(["benchmarks/results/*.json", "runs/*/report.json"])
-DEFAULT_STUDENTS = "runs/students/*"
+DEFAULT_REPORTS = os.pathsep.join(["benchmarks/results/*.json", "runs/**/report.json"])
+# `distill train` saves OUT/student beside its log and checkpoint: the run folder OUT is what the UI lists.
+DEFAULT_STUDENTS = os.pathsep.join(["runs/students/*", "runs/**/student"])
+STUDENT_SUBFOLDER = "student"
+# How deep `**` looks below its root: runs/adapt/mine/eval/report.json is 3 folders down.
+MAX_DEPTH = 6
+# Folders `**` never enters: the trainer's checkpoints (weights, optimiser state) and model folders' files.
+UNSEARCHED_FOLDERS = ("checkpoint", "checkpoints")
+MODEL_FILES = ("modules.json", "config.json", "model.safetensors")
 STUDENT_FILES = ("README.md", "config.yaml", "metrics.json", "train_log.jsonl")
 # Reports under this folder (relative to the repository root) are the committed benchmarks, not the user's runs.
 BENCHMARKS_DIR = "benchmarks"
@@ -43,8 +57,9 @@ GROUP_TITLES = {
 def expand(patterns: str, *, base_dir: Path | None = None, dirs: bool = False) -> list[Path]:
     """Paths matching ``os.pathsep``-separated globs, in order, without duplicates.
 
-    A plain path (no ``*?[``) is kept even when it does not exist, so that a mistyped setting shows up as a
-    "does not exist" message rather than as nothing at all.
+    ``**`` stands for any folders below (none included), searched as :func:`searched_folders` says. A plain path
+    (no ``*?[``) is kept even when it does not exist, so that a mistyped setting shows up as a "does not exist"
+    message rather than as nothing at all.
     """
     base = base_dir if base_dir is not None else Path.cwd()
     out: list[Path] = []
@@ -52,14 +67,59 @@ def expand(patterns: str, *, base_dir: Path | None = None, dirs: bool = False) -
         if not pattern:
             continue
         full = pattern if Path(pattern).is_absolute() else str(base / pattern)
-        if glob.has_magic(pattern):
+        if "**" in Path(pattern).parts:
+            matches = _deep_glob(full)
+        elif glob.has_magic(pattern):
             matches = [Path(m) for m in sorted(glob.glob(full))]
-            if dirs:
-                matches = [m for m in matches if m.is_dir()]
         else:
             matches = [Path(full)]
+        if dirs and glob.has_magic(pattern):
+            matches = [m for m in matches if m.is_dir()]
         out.extend(m for m in matches if m not in out)
     return out
+
+
+def _deep_glob(pattern: str) -> list[Path]:
+    """Matches of a glob with one ``**`` folder: ``root/**/rest`` is ``rest`` globbed in every searched folder below
+    each ``root`` (itself a glob)."""
+    parts = Path(pattern).parts
+    at = parts.index("**")
+    roots = glob.glob(str(Path(*parts[:at])))  # `pattern` is absolute: its root part is never empty
+    rest = Path(*parts[at + 1 :]) if at + 1 < len(parts) else None
+    found: list[Path] = []
+    for root in sorted(roots):
+        for folder in searched_folders(Path(root)):
+            found += [folder] if rest is None else [Path(m) for m in sorted(glob.glob(str(folder / rest)))]
+    return found
+
+
+def is_model_folder(folder: Path) -> bool:
+    """A saved model or student: files to load, not runs to list, however many it holds."""
+    return is_student_folder(folder) or any((folder / name).is_file() for name in MODEL_FILES)
+
+
+def searched_folders(root: Path, depth: int = MAX_DEPTH) -> Iterator[Path]:
+    """``root`` and the folders below it down to ``depth`` levels, by name, leaving out model folders
+    (:func:`is_model_folder`; ``**/student`` still matches one, from its parent), checkpoints and hidden folders: the
+    folders ``**`` matches, whose files alone are looked at."""
+    if is_model_folder(root):
+        return
+    yield root
+    if depth == 0:
+        return
+    try:
+        with os.scandir(root) as entries:
+            below = sorted(
+                entry.name
+                for entry in entries
+                if entry.is_dir(follow_symlinks=False)
+                and not entry.name.startswith(".")
+                and entry.name not in UNSEARCHED_FOLDERS
+            )
+    except OSError:  # gone, or not readable: nothing below it to list
+        return
+    for name in below:
+        yield from searched_folders(root / name, depth - 1)
 
 
 def display_path(path: Path, base_dir: Path | None = None) -> str:
@@ -220,6 +280,27 @@ def export_source(folder: Path, base: Path) -> Path | None:
     except (OSError, ValueError, AttributeError):
         return None
     return (base / source).resolve() if isinstance(source, str) and source else None
+
+
+def student_runs(paths: Iterable[Path]) -> list[Path]:
+    """The student folders to list, newest first: a trainer's ``OUT/student`` as its run folder ``OUT`` (which
+    :func:`load_student` reads, log included), each once."""
+    runs: list[Path] = []
+    for path in paths:
+        run = path.parent if path.name == STUDENT_SUBFOLDER and is_student_folder(path) else path
+        if run not in runs:
+            runs.append(run)
+    return sorted(runs, key=_student_time, reverse=True)
+
+
+def _student_time(folder: Path) -> float:
+    """When the student was saved: its metrics file's time (the last file the trainer writes), else the folder's."""
+    for candidate in (folder / STUDENT_SUBFOLDER / "metrics.json", folder / "metrics.json", folder):
+        try:
+            return candidate.stat().st_mtime
+        except OSError:
+            continue
+    return float("-inf")
 
 
 def distilled_models(report: dict[str, Any], students: Sequence[Path] = (), base_dir: Path | None = None) -> list[str]:

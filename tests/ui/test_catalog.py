@@ -1,5 +1,6 @@
 import json
 import os
+from pathlib import Path
 
 import pytest
 from ui_workspace import write_student_folder
@@ -38,6 +39,57 @@ def test_expand_globs_in_order_and_keeps_plain_missing_paths(tmp_path):
     ]
     assert catalog.expand("runs/*", base_dir=tmp_path, dirs=True) == [tmp_path / "runs" / "a", tmp_path / "runs" / "b"]
     assert catalog.expand("nothing/*", base_dir=tmp_path) == []
+
+
+def adapt_run(root, name="mine"):
+    """What `distill adapt ... --out runs/adapt/NAME` leaves: reports before and after training, and OUT/student."""
+    run = root / "runs" / "adapt" / name
+    before = write_report(run / "before" / "report.json", created="2026-12-01T08:00:00+0000")
+    after = write_report(run / "eval" / "report.json", created="2026-12-01T09:00:00+0000")
+    write_student_folder(run / "student")
+    (run / "config.yaml").write_text("seed: 0\n", encoding="utf-8")
+    return run, before, after
+
+
+def test_default_globs_find_runs_wherever_out_put_them(tmp_path):
+    run, before, after = adapt_run(tmp_path)
+    demo = write_report(tmp_path / "runs" / "demo-eval" / "report.json", created="2026-11-30T08:00:00+0000")
+    trained = tmp_path / "runs" / "students" / "minilm"
+    write_student_folder(trained / "student")
+    (trained / "checkpoint").mkdir()
+    for hidden in (run / "student", trained / "checkpoint", tmp_path / "runs" / ".trash"):
+        write_report(hidden / "report.json")  # inside a model, a checkpoint, a hidden folder: never listed
+    reports = catalog.expand(catalog.DEFAULT_REPORTS, base_dir=tmp_path)
+    assert sorted(catalog.display_path(p, tmp_path) for p in reports) == sorted(
+        catalog.display_path(p, tmp_path) for p in (before, after, demo)
+    )
+    assert catalog.newest_report(catalog.read_reports(reports, base_dir=tmp_path)).label == "runs/adapt/mine/eval"
+    students = catalog.student_runs(catalog.expand(catalog.DEFAULT_STUDENTS, base_dir=tmp_path, dirs=True))
+    assert set(students) == {run, trained}  # OUT/student listed as its run folder OUT, each once
+    os.utime(trained / "student" / "metrics.json", (9e9, 9e9))
+    students = catalog.student_runs(catalog.expand(catalog.DEFAULT_STUDENTS, base_dir=tmp_path, dirs=True))
+    assert students == [trained, run]  # newest first
+    assert catalog.load_student(students[1]).files == run / "student"
+
+
+def test_deep_globs_stop_at_their_depth_and_never_open_models_or_checkpoints(tmp_path, monkeypatch):
+    deep = tmp_path.joinpath("runs", *"abcdefg")  # 7 folders below runs/: one past MAX_DEPTH
+    write_report(deep / "report.json")
+    write_report(deep.parent / "report.json")
+    run, _, _ = adapt_run(tmp_path)
+    for n in range(300):  # a big run: many files where `**` must not look
+        (run / "student" / f"shard-{n}.bin").touch()
+        (run / "checkpoint" / f"step-{n}").mkdir(parents=True)
+    scanned = []
+    real_scandir = os.scandir
+    monkeypatch.setattr(catalog.os, "scandir", lambda path: scanned.append(Path(path)) or real_scandir(path))
+    found = catalog.expand("runs/**/report.json", base_dir=tmp_path)
+    assert deep.parent / "report.json" in found and deep / "report.json" not in found
+    assert run / "student" not in scanned and run / "checkpoint" not in scanned
+    listed = {tmp_path / "runs", *(tmp_path.joinpath("runs", *"abcdef"[:n]) for n in range(1, 6))}  # f: too deep
+    listed |= {run.parent, run, run / "before", run / "eval"}
+    assert sorted(scanned) == sorted(listed)  # each once; no student, checkpoint or step folder
+    assert catalog.MAX_DEPTH == 6
 
 
 def test_read_reports_keeps_errors_beside_good_reports(tmp_path):

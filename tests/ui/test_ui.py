@@ -1,6 +1,7 @@
 """The Streamlit app without a browser (AppTest): every page, good and bad inputs. No page may show a traceback."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -234,6 +235,34 @@ def test_compare_page(env):
     assert len(table) == 8
     assert {"question", "teacher rank", "distilled rank", "teacher right", "distilled right"} <= set(table.columns)
     assert any(e.label == "Recipe and model card of distilled (tiny-distilled)" for e in at.expander)
+
+
+@pytest.fixture()
+def adapt_run(env, workspace):
+    """What `distill adapt ... --out runs/adapt/mine` leaves (the reports before and after training, OUT/student),
+    with the app on its default settings."""
+    run = workspace.root / "runs" / "adapt" / "mine"
+    for name, stamp in (("before", 1_000), ("eval", 2_000)):
+        (run / name).mkdir(parents=True)
+        shutil.copy(workspace.retrieval_report, run / name / "report.json")
+        shutil.copy(workspace.retrieval_report.with_name("questions.jsonl"), run / name / "questions.jsonl")
+        os.utime(run / name / "report.json", (stamp, stamp))  # same `created` stamp: the file time orders them
+    write_student_folder(run / "student")
+    for key in ("DISTILL_REPORTS", "DISTILL_STUDENTS", "DISTILL_LIVE_REPORT"):
+        env.delenv(key)
+    yield run
+    shutil.rmtree(workspace.root / "runs")
+
+
+def test_default_settings_open_on_the_newest_run_wherever_out_put_it(adapt_run):
+    at = run("Compare")
+    assert_no_traceback(at)
+    assert at.multiselect(key="reports").options == ["runs/adapt/mine/eval", "runs/adapt/mine/before"]
+    assert at.multiselect(key="reports").value == ["runs/adapt/mine/eval"]
+    at = run("Runs")
+    assert_no_traceback(at)
+    assert at.selectbox(key="run").value == "runs/adapt/mine"
+    assert "A 32-d student distilled" in text(at.markdown)
 
 
 def test_compare_sets_probe_outputs_apart_and_groups_benchmarks(env):
