@@ -332,6 +332,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         difference_lines,
         load_questions,
         relative_lines,
+        scored_lines,
     )
     from distill.evaluation.runner import System, evaluate
     from distill.pipelines.loading import trusting_remote_code
@@ -354,6 +355,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             reference=args.reference,
         )
     print(comparison_table(report))
+    if scored := scored_lines(report):
+        print(scored)
     if agreement := agreement_table(report):
         print(agreement)
     print(component_table(report))
@@ -561,6 +564,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         paired_differences,
         relative_lines,
         relative_quality,
+        scored_lines,
     )
 
     report, questions = merge_reports(args.report)
@@ -572,6 +576,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise DistillError(f"--reference compares top 10s question by question; no questions.jsonl beside {where}")
         add_agreement(report, questions, args.reference)
     print(comparison_table(report, markdown=args.markdown))
+    if scored := scored_lines(report):
+        print(scored)
     if agreement := agreement_table(report, markdown=args.markdown):
         print(agreement)
     if len(args.report) > 1:

@@ -371,7 +371,11 @@ def show_system(
             runners = [f"{escape(a.text)} ({a.score:.2f})" for a in res.answers[1:]]
             if runners:
                 st.markdown(f'<div class="dt-meta">Next answers: {" · ".join(runners)}</div>', unsafe_allow_html=True)
-    st.markdown("**Retrieved passages**")
+    generative = res.prompt is not None or res.prompt_error is not None
+    if generative:
+        st.markdown(f"**Documents the generator receives** (from `{res.scored}` into `{res.into}`; not generated here)")
+    else:
+        st.markdown("**Retrieved passages**")
     shown = 3
     for i in range(min(shown, len(res.passages))):
         st.markdown(passage_html(res, i), unsafe_allow_html=True)
@@ -381,6 +385,11 @@ def show_system(
         with st.expander(title):
             for i in range(shown, len(res.passages)):
                 st.markdown(passage_html(res, i), unsafe_allow_html=True)
+    if res.prompt is not None:
+        with st.expander("Prompt the generator would receive", icon=":material/chat:"):
+            st.code(res.prompt, language=None, wrap_lines=True)
+    elif res.prompt_error is not None:
+        st.warning(f"No prompt to show: {res.prompt_error}", icon=":material/chat_error:")
 
 
 # ------------------------------------------------------------------------------------------------ Compare

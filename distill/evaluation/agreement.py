@@ -23,6 +23,7 @@ from typing import Any
 
 from distill.common import metrics
 from distill.errors import DistillError
+from distill.evaluation.report import counterpart, pipeline_of
 
 K = 10
 AGREEMENT_KEYS = tuple(m.key for m in metrics.AGREEMENT_METRICS)
@@ -47,7 +48,10 @@ def add_agreement(report: dict[str, Any], per_question: list[dict[str, Any]], re
     """Put each retrieving pipeline's agreement with ``reference`` into the per-question rows (``run["agreement"]``)
     and its mean into the report (``report["pipelines"][name]["agreement"]``, with ``reference`` and ``questions``).
 
-    Nothing is added when ``reference`` retrieves nothing (a gold-context report of readers)."""
+    Like is compared with like (:func:`distill.evaluation.report.counterpart`): a pipeline's own list with
+    ``reference``'s, an embedding retriever's list (``student [embedding_retriever]``) with ``reference``'s embedding
+    retriever list, which becomes that row's reference. Nothing is added when ``reference`` retrieves nothing (a
+    gold-context report of readers)."""
     names = list(report["pipelines"])
     if reference not in names:
         raise DistillError(f"--reference {reference!r} names none of the pipelines: {', '.join(names)}")
@@ -55,15 +59,18 @@ def add_agreement(report: dict[str, Any], per_question: list[dict[str, Any]], re
     if reference not in retrieving:
         return
     for name in retrieving:
+        against = counterpart(report, name, pipeline_of(report, reference))
+        if against is None or against not in retrieving:
+            continue
         sums = dict.fromkeys(AGREEMENT_KEYS, 0.0)
         for row in per_question:
-            run, ref = row["runs"][name], row["runs"][reference]
+            run, ref = row["runs"][name], row["runs"][against]
             values = question_agreement(run["retrieved"], ref["retrieved"])
             run["agreement"] = {key: round(value, 6) for key, value in values.items()}
             for key, value in values.items():
                 sums[key] += value
         report["pipelines"][name]["agreement"] = {
-            "reference": reference,
+            "reference": against,
             **{key: total / len(per_question) for key, total in sums.items()},
             "questions": len(per_question),
         }

@@ -19,6 +19,29 @@ from distill.common.files import read_text
 from distill.common.outputs import write_atomic
 from distill.errors import DistillError
 
+
+def pipeline_of(report: dict[str, Any], name: str) -> str:
+    """The pipeline whose run a report row comes from: the row itself, or for an embedding list scored beside a
+    pipeline's own (``teacher [embedding_retriever]``), that pipeline."""
+    return (report["pipelines"][name].get("scored") or {}).get("of") or name
+
+
+def counterpart(report: dict[str, Any], name: str, pipeline: str) -> str | None:
+    """The row of ``pipeline`` that scores the same kind of list as row ``name``, so that comparisons are like with
+    like: a pipeline's own list against another's own list; an embedding retriever's list against the other's
+    embedding retriever list, which is its own list where it has no other (None: it has none)."""
+    pipelines = report["pipelines"]
+    scored = pipelines[name].get("scored") or {}
+    if not scored.get("of"):
+        return pipeline
+    for other, entry in pipelines.items():
+        theirs = entry.get("scored") or {}
+        if theirs.get("of") == pipeline and theirs.get("role") == scored.get("role"):
+            return other
+    own = pipelines[pipeline].get("scored") or {}
+    return pipeline if own.get("role") == scored.get("role") else None
+
+
 # Per-question scores that a paired bootstrap compares: the report's section and key, and how to read a question's.
 _PER_QUESTION: dict[str, tuple[str, Callable[[dict[str, Any], dict[str, Any]], float]]] = {
     "ndcg@10": (
@@ -59,14 +82,17 @@ def relative_quality(
 ) -> dict[str, dict[str, Any]]:
     """What share of the first pipeline's nDCG@10 and F1 each other pipeline keeps, with a 95% paired bootstrap
     interval over the questions (:func:`distill.common.metrics.paired_bootstrap_ratio`): is a student's gap to its
-    teacher
-    larger than the noise of this question sample?"""
+    teacher larger than the noise of this question sample? An embedding retriever's list is measured against the
+    first pipeline's embedding retriever list (:func:`counterpart`)."""
     names = list(report["pipelines"])
     if len(names) < 2:
         return {}
-    reference = names[0]
+    first = names[0]
     out: dict[str, dict[str, Any]] = {}
     for name in names[1:]:
+        reference = counterpart(report, name, pipeline_of(report, first))
+        if reference is None or reference == name:
+            continue
         entry: dict[str, Any] = {"reference": reference}
         for key, (ref_scores, scores) in _paired_scores(report, per_question, reference, name).items():
             if sum(ref_scores) <= 0:
@@ -88,17 +114,18 @@ def paired_differences(
     """How far each other pipeline's nDCG@10 and F1 (and its agreement with a third pipeline, the teacher: overlap@10
     and silver nDCG@10) lie from pipeline ``versus``'s on the same questions, in points, with a 95% paired bootstrap
     interval (:func:`distill.common.metrics.paired_bootstrap_difference`): does one student beat another by more than
-    the
-    noise of this question sample?"""
+    the noise of this question sample? An embedding retriever's list is set against ``versus``'s
+    (:func:`counterpart`)."""
     names = list(report["pipelines"])
     if versus not in names:
         raise DistillError(f"no pipeline named {versus!r} in this report; it has: {', '.join(names)}")
     out: dict[str, dict[str, Any]] = {}
     for name in names:
-        if name == versus:
+        reference = counterpart(report, name, pipeline_of(report, versus))
+        if reference is None or reference == name:
             continue
-        entry: dict[str, Any] = {"reference": versus}
-        for key, (ref_scores, scores) in _paired_scores(report, per_question, versus, name, agreement=True).items():
+        entry: dict[str, Any] = {"reference": reference}
+        for key, (ref_scores, scores) in _paired_scores(report, per_question, reference, name, agreement=True).items():
             entry[key] = metrics.paired_bootstrap_difference(ref_scores, scores, resamples=resamples, seed=seed)
             if _PER_QUESTION[key][0] == "agreement":
                 entry["agreement_reference"] = report["pipelines"][name]["agreement"]["reference"]
@@ -338,6 +365,25 @@ def agreement_table(report: dict[str, Any], *, markdown: bool = False) -> str:
         )
         blocks.append(title + "\n" + format_table(header, rows, markdown=markdown))
     return "\n\n".join(blocks)
+
+
+def scored_lines(report: dict[str, Any]) -> str:
+    """Which list each pipeline's row scored, one line per pipeline; empty where every pipeline scored its one
+    retriever's list (the plain embedder -> retriever [-> reader] pipelines: nothing to say)."""
+    entries = {n: e.get("scored") for n, e in report["pipelines"].items()}
+    if all(s is None or (s.get("role") == "retriever" and not s.get("of")) for s in entries.values()):
+        return ""
+    lines = []
+    for name, scored in entries.items():
+        if scored is None:
+            continue
+        if scored.get("of"):
+            what = f"the list of embedding retriever {scored['component']!r} in {scored['of']!r}, in the same run"
+        else:
+            into = f", the list entering {scored['into']!r}" if scored.get("into") else ", the pipeline's output"
+            what = f"the documents of {scored['component']!r} ({scored.get('role') or 'a component'}{into})"
+        lines.append(f"{name}: scored {what}")
+    return "\n".join(lines)
 
 
 def component_table(report: dict[str, Any]) -> str:

@@ -1,7 +1,11 @@
 """Run two or more YAML pipelines on the same questions and report quality and latency side by side.
 
-Each *system* is a query pipeline (retrieval or extractive QA) plus the indexing pipeline that fills its document
-store. The corpus is indexed once per distinct indexing pipeline; every question then runs through every system,
+Each *system* is a query pipeline (retrieval, extractive QA, or RAG) plus the indexing pipeline that fills its document
+store. Only a query pipeline's retrieval part is built and timed, and the list it scores is chosen on purpose
+(:mod:`distill.pipelines.retrieval`: the documents entering the prompt builder or the reader; no generator is ever
+built). Where that list is not the embedding retriever's own (hybrid retrieval, a ranker), the embedding retriever's
+list from the same run is a row of its own, ``NAME [COMPONENT]``, timed as the sum of its components' spans. The
+corpus is indexed once per distinct indexing pipeline; every question then runs through every system,
 interleaved question by question so that a drift in machine load hits all systems alike. Latency comes from a
 Haystack tracer (per component) and a wall clock around ``Pipeline.run`` (per query), after discarded warm-up queries.
 Where an indexing pipeline splits documents into chunks, the questions' judgements name whole documents: each
@@ -36,9 +40,17 @@ from distill.errors import DistillError
 from distill.evaluation.agreement import add_agreement
 from distill.evaluation.report import paired_differences, relative_quality, write_report
 from distill.pipelines.checks import question_inputs, run_failure, warm_up
-from distill.pipelines.loading import fit_devices, is_reader, load_pipeline, read_pipeline_dict, resolve_models
+from distill.pipelines.loading import (
+    fit_devices,
+    is_generator,
+    is_reader,
+    load_pipeline,
+    read_pipeline_dict,
+    resolve_models,
+)
+from distill.pipelines.retrieval import RetrievalPart, retrieval_part
 from distill.pipelines.stores import component_store, store_name, store_type
-from distill.pipelines.user import UserPipelines
+from distill.pipelines.user import UserPipeline, UserPipelines
 from distill.teacher.indexing import Indexed, copy_documents, index_corpus
 
 logger = logging.getLogger(__name__)
@@ -63,6 +75,10 @@ class System:
 
     def query_data(self) -> dict[str, Any]:
         return self.pipelines.query.data if self.pipelines else read_pipeline_dict(self.query_yaml)
+
+    def query_pipeline(self) -> UserPipeline:
+        """The query pipeline with its components by role."""
+        return self.pipelines.query if self.pipelines else UserPipeline.parse(self.query_yaml, self.query_data())
 
     def indexing_data(self) -> dict[str, Any]:
         """The indexing pipeline's dict (call it only where ``indexing_yaml`` is set)."""
@@ -143,11 +159,22 @@ class LoadedSystem:
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     index_seconds: float = 0.0
     indexed: Indexed | None = None  # where its indexing pipeline preprocesses: the chunks it wrote
+    part: RetrievalPart | None = None  # what was built of the query pipeline and what is scored (None: gold context)
 
     @property
     def sources(self) -> dict[str, str] | None:
         """Chunk id -> corpus document id, where its indexing pipeline preprocesses the corpus (None elsewhere)."""
         return self.indexed.chunks.source_map() if self.indexed is not None else None
+
+    @property
+    def embedding(self) -> str | None:
+        """The embedding retriever whose own list is scored beside the pipeline's (:func:`view_name`)."""
+        return self.part.embedding if self.part else None
+
+
+def view_name(system: str, component: str) -> str:
+    """The report's name for the list of ``component`` in pipeline ``system``: ``teacher [embedding_retriever]``."""
+    return f"{system} [{component}]"
 
 
 def _models_of(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -155,7 +182,7 @@ def _models_of(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     resolved = resolve_models(data)
     for name, component in data["components"].items():
         model = (component.get("init_parameters") or {}).get("model")
-        if not isinstance(model, str):
+        if not isinstance(model, str) or is_generator(component):
             continue
         folder = Path(resolved["components"][name]["init_parameters"]["model"])
         info: dict[str, Any] = {"model": model, "path": str(folder)}
@@ -214,7 +241,8 @@ def load_systems(
     chunked: dict[str, Indexed | None] = {}
     index_owner: dict[str, str] = {}
     # Every pipeline is read and built before any is indexed or warmed up: a bad file costs seconds, not an indexing.
-    queries = {s.name: s.query_data() for s in systems}
+    parts = {s.name: retrieval_part(s.query_pipeline()) for s in systems}
+    queries = {name: part.data for name, part in parts.items()}
     indexings = {s.name: s.indexing_data() for s in systems if s.indexing_yaml is not None}
     built = {s.name: load_pipeline(queries[s.name], name=str(s.query_yaml)) for s in systems}
     inputs = {name: question_inputs(pipeline, name) for name, pipeline in built.items()}
@@ -243,50 +271,87 @@ def load_systems(
                 index_seconds = indexed[key]
         pipeline = built[system.name]
         warm_up(pipeline, str(system.query_yaml))
-        components = query_data["components"]
-        retriever = next((n for n, c in components.items() if "Retriever" in c.get("type", "")), None)
-        reader = next((n for n, c in components.items() if is_reader(c)), None)
+        part = parts[system.name]
         loaded.append(
             LoadedSystem(
                 system=system,
                 pipeline=pipeline,
                 query_inputs=inputs[system.name],
-                retriever=retriever,
-                reader=reader,
+                retriever=part.scored,
+                reader=part.reader,
                 models=_models_of(query_data),
                 index_seconds=index_seconds,
                 indexed=chunked.get(key) if system.indexing_yaml is not None else None,
+                part=part,
             )
         )
     for item in loaded:  # after all indexing: stores of one shared index fill each other
-        retriever = item.retriever
-        store = component_store(item.pipeline.get_component(retriever)) if retriever else None
-        if store is not None and store.count_documents() == 0:  # else every question silently retrieves nothing
-            name, query = item.system.name, item.system.query_yaml
-            raise DistillError(
-                f"pipeline {name!r}: the document store of its retriever {retriever!r} is empty and no indexing "
-                f"pipeline filled it; put indexing.yaml beside {query} or pass {name}={query},INDEXING.yaml"
-            )
+        for retriever, instance in item.pipeline.walk():
+            store = component_store(instance)
+            if store is not None and store.count_documents() == 0:  # else every question silently retrieves nothing
+                name, query = item.system.name, item.system.query_yaml
+                raise DistillError(
+                    f"pipeline {name!r}: the document store of its retriever {retriever!r} is empty and no indexing "
+                    f"pipeline filled it; put indexing.yaml beside {query} or pass {name}={query},INDEXING.yaml"
+                )
     return loaded
 
 
-def run_query(
-    loaded: LoadedSystem, question: str, documents: list[Document] | None = None
-) -> tuple[list[Document], list[Any]]:
+@dataclass
+class QueryResult:
+    """What one question got from a pipeline: the scored documents, the reader's answers, and the embedding
+    retriever's own list where it is not the scored one (else None)."""
+
+    documents: list[Document]
+    answers: list[Any]
+    embedding: list[Document] | None = None
+
+
+def run_pipeline(loaded: LoadedSystem, question: str, documents: list[Document] | None = None) -> QueryResult:
     """One question through a pipeline; ``documents`` go straight to a reader-only pipeline (gold context)."""
     data: dict[str, dict[str, Any]] = defaultdict(dict)
     for component, socket in loaded.query_inputs:
         data[component][socket] = question
     if documents is not None:
         data[loaded.reader]["documents"] = copy_documents(documents)
-    outputs = {c for c in (loaded.retriever, loaded.reader) if c}
+    outputs = {c for c in (loaded.retriever, loaded.reader, loaded.embedding) if c}
     try:
         result = loaded.pipeline.run(dict(data), include_outputs_from=outputs)
     except PipelineRuntimeError as e:
         raise run_failure(e, str(loaded.system.query_yaml)) from e
-    documents = result.get(loaded.retriever, {}).get("documents", []) if loaded.retriever else []
-    answers = result.get(loaded.reader, {}).get("answers", []) if loaded.reader else []
-    return documents, answers
+    return QueryResult(
+        documents=result.get(loaded.retriever, {}).get("documents", []) if loaded.retriever else [],
+        answers=result.get(loaded.reader, {}).get("answers", []) if loaded.reader else [],
+        embedding=result.get(loaded.embedding, {}).get("documents", []) if loaded.embedding else None,
+    )
+
+
+def run_query(
+    loaded: LoadedSystem, question: str, documents: list[Document] | None = None
+) -> tuple[list[Document], list[Any]]:
+    """:func:`run_pipeline`'s scored documents and answers."""
+    result = run_pipeline(loaded, question, documents)
+    return result.documents, result.answers
+
+
+def report_rows(loaded: list[LoadedSystem]) -> list[tuple[str, LoadedSystem, str | None]]:
+    """The report's rows: (name, system, None) per pipeline, then (``NAME [COMPONENT]``, system, component) for each
+    pipeline's embedding list scored beside its own."""
+    rows: list[tuple[str, LoadedSystem, str | None]] = [(s.system.name, s, None) for s in loaded]
+    return rows + [(view_name(s.system.name, s.embedding), s, s.embedding) for s in loaded if s.embedding]
+
+
+def scored_entry(loaded: LoadedSystem, view: str | None = None) -> dict[str, Any] | None:
+    """A report row's ``scored``: the component whose documents it scored, that component's role, where the list
+    goes (the prompt builder or reader; None: the pipeline's output); an embedding list scored beside a pipeline's
+    own has ``of`` (that pipeline) instead of ``into``. None for readers asked on the gold paragraph (nothing
+    retrieved)."""
+    part = loaded.part
+    if part is None:
+        return None
+    if view is None:
+        return {"component": part.scored, "role": part.scored_role, "into": part.into}
+    return {"component": view, "role": "retriever", "of": loaded.system.name}
 
 
 def _top_answer(answers: list[Any]) -> Any | None:
@@ -359,7 +424,8 @@ def run_interleaved(
 ) -> TimedRun:
     """Every question through every pipeline, question by question (a drift in machine load hits all pipelines
     alike), after ``warmup`` questions whose timings are discarded; ``gold`` gives each question its gold paragraph
-    as the only document."""
+    as the only document. A pipeline's embedding list scored beside its own (:func:`report_rows`) comes from the same
+    run, timed as the sum of the spans of the components up to it."""
     from tqdm.auto import tqdm
 
     def gold_docs(q: Query) -> list[Document] | None:
@@ -370,8 +436,19 @@ def run_interleaved(
         | ({"gold_grades": list(q.grades)} if q.grades else {})
         for q in data.queries
     ]
-    query_ms: dict[str, list[float]] = {s.system.name: [] for s in loaded}
-    component_ms: dict[str, dict[str, list[float]]] = {s.system.name: defaultdict(list) for s in loaded}
+    rows = report_rows(loaded)
+    query_ms: dict[str, list[float]] = {name: [] for name, _, _ in rows}
+    component_ms: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name, _, _ in rows}
+
+    def record(i: int, name: str, s: LoadedSystem, result: tuple[list[Document], list[Any]], ms: float, spans: dict):
+        query_ms[name].append(ms)
+        for component, span_ms in spans.items():
+            component_ms[name][component].append(span_ms)
+        row = score_question(data.queries[i], result[0], result[1], s.sources)
+        row["latency_ms"] = round(ms, 3)
+        row["component_ms"] = {c: round(span_ms, 3) for c, span_ms in spans.items()}
+        per_question[i]["runs"][name] = row
+
     with timing_tracer() as tracer:
         for q in data.queries[:warmup]:
             for s in loaded:
@@ -380,16 +457,14 @@ def run_interleaved(
         for i, q in enumerate(tqdm(data.queries, desc="questions", unit="q", disable=not progress)):
             for s in loaded:
                 start = time.perf_counter()
-                documents, answers = run_query(s, q.text, gold_docs(q))
+                result = run_pipeline(s, q.text, gold_docs(q))
                 elapsed = (time.perf_counter() - start) * 1000
-                per_component = tracer.pop()
-                query_ms[s.system.name].append(elapsed)
-                for component, ms in per_component.items():
-                    component_ms[s.system.name][component].append(ms)
-                row = score_question(q, documents, answers, s.sources)
-                row["latency_ms"] = round(elapsed, 3)
-                row["component_ms"] = {c: round(ms, 3) for c, ms in per_component.items()}
-                per_question[i]["runs"][s.system.name] = row
+                spans = tracer.pop()
+                record(i, s.system.name, s, (result.documents, result.answers), elapsed, spans)
+                if s.part is not None and s.embedding is not None and result.embedding is not None:
+                    upstream = {c: ms for c, ms in spans.items() if c in s.part.upstream}
+                    name = view_name(s.system.name, s.embedding)
+                    record(i, name, s, (result.embedding, []), sum(upstream.values()), upstream)
     return TimedRun(per_question, query_ms, component_ms)
 
 
@@ -416,34 +491,39 @@ def summarise(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "pipelines": {},
     }
-    for s in loaded:
-        name = s.system.name
+    for name, s, view in report_rows(loaded):
+        upstream = s.part.upstream if s.part is not None and view is not None else None
+        rows = [pq["runs"][name] for pq in run.per_question]
         report["pipelines"][name] = {
             "query_yaml": str(s.system.query_yaml),
             "indexing_yaml": str(s.system.indexing_yaml) if s.system.indexing_yaml else None,
-            "quality": _quality(s, data.queries, [pq["runs"][name] for pq in run.per_question]),
+            "quality": _quality(s, data.queries, rows, answers=view is None),
             "latency": {
                 "query": metrics.latency_summary(run.query_ms[name]),
                 "components": {c: metrics.latency_summary(v) for c, v in run.component_ms[name].items()},
             },
-            "models": s.models,
+            "models": {c: m for c, m in s.models.items() if upstream is None or c in upstream},
             "index_seconds": round(s.index_seconds, 2),
+            "scored": scored_entry(s, view),
         }
         if s.indexed is not None:  # documents, chunks, and how many chunk embeddings the cache served
             report["pipelines"][name]["indexed"] = s.indexed.summary()
     return report
 
 
-def _quality(s: LoadedSystem, queries: list[Query], rows: list[dict[str, Any]]) -> dict[str, float]:
-    """A pipeline's quality over its per-question rows: retrieval figures where the questions have gold passages,
-    answer recall where they have answers, and EM / F1 (in %) for a pipeline with a reader."""
+def _quality(
+    s: LoadedSystem, queries: list[Query], rows: list[dict[str, Any]], *, answers: bool = True
+) -> dict[str, float]:
+    """A report row's quality over its per-question rows: retrieval figures where the questions have gold passages,
+    answer recall where they have answers, and EM / F1 (in %) for a pipeline with a reader (``answers``: the row is
+    the pipeline's own, not its embedding list)."""
     quality: dict[str, float] = {}
     if s.retriever and any(q.gold_doc_ids for q in queries):
         quality.update(retrieval_metrics(queries, [r["retrieved"] for r in rows]))
     if s.retriever and any(q.answers for q in queries):
         vals = [r["answer_recall@10"] for r in rows if "answer_recall@10" in r]
         quality["answer_recall@10"] = sum(vals) / len(vals) if vals else 0.0
-    if s.reader and any(q.answers for q in queries):
+    if s.reader and answers and any(q.answers for q in queries):
         quality["exact_match"] = 100 * sum(r.get("em", 0.0) for r in rows) / len(rows)
         quality["f1"] = 100 * sum(r.get("f1", 0.0) for r in rows) / len(rows)
     return quality

@@ -22,6 +22,7 @@ model paths, devices, indexes, the allowlist); the stores' own rules (:mod:`dist
 from __future__ import annotations
 
 import copy
+import importlib
 import logging
 import os
 import re
@@ -46,7 +47,7 @@ from distill.common.models import (
 )
 from distill.common.outputs import check_output_folder, named_parts, write_atomic
 from distill.errors import DistillError
-from distill.pipelines.checks import check_query_only_static, check_shape, first_line, refusal
+from distill.pipelines.checks import GENERATORS_MODULE, check_query_only_static, check_shape, first_line, refusal
 from distill.pipelines.haystack_yaml import (
     dump_pipeline_yaml,
     parse_pipeline_yaml,
@@ -101,6 +102,31 @@ def is_text_embedder(component: dict[str, Any]) -> bool:
 
 def is_reader(component: dict[str, Any]) -> bool:
     return type_name(component).endswith(READER_SUFFIXES)
+
+
+# Only classes in Haystack's own namespaces are imported to read what they output: a file cannot name code to run.
+TRUSTED_PREFIXES = ("haystack.", "haystack_integrations.")
+
+
+def declares_output(kind: str, socket: str) -> bool:
+    """Whether the component class at path ``kind`` declares output ``socket`` on its ``run`` (False for a class
+    that does not import here, one outside :data:`TRUSTED_PREFIXES`, or one that sets its outputs when built)."""
+    module, _, name = kind.rpartition(".")
+    if not kind.startswith(TRUSTED_PREFIXES):
+        return False
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return False
+    outputs = getattr(getattr(cls, "run", None), "_output_types_cache", None)
+    return isinstance(outputs, dict) and socket in outputs
+
+
+def is_generator(component: dict[str, Any]) -> bool:
+    """An LLM generator (chat or not, OpenAI, Hugging Face API or local, a 2.x one Haystack 3 removed): named one, or
+    a class that outputs ``replies``. distill never builds or runs one; its ``model`` is the generator's business."""
+    kind = str(component.get("type", ""))
+    return "Generator" in type_name(component) or kind.startswith(GENERATORS_MODULE) or declares_output(kind, "replies")
 
 
 def read_pipeline_dict(source: str | Path) -> dict[str, Any]:
@@ -175,6 +201,8 @@ def fit_devices(data: dict[str, Any], device: str | None = None) -> dict[str, An
     data = copy.deepcopy(data)
     for component in data["components"].values():
         params = component.get("init_parameters") or {}
+        if is_generator(component):
+            continue  # never built by distill: its settings stay as written
         if "device" in params:
             params["device"] = {"type": "single", "device": device} if device else None
         kwargs = params.get("model_kwargs")
@@ -184,12 +212,13 @@ def fit_devices(data: dict[str, Any], device: str | None = None) -> dict[str, An
 
 
 def resolve_models(data: dict[str, Any]) -> dict[str, Any]:
-    """Replace each component's ``model`` by a loadable local folder where one exists."""
+    """Replace each component's ``model`` by a loadable local folder where one exists (a generator's ``model`` names
+    an LLM, not a folder: left as written)."""
     data = copy.deepcopy(data)
     for name, component in data["components"].items():
         params = component.get("init_parameters") or {}
         model = params.get("model")
-        if not isinstance(model, str):
+        if not isinstance(model, str) or is_generator(component):
             continue
         spec = HUB_ALIASES.get(model, model)
         try:
@@ -240,7 +269,9 @@ def refuse_remote_code(data: dict[str, Any], name: str = "pipeline") -> None:
             )
 
 
-def pipeline_from_dict(data: dict[str, Any], *, name: str = "pipeline") -> Pipeline:
+def pipeline_from_dict(data: dict[str, Any], *, name: str = "pipeline", connect: bool = True) -> Pipeline:
+    """``data`` built with the allowlist (Haystack's refusals as one line); with ``connect``, its stores connected
+    and checked (:func:`~distill.pipelines.stores.connect_stores`)."""
     data = upgrade_types(copy.deepcopy(check_shape(data, name)), name)  # a dict not read by read_pipeline_dict
     refuse_remote_code(data, name)
     try:
@@ -250,7 +281,7 @@ def pipeline_from_dict(data: dict[str, Any], *, name: str = "pipeline") -> Pipel
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         # Haystack's own checks of components and connections raise these: one line naming the file, not a trace.
         raise DistillError(f"{name} is not a pipeline this Haystack can build: {first_line(e)}") from None
-    return connect_stores(pipeline, name)
+    return connect_stores(pipeline, name) if connect else pipeline
 
 
 def load_pipeline(

@@ -15,17 +15,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from distill.pipelines.loading import is_reader, is_text_embedder, read_pipeline_dict, type_name
+from distill.pipelines.loading import is_generator, is_reader, is_text_embedder, read_pipeline_dict, type_name
 from distill.pipelines.stores import store_name, store_type
 
+KEYWORD_MARKS = ("BM25", "Keyword")  # in a retriever's class name: it ranks by words, so no student changes its list
+
+
+def is_keyword_retriever(component: dict[str, Any]) -> bool:
+    name = type_name(component)
+    return "Retriever" in name and any(mark in name for mark in KEYWORD_MARKS)
+
+
 # Role -> what a component in it looks like. A component takes the first role that matches, so a narrower role goes
-# above a wider one (a future `bm25_retriever` above `retriever`).
+# above a wider one (`keyword_retriever` above `retriever`). The roles of a query pipeline's retrieval part and of
+# what distill never runs (the prompt builder and the generator) are read by distill.pipelines.retrieval.
 ROLES: dict[str, Callable[[dict[str, Any]], bool]] = {
     "document_embedder": lambda c: type_name(c).endswith("DocumentEmbedder"),
     "text_embedder": is_text_embedder,
     "writer": lambda c: type_name(c).endswith("DocumentWriter"),
+    "keyword_retriever": is_keyword_retriever,
     "retriever": lambda c: "Retriever" in type_name(c),
+    "joiner": lambda c: type_name(c).endswith("DocumentJoiner"),
+    "ranker": lambda c: "Ranker" in type_name(c),
     "reader": is_reader,
+    "prompt_builder": lambda c: type_name(c).endswith("PromptBuilder"),
+    "generator": is_generator,
 }
 
 
@@ -66,6 +80,10 @@ class UserPipeline:
     def named(self, role: str) -> tuple[str, ...]:
         """The components in ``role`` (none: an empty tuple)."""
         return self.roles.get(role, ())
+
+    def role_of(self, component: str) -> str | None:
+        """The role of component ``component`` (None: in no role)."""
+        return next((role for role, names in self.roles.items() if component in names), None)
 
     @property
     def preprocessing(self) -> tuple[str, ...]:

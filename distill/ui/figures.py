@@ -59,10 +59,12 @@ def pipeline_roles(report: Mapping[str, Any], student_dirs: Sequence[str | PureP
     """teacher / off-the-shelf student / distilled student for each pipeline of a report.
 
     The teacher is the pipeline named like one (``teacher...``), else the report's first (the speed-up reference);
-    a pipeline is *distilled* when one of its models lives inside one of ``student_dirs``.
+    a pipeline is *distilled* when one of its models lives inside one of ``student_dirs``. An embedding list scored
+    beside a pipeline's own (``teacher [embedding_retriever]``) takes that pipeline's role.
     """
     names = list(report["pipelines"])
-    teacher = next((n for n in names if n.lower().startswith("teacher")), names[0] if names else None)
+    views = {n: (report["pipelines"][n].get("scored") or {}).get("of") for n in names}
+    teacher = next((n for n in names if n.lower().startswith("teacher") and not views[n]), names[0] if names else None)
     folders = [PurePath(str(d)) for d in student_dirs]
     roles = {}
     for name in names:
@@ -70,6 +72,9 @@ def pipeline_roles(report: Mapping[str, Any], student_dirs: Sequence[str | PureP
         paths = [PurePath(str(m.get("path") or m.get("model") or "")) for m in models.values()]
         distilled = any(p == f or f in p.parents for p in paths for f in folders)
         roles[name] = TEACHER if name == teacher else DISTILLED if distilled else OFF_THE_SHELF
+    for name, of in views.items():
+        if of in roles:
+            roles[name] = roles[of]
     return roles
 
 

@@ -4,7 +4,9 @@ A :class:`LiveEngine` loads, indexes and warms the pipelines of an evaluation re
 :func:`distill.evaluation.runner.load_systems`, so the live pipelines are exactly the evaluated ones) and then answers
 questions one at a time: each system's retrieved passages with scores (the gold passage flagged when the question
 comes from the evaluation set), its top answers with their offsets in the passage, per-component latency, and whether
-the systems agree. Everything returned is a plain dataclass; the UI only draws it.
+the systems agree. For a RAG pipeline the passages are the documents its generator would receive, and the prompt is
+what its own prompt builder renders from them (built and run alone: :func:`distill.pipelines.retrieval.render_prompt`);
+the generator is never built. Everything returned is a plain dataclass; the UI only draws it.
 
 Questions are checked here: an empty one is refused, one longer than :data:`MAX_QUESTION_CHARS` is cut with a notice,
 and any script is fine (the tokenizers map unknown characters to ``[UNK]``).
@@ -29,6 +31,7 @@ from distill.data.datasets import Dataset, Query, load_dataset
 from distill.errors import DistillError
 from distill.evaluation.runner import LoadedSystem, System, load_systems, run_query, score_question, timing_tracer
 from distill.pipelines.loading import read_pipeline_dict
+from distill.pipelines.retrieval import prompt_builder, render_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +89,10 @@ class SystemResult:
     exact_match: float | None = None
     f1: float | None = None
     error: str | None = None
+    scored: str | None = None  # the component whose documents ``passages`` are
+    into: str | None = None  # the prompt builder or reader that receives them (None: the pipeline's output)
+    prompt: str | None = None  # what the prompt builder renders from the question and ``passages``
+    prompt_error: str | None = None  # why there is no prompt although a prompt builder receives the passages
 
     @property
     def top_answer(self) -> Answer | None:
@@ -217,6 +224,8 @@ def dataset_from_config(config: dict[str, Any], base_dir: Path, *, articles: int
 def systems_from_report(report: dict[str, Any], base_dir: Path) -> list[System]:
     systems = []
     for name, entry in report["pipelines"].items():
+        if (entry.get("scored") or {}).get("of"):
+            continue  # an embedding list scored beside a pipeline's own: the same pipeline, asked once
         query = entry.get("query_yaml")
         if not query:
             raise DistillError(f"pipeline {name!r} in the report has no 'query_yaml': re-run `distill eval`")
@@ -275,6 +284,9 @@ class LiveEngine:
         except Exception as e:
             raise DistillError(f"could not load the pipelines: {short_error(e)}") from e
         self.data = data
+        self._builders = {
+            s.system.name: prompt_builder(s.part) for s in self.loaded if s.part and s.part.prompt_builder
+        }
         self._lock = threading.Lock()
         self._queries_by_text = {" ".join(q.text.split()).lower(): q for q in data.queries}
         self._queries_by_id = {q.id: q for q in data.queries}
@@ -353,7 +365,13 @@ class LiveEngine:
         raise DistillError(f"no pipeline named {name!r}; loaded: {', '.join(self.names)}")
 
     def _run(self, loaded: LoadedSystem, question: str, gold: Query | None, tracer: Any) -> SystemResult:
-        result = SystemResult(name=loaded.system.name, has_reader=loaded.reader is not None)
+        part = loaded.part
+        result = SystemResult(
+            name=loaded.system.name,
+            has_reader=loaded.reader is not None,
+            scored=part.scored if part else None,
+            into=part.into if part else None,
+        )
         start = time.perf_counter()
         try:
             documents, answers = run_query(loaded, question)
@@ -377,6 +395,14 @@ class LiveEngine:
             for rank, d in enumerate(documents, start=1)
         ]
         result.answers = [a for a in (_answer(x) for x in answers) if a is not None][:SHOWN_ANSWERS]
+        if part is not None and part.prompt_builder is not None:
+            builder = self._builders.get(loaded.system.name)
+            try:
+                if builder is None:
+                    raise DistillError(f"the prompt builder {part.prompt_builder!r} does not build with this Haystack")
+                result.prompt = render_prompt(builder, part, question, documents)
+            except Exception as e:  # the passages still stand; the page says why there is no prompt
+                result.prompt_error = short_error(e)
         if gold is not None:
             scored = score_question(gold, documents, answers)
             result.gold_rank = scored["rank"]

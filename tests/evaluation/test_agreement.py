@@ -130,3 +130,38 @@ def test_agreement_differences_against_a_third_pipeline():
     # Against the reference itself, agreement is 1 by definition: no difference is taken.
     assert "overlap@10" not in paired_differences(report, per_question, "teacher", resamples=50).get("s1", {})
     assert json.dumps(differences)  # JSON-safe, as report.json holds it
+
+
+def test_embedding_lists_agree_with_the_references_embedding_list():
+    """Fused with fused, embedding list with embedding list: each row's reference is the reference pipeline's row
+    of the same kind, and the tables say so."""
+    fused = {"component": "joiner", "role": "joiner", "into": "prompt_builder"}
+    view = {"component": "embedding_retriever", "role": "retriever"}
+    report = {
+        "pipelines": {
+            "teacher": {"scored": fused},
+            "student": {"scored": fused},
+            "teacher [embedding_retriever]": {"scored": {**view, "of": "teacher"}},
+            "student [embedding_retriever]": {"scored": {**view, "of": "student"}},
+        }
+    }
+    per_question = rows(
+        {
+            "teacher": ["a", "b"],
+            "student": ["a", "b"],
+            "teacher [embedding_retriever]": ["a", "b"],
+            "student [embedding_retriever]": ["c", "d"],
+        }
+    )
+    add_agreement(report, per_question, "teacher")
+    entries = {name: entry["agreement"] for name, entry in report["pipelines"].items()}
+    assert entries["student"]["reference"] == "teacher" and entries["student"]["overlap@10"] == 0.2
+    assert entries["student [embedding_retriever]"]["reference"] == "teacher [embedding_retriever]"
+    assert entries["student [embedding_retriever]"]["overlap@10"] == 0.0
+    assert entries["teacher [embedding_retriever]"]["reference"] == "teacher [embedding_retriever]"
+    table = agreement_table(report)
+    assert "agreement with teacher, top 10" in table and "agreement with teacher [embedding_retriever], top 10" in table
+    assert "teacher [embedding_retriever] (reference)" in table
+    # --reference names a pipeline or one of its lists: the same pairs either way
+    add_agreement(report, per_question, "teacher [embedding_retriever]")
+    assert report["pipelines"]["student"]["agreement"]["reference"] == "teacher"

@@ -253,3 +253,68 @@ def test_a_question_whose_no_answer_ranks_first_is_counted():
     refused = score_question(query, [doc], [none, real])
     assert refused["no_answer"] is True and refused["answer"] == "Paris" and refused["f1"] == 1.0
     assert score_question(query, [doc], [real, none])["no_answer"] is False
+
+
+def hybrid_report() -> tuple[dict, list[dict]]:
+    """Teacher and student hybrid RAG pipelines (their fused lists) and each one's embedding retriever list, as
+    `distill eval` writes them; a plain retrieval pipeline (its list is its embedding retriever's) beside them."""
+    fused = {"component": "joiner", "role": "joiner", "into": "prompt_builder"}
+
+    def view(of: str) -> dict:
+        return {"component": "embedding_retriever", "role": "retriever", "of": of}
+
+    rep = {
+        "pipelines": {
+            "teacher": {"quality": {"ndcg@10": 1.0}, "scored": fused},
+            "student": {"quality": {"ndcg@10": 1.0}, "scored": fused},
+            "plain": {"quality": {"ndcg@10": 0.5}, "scored": {"component": "r", "role": "retriever", "into": None}},
+            "teacher [embedding_retriever]": {"quality": {"ndcg@10": 1.0}, "scored": view("teacher")},
+            "student [embedding_retriever]": {"quality": {"ndcg@10": 0.5}, "scored": view("student")},
+        }
+    }
+    # BM25 puts the gold passage first in both fused lists; the student's own list has it second.
+    runs = {
+        "teacher": ["g", "x"],
+        "student": ["g", "x"],
+        "plain": ["x", "g"],
+        "teacher [embedding_retriever]": ["g", "x"],
+        "student [embedding_retriever]": ["x", "g"],
+    }
+    questions = [{"gold_doc_ids": ["g"], "runs": {n: {"retrieved": r} for n, r in runs.items()}} for _ in range(2)]
+    return rep, questions
+
+
+def test_a_pipelines_embedding_list_is_compared_with_the_others_embedding_list():
+    rep, questions = hybrid_report()
+    assert report.pipeline_of(rep, "student [embedding_retriever]") == "student" == report.pipeline_of(rep, "student")
+    assert report.counterpart(rep, "student", "teacher") == "teacher"
+    assert report.counterpart(rep, "student [embedding_retriever]", "teacher") == "teacher [embedding_retriever]"
+    # a plain pipeline's own list is its embedding retriever's: the counterpart of an embedding list
+    assert report.counterpart(rep, "student [embedding_retriever]", "plain") == "plain"
+    rep["pipelines"]["plain"]["scored"]["role"] = "ranker"
+    assert report.counterpart(rep, "student [embedding_retriever]", "plain") is None
+    relative = report.relative_quality(rep, questions, resamples=50)
+    assert relative["student"]["reference"] == "teacher" and relative["student"]["ndcg@10"]["ratio"] == 1.0
+    embedding = relative["student [embedding_retriever]"]
+    assert embedding["reference"] == "teacher [embedding_retriever]"
+    assert embedding["ndcg@10"]["ratio"] == pytest.approx(1 / math.log2(3))
+    assert "teacher [embedding_retriever]" not in relative  # against itself: nothing to say
+    differences = report.paired_differences(rep, questions, "student", resamples=50)
+    assert differences["teacher [embedding_retriever]"]["reference"] == "student [embedding_retriever]"
+    assert differences["teacher"]["ndcg@10"]["difference"] == 0.0
+    assert "student [embedding_retriever]" not in differences
+
+
+def test_scored_lines_name_each_list_and_say_nothing_for_plain_pipelines():
+    rep, _ = hybrid_report()
+    assert report.scored_lines(rep).splitlines() == [
+        "teacher: scored the documents of 'joiner' (joiner, the list entering 'prompt_builder')",
+        "student: scored the documents of 'joiner' (joiner, the list entering 'prompt_builder')",
+        "plain: scored the documents of 'r' (retriever, the pipeline's output)",
+        "teacher [embedding_retriever]: scored the list of embedding retriever 'embedding_retriever' in 'teacher', "
+        "in the same run",
+        "student [embedding_retriever]: scored the list of embedding retriever 'embedding_retriever' in 'student', "
+        "in the same run",
+    ]
+    plain = {"component": "retriever", "role": "retriever", "into": "reader"}
+    assert report.scored_lines({"pipelines": {"a": {"scored": plain}, "b": {}, "c": {"scored": None}}}) == ""

@@ -53,6 +53,24 @@ def test_report_has_quality_latency_and_models(report):
         assert lat["query"]["n"] == len(data.queries) and lat["query"]["p95_ms"] >= lat["query"]["p50_ms"] > 0
         assert {"text_embedder", "retriever"} <= set(lat["components"])
         assert p["models"]["text_embedder"]["parameters"] > 0
+    # what the project's pipelines always reported, plus the list each scored: its retriever's, read or not
+    for p in rep["pipelines"].values():
+        assert set(p) == {
+            "query_yaml",
+            "indexing_yaml",
+            "quality",
+            "latency",
+            "models",
+            "index_seconds",
+            "agreement",
+            "scored",
+        }
+    assert rep["pipelines"]["student"]["scored"] == {"component": "retriever", "role": "retriever", "into": "reader"}
+    assert rep["pipelines"]["student-retrieval"]["scored"] == {
+        "component": "retriever",
+        "role": "retriever",
+        "into": None,
+    }
     assert (
         "f1" in rep["pipelines"]["student"]["quality"]
         and "reader" in rep["pipelines"]["student"]["latency"]["components"]

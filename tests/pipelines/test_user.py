@@ -24,7 +24,7 @@ def test_roles_stores_and_the_teacher_under_the_users_own_names(home, tiny_pipel
 
 def test_a_reader_is_a_role_and_an_unknown_component_is_kept_as_it_is(home, tiny_pipelines):
     qa = yaml.safe_load((tiny_pipelines / "extractive_qa.yaml").read_text())
-    qa["components"]["tidy"] = {"type": "haystack.components.joiners.DocumentJoiner", "init_parameters": {}}
+    qa["components"]["tidy"] = {"type": "haystack.components.preprocessors.DocumentCleaner", "init_parameters": {}}
     (home / "qa.yaml").write_text(yaml.safe_dump(qa))
     user = read_user_pipelines(tiny_pipelines / "indexing.yaml", home / "qa.yaml")
     assert user.query.named("reader") == ("reader",) and user.query.named("retriever") == ("retriever",)

@@ -233,3 +233,14 @@ def test_student_metrics_side_by_side_and_cards():
     )
     plain = figures.student_cards({"loss": 0.25, "eval": {"acc": 0.5}, "note": "x"})
     assert [(c.label, c.value) for c in plain] == [("loss", "0.25"), ("eval.acc", "0.5")]
+
+
+def test_an_embedding_list_scored_beside_a_pipeline_takes_its_role(report):
+    view = {"component": "embedding_retriever", "role": "retriever"}
+    pipelines = dict(report["pipelines"])
+    pipelines["teacher [embedding_retriever]"] = {**pipelines["minilm"], "scored": {**view, "of": "teacher"}}
+    pipelines["distilled [embedding_retriever]"] = {**pipelines["distilled"], "scored": {**view, "of": "distilled"}}
+    roles = figures.pipeline_roles({"pipelines": pipelines}, ["/runs/students/s1"])
+    assert roles["teacher [embedding_retriever]"] == figures.TEACHER == roles["teacher"]
+    assert roles["distilled [embedding_retriever]"] == figures.DISTILLED
+    assert figures.reference_of({"pipelines": pipelines}, roles) == "teacher"

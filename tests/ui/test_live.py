@@ -191,3 +191,36 @@ def test_missing_model_is_a_clear_error(workspace, tmp_path):
     (tmp_path / "report.json").write_text(json.dumps(report), encoding="utf-8")
     with pytest.raises(DistillError, match="unknown model"):
         LiveEngine.from_report(load_report(tmp_path / "report.json"), base_dir=workspace.root, warmup=0)
+
+
+def test_a_rag_pipeline_shows_the_generators_documents_and_the_prompt_it_would_get(
+    tmp_path, tiny_squad, tiny_embedder_wide, tiny_embedder, monkeypatch
+):
+    from haystack.components.generators.chat import OpenAIChatGenerator
+    from rag_examples import rag_report
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    path = rag_report(tmp_path, tiny_squad, tiny_embedder_wide, tiny_embedder)
+    report = load_report(path)
+    assert list(report["pipelines"]) == [
+        "teacher",
+        "student",
+        "teacher [embedding_retriever]",
+        "student [embedding_retriever]",
+    ]
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("the generator was built or run")
+
+    monkeypatch.setattr(OpenAIChatGenerator, "__init__", refuse)
+    monkeypatch.setattr(OpenAIChatGenerator, "run", refuse)
+    assert [s.name for s in systems_from_report(report, tmp_path)] == ["teacher", "student"]  # one run each
+    engine = LiveEngine.from_report(report, base_dir=tmp_path, warmup=0)
+    live = engine.ask("Where was Mozart born?")
+    for result in live.results:
+        assert result.error is None and (result.scored, result.into) == ("joiner", "prompt_builder")
+        assert 0 < len(result.passages) <= 5  # the joiner's top 5: what the prompt receives
+        assert result.prompt.startswith("user: Answer the question from the documents below.")
+        assert result.prompt.rstrip().endswith("Question: Where was Mozart born?\nAnswer:")
+        assert all(p.content in result.prompt for p in result.passages)
+        assert set(result.component_ms) == {"text_embedder", "embedding_retriever", "bm25_retriever", "joiner"}

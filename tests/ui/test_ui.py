@@ -399,3 +399,29 @@ def test_runs_page_without_students(env):
     at = run("Runs")
     assert_no_traceback(at)
     assert "No distilled student found in `nowhere/*`" in text(at.info)
+
+
+def test_ask_a_rag_pipeline_shows_the_documents_and_prompt_the_generator_would_get(
+    env, tmp_path, tiny_squad, tiny_embedder_wide, tiny_embedder
+):
+    from haystack.components.generators.chat import OpenAIChatGenerator
+    from rag_examples import rag_report
+
+    env.delenv("OPENAI_API_KEY", raising=False)
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("the generator was built or run")
+
+    env.setattr(OpenAIChatGenerator, "__init__", refuse)
+    env.setattr(OpenAIChatGenerator, "run", refuse)
+    env.setenv("DISTILL_LIVE_REPORT", str(rag_report(tmp_path, tiny_squad, tiny_embedder_wide, tiny_embedder)))
+    at = run()
+    assert [at.selectbox(key=k).value for k in ("teacher", "student")] == ["teacher", "student"]
+    at.text_input(key="question").input("Who invented the piano?").run()
+    assert_no_traceback(at)
+    assert not at.error and "No prompt to show" not in text(at.warning)
+    markdown = text(at.markdown)
+    assert markdown.count("**Documents the generator receives** (from `joiner` into `prompt_builder`") == 2
+    prompts = [c.value for c in at.code]
+    assert len(prompts) == 2 and all("Question: Who invented the piano?" in p for p in prompts)
+    assert all(p.startswith("user: Answer the question from the documents below.") for p in prompts)
