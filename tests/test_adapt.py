@@ -55,14 +55,12 @@ def test_adapt_trains_without_labels_and_evaluates_three_pipelines(home, mine, t
     index_yaml, query_yaml, beir = mine
     queries = home / "queries.txt"
     queries.write_text("where does the nile flow\nwho invented the piano\nwhy is mars red\nwhen was mozart born\n")
-    code = main(
-        [
-            "adapt", str(index_yaml), str(query_yaml), "--corpus", str(beir), "--queries", str(queries),
-            "--pseudo-queries", "all", "--student", str(tiny_embedder_wide), "--eval-data", f"{beir}:dev",
-            "--out", str(home / "a"), "--set", "batch_size=4", "--set", "max_length.passage=32", "--anyway",
-        ]
-    )  # fmt: skip
-    assert code == 0
+    args = [
+        "adapt", str(index_yaml), str(query_yaml), "--corpus", str(beir), "--queries", str(queries),
+        "--pseudo-queries", "all", "--student", str(tiny_embedder_wide), "--eval-data", f"{beir}:dev",
+        "--out", str(home / "a"), "--set", "batch_size=4", "--set", "max_length.passage=32", "--anyway",
+    ]  # fmt: skip
+    assert main(args) == 0
     out = capsys.readouterr().out
     assert "before training" in out
     report = json.loads((home / "a" / "eval" / "report.json").read_text())
@@ -80,6 +78,11 @@ def test_adapt_trains_without_labels_and_evaluates_three_pipelines(home, mine, t
     summary = json.loads((home / "a" / "adapt.json").read_text())
     assert summary["student"].endswith("student") and summary["plan"]
     assert summary["look"].startswith("teacher nDCG@10 ") and "a gap of" in summary["look"]
+    # a rerun (say after an interruption in the final evaluation) reuses the finished student instead of training
+    weights = home / "a" / "student" / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    assert main(args) == 0
+    assert "reusing " in capsys.readouterr().out and weights.stat().st_mtime_ns == stamp
 
 
 def test_adapt_stops_when_the_student_already_matches_the_teacher(home, mine, tiny_embedder, capsys):

@@ -153,6 +153,24 @@ def look_before_you_spend(report: dict[str, Any], per_question: list[dict[str, A
     return Look(said, verdict, {"metric": "silver_ndcg@10", "gap_points": short["difference"] * 100, "interval": short})
 
 
+def finished_student(recipe: dict[str, Any]) -> Path | None:
+    """The student an earlier run of the same recipe finished (its metrics, card and swapped pipelines written), so
+    that a rerun after an interruption in the final evaluation does not train again; None otherwise. An interrupted
+    training resumes from its checkpoint instead (:mod:`distill.training.trainer`)."""
+    from distill.training import recipes
+
+    output = Path(recipe["output"])
+    student, config = output / "student", output / "config.yaml"
+    done = (student / "metrics.json").is_file() and (output / "pipelines").is_dir() and config.is_file()
+    if not done or (output / "checkpoint").exists():
+        return None
+    try:
+        same = recipes.load_recipe(config) == recipe
+    except DistillError:
+        return None
+    return student if same else None
+
+
 def adapt(options: AdaptOptions, command: str = "") -> int:
     """The ``distill adapt`` command (see the module docstring)."""
     from distill.data.datasets import load_dataset
@@ -228,7 +246,11 @@ def adapt(options: AdaptOptions, command: str = "") -> int:
         if not options.anyway:
             print("stopping before training (pass --anyway to train regardless)")
             return 0
-    student = train(recipe, swap=True, user_pipelines=pipelines)
+    student = finished_student(recipe)
+    if student is not None:
+        print(f"reusing {student}: trained by an earlier run of this recipe ({Path(recipe['output']) / 'config.yaml'})")
+    else:
+        student = train(recipe, swap=True, user_pipelines=pipelines)
     report = evaluate(
         _systems(pipelines, shelf, Path(recipe["output"]) / "pipelines"),
         data,
