@@ -51,6 +51,31 @@ def test_plan_only_prints_the_plan_and_writes_a_recipe_that_distill_train_reads(
     assert not (home / "a" / "student").exists()  # nothing trained
 
 
+def test_bad_input_is_counted_in_the_plan_and_the_card_never_a_traceback(home, mine, tiny_embedder, capsys):
+    """A query log with lines that are not UTF-8, a query longer than the student's limit, a corpus with an empty
+    text (the tiny BEIR folder has one): each counted in the plan and the student's card and metrics.json."""
+    index_yaml, query_yaml, beir = mine
+    log = home / "log.txt"
+    long = "why " + "does the price of a share move " * 20
+    log.write_bytes(b"where does the nile flow\ncaf\xe9 au lait\n" + long.encode() + b"\nwhy is mars red\n")
+    args = [
+        "adapt", str(index_yaml), str(query_yaml), "--corpus", str(beir), "--queries", str(log),
+        "--student", str(tiny_embedder), "--out", str(home / "a"), "--set", "batch_size=2",
+    ]  # fmt: skip
+    assert main([*args, "--plan-only"]) == 0
+    out = capsys.readouterr().out
+    assert "corpus: 6 passages (1 empty, 1 duplicate skipped)" in out
+    assert "queries: 3 of yours (0 blank, 0 repeated and 1 not UTF-8 lines skipped)" in out
+    assert "; 1 longer than the student's 64 tokens (cut)" in out
+    assert main([*args, "--anyway"]) == 0, capsys.readouterr().err
+    metrics = json.loads((home / "a" / "student" / "metrics.json").read_text())["training_data"]
+    assert metrics["query_file"]["not_utf8"] == 1 and metrics["queries_cut"] == {"student": 1, "limit": 64}
+    assert metrics["corpus"]["skipped_empty"] == 1
+    card = (home / "a" / "student" / "README.md").read_text()
+    assert "0 blank, 0 repeated and 1 not UTF-8 lines skipped" in card
+    assert "1 longer than the student's 64 tokens, so cut" in card and "(1 empty and 1 duplicates skipped" in card
+
+
 def test_adapt_trains_without_labels_and_evaluates_three_pipelines(home, mine, tiny_embedder_wide, capsys):
     index_yaml, query_yaml, beir = mine
     queries = home / "queries.txt"
