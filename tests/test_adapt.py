@@ -51,18 +51,41 @@ def test_plan_only_prints_the_plan_and_writes_a_recipe_that_distill_train_reads(
     assert not (home / "a" / "student").exists()  # nothing trained
 
 
+def test_bad_input_is_counted_in_the_plan_and_the_card_never_a_traceback(home, mine, tiny_embedder, capsys):
+    """A query log with lines that are not UTF-8, a query longer than the student's limit, a corpus with an empty
+    text (the tiny BEIR folder has one): each counted in the plan and the student's card and metrics.json."""
+    index_yaml, query_yaml, beir = mine
+    log = home / "log.txt"
+    long = "why " + "does the price of a share move " * 20
+    log.write_bytes(b"where does the nile flow\ncaf\xe9 au lait\n" + long.encode() + b"\nwhy is mars red\n")
+    args = [
+        "adapt", str(index_yaml), str(query_yaml), "--corpus", str(beir), "--queries", str(log),
+        "--student", str(tiny_embedder), "--out", str(home / "a"), "--set", "batch_size=2",
+    ]  # fmt: skip
+    assert main([*args, "--plan-only"]) == 0
+    out = capsys.readouterr().out
+    assert "corpus: 6 passages (1 empty, 1 duplicate skipped)" in out
+    assert "queries: 3 of yours (0 blank, 0 repeated and 1 not UTF-8 lines skipped)" in out
+    assert "; 1 longer than the student's 64 tokens (cut)" in out
+    assert main([*args, "--anyway"]) == 0, capsys.readouterr().err
+    metrics = json.loads((home / "a" / "student" / "metrics.json").read_text())["training_data"]
+    assert metrics["query_file"]["not_utf8"] == 1 and metrics["queries_cut"] == {"student": 1, "limit": 64}
+    assert metrics["corpus"]["skipped_empty"] == 1
+    card = (home / "a" / "student" / "README.md").read_text()
+    assert "0 blank, 0 repeated and 1 not UTF-8 lines skipped" in card
+    assert "1 longer than the student's 64 tokens, so cut" in card and "(1 empty and 1 duplicates skipped" in card
+
+
 def test_adapt_trains_without_labels_and_evaluates_three_pipelines(home, mine, tiny_embedder_wide, capsys):
     index_yaml, query_yaml, beir = mine
     queries = home / "queries.txt"
     queries.write_text("where does the nile flow\nwho invented the piano\nwhy is mars red\nwhen was mozart born\n")
-    code = main(
-        [
-            "adapt", str(index_yaml), str(query_yaml), "--corpus", str(beir), "--queries", str(queries),
-            "--pseudo-queries", "all", "--student", str(tiny_embedder_wide), "--eval-data", f"{beir}:dev",
-            "--out", str(home / "a"), "--set", "batch_size=4", "--set", "max_length.passage=32", "--anyway",
-        ]
-    )  # fmt: skip
-    assert code == 0
+    args = [
+        "adapt", str(index_yaml), str(query_yaml), "--corpus", str(beir), "--queries", str(queries),
+        "--pseudo-queries", "all", "--student", str(tiny_embedder_wide), "--eval-data", f"{beir}:dev",
+        "--out", str(home / "a"), "--set", "batch_size=4", "--set", "max_length.passage=32", "--anyway",
+    ]  # fmt: skip
+    assert main(args) == 0
     out = capsys.readouterr().out
     assert "before training" in out
     report = json.loads((home / "a" / "eval" / "report.json").read_text())
@@ -79,6 +102,12 @@ def test_adapt_trains_without_labels_and_evaluates_three_pipelines(home, mine, t
     assert (home / "a" / "student" / "README.md").read_text().count("no relevance labels") == 1
     summary = json.loads((home / "a" / "adapt.json").read_text())
     assert summary["student"].endswith("student") and summary["plan"]
+    assert summary["look"].startswith("teacher nDCG@10 ") and "a gap of" in summary["look"]
+    # a rerun (say after an interruption in the final evaluation) reuses the finished student instead of training
+    weights = home / "a" / "student" / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    assert main(args) == 0
+    assert "reusing " in capsys.readouterr().out and weights.stat().st_mtime_ns == stamp
 
 
 def test_adapt_stops_when_the_student_already_matches_the_teacher(home, mine, tiny_embedder, capsys):
@@ -93,6 +122,8 @@ def test_adapt_stops_when_the_student_already_matches_the_teacher(home, mine, ti
     assert code == 0
     out = capsys.readouterr().out
     assert "already matches or beats the teacher" in out and "stopping before training" in out
+    assert "look before you spend: teacher nDCG@10 " in out  # the gap is stated, whatever the verdict
+    assert json.loads((home / "a" / "before" / "look.json").read_text())["verdict"] == "student ahead"
     assert not (home / "a" / "student").exists()
 
 
@@ -130,18 +161,63 @@ def test_a_budget_in_minutes_samples_passages_then_cuts_steps(home, mine, tiny_e
     assert recipe["max_steps"] == 1
 
 
-def test_without_labels_the_look_before_you_spend_is_agreement():
-    from distill.adapt import agreement_note
+def _look_report(teacher_hits: list[bool], shelf_hits: list[bool]) -> tuple[dict, list[dict]]:
+    """A report and its per-question rows: each question has one relevant document, retrieved at rank 1 or not."""
+    rows = [
+        {
+            "gold_doc_ids": ["d"],
+            "runs": {
+                "teacher": {"retrieved": ["d"] if t else ["x"]},
+                "off-the-shelf": {"retrieved": ["d"] if s else ["x"]},
+            },
+        }
+        for t, s in zip(teacher_hits, shelf_hits)
+    ]
+    quality = {n: {"ndcg@10": sum(h) / len(h)} for n, h in (("teacher", teacher_hits), ("off-the-shelf", shelf_hits))}
+    return {"pipelines": {n: {"quality": q} for n, q in quality.items()}}, rows
 
-    def report(silver):
-        shelf = {"quality": {}, "agreement": {"reference": "teacher", "silver_ndcg@10": silver}}
-        return {"pipelines": {"teacher": {"quality": {}}, "off-the-shelf": shelf}}
 
-    assert "already ranks almost as the teacher does" in agreement_note(report(0.97))
-    assert "agrees with the teacher at silver nDCG@10 0.571" in agreement_note(report(0.571))
-    labelled = report(0.5)
-    labelled["pipelines"]["teacher"]["quality"]["ndcg@10"] = 0.3
-    assert agreement_note(labelled) is None  # with labels, relevance decides (look_before_you_spend)
+@pytest.mark.parametrize(
+    ("n", "teacher", "shelf", "shift", "verdict", "said"),
+    [
+        # FiQA-like: 14 points on 500 questions, far clear of zero
+        (500, 300, 230, 0, "worth it", "a gap of 14.0 points (95% CI +"),
+        # NFCorpus-like: under 2.5 points, though clear of zero
+        (500, 160, 150, 0, "little to gain", "a gap of 2.0 points (95% CI +"),
+        # a gap of 5 points within the noise of 20 questions (each side better on some)
+        (20, 8, 7, 5, "little to gain", "a gap of 5.0 points (95% CI -"),
+        (500, 150, 160, 0, "student ahead", "already matches or beats the teacher"),
+    ],
+)
+def test_the_look_before_you_spend_states_the_gap_with_its_interval_and_a_verdict(
+    n, teacher, shelf, shift, verdict, said
+):
+    from distill.adapt import look_before_you_spend
+
+    # questions 0..teacher-1 are the teacher's hits, shift..shift+shelf-1 the student's
+    teacher_hits = [i < teacher for i in range(n)]
+    shelf_hits = [shift <= i < shift + shelf for i in range(n)]
+    look = look_before_you_spend(*_look_report(teacher_hits, shelf_hits))
+    assert look.verdict == verdict and said in look.sentence, look.sentence
+    assert look.sentence.startswith(f"teacher nDCG@10 {teacher / n:.3f} vs off-the-shelf {shelf / n:.3f}")
+    assert look.stop == (verdict == "student ahead")
+    assert look.measured["gap_points"] == pytest.approx((teacher - shelf) / n * 100)
+
+
+@pytest.mark.parametrize(("silver", "verdict"), [(0.571, "worth it"), (0.99, "little to gain")])
+def test_without_labels_the_look_before_you_spend_is_agreement(silver, verdict):
+    from distill.adapt import look_before_you_spend
+
+    rows = [
+        {"runs": {"teacher": {}, "off-the-shelf": {"agreement": {"silver_ndcg@10": silver + d, "overlap@10": 0.5}}}}
+        for d in (-0.01, 0.0, 0.01) * 20
+    ]
+    shelf = {"quality": {}, "agreement": {"reference": "teacher", "silver_ndcg@10": silver, "overlap@10": 0.5}}
+    look = look_before_you_spend({"pipelines": {"teacher": {"quality": {}}, "off-the-shelf": shelf}}, rows)
+    assert look.verdict == verdict and not look.stop
+    assert f"agrees with the teacher at silver nDCG@10 {silver:.3f} (overlap@10 0.500; " in look.sentence
+    assert f"{(1 - silver) * 100:.1f} points short of the teacher's own ranking, 95% CI" in look.sentence
+    assert "60 questions" in look.sentence
 
 
 def test_eval_questions_without_eval_data_is_one_line(home, mine, capsys):

@@ -9,20 +9,21 @@
 3. The recipe is written (``distill train RECIPE`` repeats the run) with ``data.labels: teacher``: the teacher ranks
    the corpus for every training query (:mod:`distill.training.tasks.silver`).
 4. Look before you spend: teacher and off-the-shelf student are scored first (relevance where ``--eval-data`` has
-   labels, else agreement with the teacher on held-out queries); a student that already matches the teacher's
-   relevance stops the run, unless ``--anyway``.
+   labels, else agreement with the teacher on held-out queries) and the gap is stated in one sentence with its 95%
+   interval and a verdict ("worth it", "little to gain"); a student that already matches the teacher's relevance
+   stops the run, unless ``--anyway``.
 5. Train, swap the student into copies of the user's YAML, and evaluate teacher, off-the-shelf and distilled student
    side by side in one run (the teacher's index comes from the cache the training filled).
 """
 
 from distill.adapt.plan import AdaptOptions, Plan, build_recipe, make_plan, parse_budget
-from distill.adapt.run import adapt, agreement_note, held_out_queries, look_before_you_spend
+from distill.adapt.run import Look, adapt, held_out_queries, look_before_you_spend
 
 __all__ = [
     "AdaptOptions",
+    "Look",
     "Plan",
     "adapt",
-    "agreement_note",
     "build_recipe",
     "held_out_queries",
     "look_before_you_spend",

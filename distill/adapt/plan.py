@@ -119,6 +119,9 @@ class Plan:
     train_rate: float
     left_out: list[str] = field(default_factory=list)
     chunking: dict[str, Any] | None = None  # where the indexing pipeline preprocesses: what it made of the corpus
+    query_file: dict[str, Any] = field(default_factory=dict)  # what reading the user's queries skipped
+    long_queries: int | None = None  # training queries longer than the student's query limit (cut); None: unknown
+    query_limit: int | None = None
 
     @property
     def unit(self) -> str:
@@ -139,11 +142,23 @@ class Plan:
 
     def lines(self) -> list[str]:
         q = self.queries
+        read = self.query_file
+        skipped = (
+            f" ({read.get('blank', 0)} blank, {read.get('duplicates', 0)} repeated and {read.get('not_utf8', 0)} "
+            "not UTF-8 lines skipped)"
+            if read
+            else ""
+        )
+        long = (
+            f"; {self.long_queries} longer than the student's {self.query_limit} tokens (cut)"
+            if self.long_queries is not None
+            else ""
+        )
         out = [
             self._corpus_line(),
-            f"queries: {q.get('user', 0)} of yours, {q.get('title', 0) + q.get('sentence', 0)} pseudo-queries cut "
-            f"from the corpus ({q.get('title', 0)} titles, {q.get('sentence', 0)} sentences); {self.held_out} held "
-            "out to choose the checkpoint by agreement with the teacher",
+            f"queries: {q.get('user', 0)} of yours{skipped}, {q.get('title', 0) + q.get('sentence', 0)} "
+            f"pseudo-queries cut from the corpus ({q.get('title', 0)} titles, {q.get('sentence', 0)} sentences); "
+            f"{self.held_out} held out to choose the checkpoint by agreement with the teacher{long}",
             f"teacher: {self.uncached_passages} {self.unit} to embed "
             f"({self.passages - self.uncached_passages} cached), "
             f"about {self.teacher_minutes:.0f} min (estimate: {self.teacher_tokens:,} tokens at "
@@ -198,7 +213,9 @@ def make_plan(
             f"{checked.left_out} of {len(checked.documents) + checked.left_out} {'chunks' if chunked else 'passages'} "
             "left out of training" + (" (whole documents kept)" if chunked else "")
         )
-    queries, _ = training_queries(data_cfg, checked.documents)
+    queries, read = training_queries(data_cfg, checked.documents)
+    query_limit = recipe["max_length"]["query"]
+    long_queries = _long_queries([q for q, _ in queries], recipe["student"], query_limit)
     n_train = len(queries) - len(held_out(data_cfg, queries)) if len(queries) >= 2 else len(queries)
     steps = math.ceil(n_train / recipe["batch_size"]) * recipe["epochs"]
     if recipe["max_steps"]:
@@ -231,4 +248,24 @@ def make_plan(
         train_rate=_train_rate(recipe),
         left_out=left_out,
         chunking=checked.chunking if chunked else None,
+        query_file=read,
+        long_queries=long_queries,
+        query_limit=query_limit,
     )
+
+
+def _long_queries(texts: list[str], student: Any, limit: int) -> int | None:
+    """How many training queries the student's tokenizer cuts at ``limit`` tokens; None where the student is not a
+    folder with a tokenizer (a static student made from the teacher reads whole texts)."""
+    from distill.common.models import resolve_model
+    from distill.training.tasks.silver import count_cut
+
+    if not isinstance(student, str):
+        return None
+    try:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model(student))
+    except (OSError, ValueError, DistillError):
+        return None
+    return count_cut(texts, tokenizer, limit)

@@ -24,7 +24,7 @@ from typing import Any
 
 from haystack import Document
 
-from distill.common.files import check_file, not_utf8, read_text
+from distill.common.files import check_file, not_utf8
 from distill.common.models import SETUP_HINT, sha256_file
 from distill.errors import DistillError
 
@@ -394,16 +394,19 @@ QUERY_FIELDS = ("text", "query", "question")
 class QueryList(list[Query]):
     """The queries of a query file, with what reading it skipped, for the caller to report."""
 
-    def __init__(self, queries: list[Query], *, source: str, blank_lines: int, duplicates: int) -> None:
+    def __init__(
+        self, queries: list[Query], *, source: str, blank_lines: int, duplicates: int, not_utf8: int = 0
+    ) -> None:
         super().__init__(queries)
         self.source = source
         self.blank_lines = blank_lines  # blank lines (or JSONL records with an empty query) skipped
         self.duplicates = duplicates  # repeats of an earlier query's text, dropped (the first kept)
+        self.not_utf8 = not_utf8  # lines that are not UTF-8 text, skipped
 
     def summary(self) -> str:
         return (
             f"{len(self)} queries from {self.source} ({self.blank_lines} blank lines skipped, "
-            f"{self.duplicates} duplicates dropped)"
+            f"{self.duplicates} duplicates dropped, {self.not_utf8} lines not UTF-8 skipped)"
         )
 
 
@@ -433,17 +436,21 @@ def load_queries(path: str | Path) -> QueryList:
     """Unlabelled queries (no gold) from a text file (one per line) or JSONL (``text``, ``query`` or ``question``,
     optional ``_id`` / ``id``; a BEIR ``queries.jsonl`` is one).
 
-    Blank lines (and empty queries) are skipped, and a query whose text repeats an earlier one is dropped (the first
-    kept); both are counted on the returned :class:`QueryList`. A query without an id gets ``q<line number>``.
+    Blank lines (and empty queries) are skipped, a line that is not UTF-8 text is skipped with a warning (a query log
+    exported from a system that mixed encodings should cost those lines, not the file), and a query whose text
+    repeats an earlier one is dropped (the first kept); all are counted on the returned :class:`QueryList`. A query
+    without an id gets ``q<line number>``.
     """
     path = Path(path)
-    lines = read_text(path, "query file").removeprefix("\ufeff").splitlines()
-    jsonl = _looks_like_jsonl(path, lines)
+    lines, undecodable = _query_lines(path)
+    jsonl = _looks_like_jsonl(path, [line for line in lines if line is not None])
     queries: list[Query] = []
     seen_texts: set[str] = set()
     ids: dict[str, int] = {}
     blank = duplicates = 0
     for n, line in enumerate(lines, start=1):
+        if line is None:  # not UTF-8: counted apart
+            continue
         if not line.strip():
             blank += 1
             continue
@@ -466,8 +473,27 @@ def load_queries(path: str | Path) -> QueryList:
         ids[qid] = n
         queries.append(Query(qid, text))
     if not queries:
+        if undecodable:
+            raise not_utf8(path)
         raise DistillError(f"{path} holds no queries: give one query per line, or JSONL with a 'text' field")
-    return QueryList(queries, source=str(path), blank_lines=blank, duplicates=duplicates)
+    return QueryList(queries, source=str(path), blank_lines=blank, duplicates=duplicates, not_utf8=undecodable)
+
+
+def _query_lines(path: Path) -> tuple[list[str | None], int]:
+    """``path``'s lines decoded as UTF-8 (a byte-order mark dropped), and how many were not UTF-8 (None in their
+    place, so that line numbers stay those of the file)."""
+    check_file(path, "query file")
+    lines, bad = [], []
+    for n, raw in enumerate(path.read_bytes().removeprefix(b"\xef\xbb\xbf").splitlines(), start=1):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            lines.append(None)
+            bad.append(n)
+    if bad and len(bad) < len(lines):
+        shown = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
+        logger.warning("%s: skipped %d lines that are not UTF-8 text (lines %s)", path, len(bad), shown)
+    return lines, len(bad)
 
 
 def with_queries(data: Dataset, queries: QueryList) -> Dataset:

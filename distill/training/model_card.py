@@ -164,11 +164,29 @@ def _teacher_labelled_lines(recipe: dict[str, Any], metrics: dict[str, Any]) -> 
         + (_chunking_words(chunking) if (chunking := corpus.get("chunking")) else ""),
         "- training queries by kind: "
         + ", ".join(f"{kinds.get(k, 0)} {label}" for k, label in _QUERY_KINDS.items())
-        + (f" (user queries from `{data['queries']}`)" if data.get("queries") else ""),
+        + (f" (user queries from `{data['queries']}`{_query_file_words(info)})" if data.get("queries") else "")
+        + _long_query_words(info),
         f"- checkpoint chosen on {info.get('dev_queries', '?')} held-out training queries by agreement with the "
         f"teacher (silver nDCG@10 over the {info.get('dev_pool_passages', '?')} passages of their teacher top-10s)",
     ]
     return lines
+
+
+def _query_file_words(info: dict[str, Any]) -> str:
+    read = info.get("query_file") or {}
+    if not read:
+        return ""
+    return (
+        f"; {read.get('blank', 0)} blank, {read.get('duplicates', 0)} repeated and {read.get('not_utf8', 0)} "
+        "not UTF-8 lines skipped"
+    )
+
+
+def _long_query_words(info: dict[str, Any]) -> str:
+    cut = info.get("queries_cut") or {}
+    if "student" not in cut:
+        return ""
+    return f"; {cut['student']} longer than the student's {cut['limit']} tokens, so cut"
 
 
 def _chunking_words(chunking: dict[str, Any]) -> str:

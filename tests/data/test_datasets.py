@@ -228,7 +228,19 @@ def test_load_queries_from_text_counts_blank_lines_and_duplicates(tmp_path):
         ("q5", "statins and muscles", ()),
     ]
     assert queries.blank_lines == 2 and queries.duplicates == 1
-    assert queries.summary() == f"2 queries from {path} (2 blank lines skipped, 1 duplicates dropped)"
+    assert queries.summary() == (
+        f"2 queries from {path} (2 blank lines skipped, 1 duplicates dropped, 0 lines not UTF-8 skipped)"
+    )
+
+
+def test_a_query_log_with_lines_that_are_not_utf8_skips_and_counts_them(tmp_path, caplog):
+    path = tmp_path / "log.txt"
+    path.write_bytes(b"\xef\xbb\xbfwhat is a vitamin\ncaf\xe9 au lait prices\nstatins and muscles\n\xff\xfe\n")
+    with caplog.at_level("WARNING"):
+        queries = data.load_queries(path)
+    assert [(q.id, q.text) for q in queries] == [("q1", "what is a vitamin"), ("q3", "statins and muscles")]
+    assert queries.not_utf8 == 2 and queries.blank_lines == 0  # counted apart from blank lines
+    assert "skipped 2 lines that are not UTF-8 text (lines 2, 4)" in caplog.text
 
 
 def test_load_queries_from_jsonl_and_beir_queries(tmp_path):
@@ -248,7 +260,7 @@ def test_load_queries_from_jsonl_and_beir_queries(tmp_path):
     [
         (b"", "holds no queries"),
         (b"\n \n", "holds no queries"),
-        (b"caf\xe9 au lait\n", r"is not UTF-8 text \(byte 3"),
+        (b"caf\xe9 au lait\n", r"is not UTF-8 text \(byte 3"),  # no line of it is: the file is refused
         (b'{"title": "x"}\n', "line 1 needs a 'text', 'query' or 'question' field"),
         (b'{"text": 3}\n', "line 1: field 'text' must be a string"),
         (b'{"id": 1, "text": "a"}\n{"id": 1, "text": "b"}\n', "line 2 repeats the id '1' of line 1"),

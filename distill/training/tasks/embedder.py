@@ -522,6 +522,10 @@ class EmbedderTask:
             max_p = recipe["max_length"]["passage"]
             cut = 0 if self.static else count_cut(self.pairs.passages, self.tokenizer, max_p)
             self.silver.summary["corpus"]["cut"]["student"] = cut
+            max_q = recipe["max_length"]["query"]
+            queries = [*self.pairs.queries, *self.dev_queries]  # held-out ones too, as the plan counts them
+            long_queries = 0 if self.static else count_cut(queries, self.tokenizer, max_q)
+            self.silver.summary["queries_cut"] = {"student": long_queries, "limit": max_q}
         losses = self._build_losses()
         online = any(LOSSES[name].needs_aligned_tokens for name, weight, _ in losses if weight > 0)
         memory = PassageMemory(recipe["passage_memory"], self.t_passage) if recipe["passage_memory"] else None

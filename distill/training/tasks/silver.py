@@ -50,6 +50,7 @@ class QueryFile:
     source: str
     blank: int = 0
     duplicates: int = 0
+    not_utf8: int = 0  # lines of the query file that are not UTF-8 text, skipped
 
 
 def read_queries(spec: str) -> QueryFile:
@@ -63,7 +64,7 @@ def read_queries(spec: str) -> QueryFile:
     path = Path(folder)
     if not path.is_dir():
         found = load_queries(path)
-        return QueryFile([q.text for q in found], spec, found.blank_lines, found.duplicates)
+        return QueryFile([q.text for q in found], spec, found.blank_lines, found.duplicates, found.not_utf8)
     if not split:
         raise DistillError(f"queries {spec!r}: a BEIR folder needs a split, e.g. {spec}:train")
     qrels = path / "qrels" / f"{split}.tsv"
@@ -72,7 +73,7 @@ def read_queries(spec: str) -> QueryFile:
     texts = [q.text for q in found if q.id in ids]
     if not texts:
         raise DistillError(f"{qrels} names none of the queries in {path / 'queries.jsonl'}")
-    return QueryFile(texts, spec, found.blank_lines, found.duplicates)
+    return QueryFile(texts, spec, found.blank_lines, found.duplicates, found.not_utf8)
 
 
 def sentences(text: str) -> list[str]:
@@ -311,7 +312,13 @@ def training_queries(data_cfg: dict[str, Any], documents: list[Document]) -> tup
     if data_cfg["queries"] is not None:
         found = read_queries(data_cfg["queries"])
         queries += [(q, "user") for q in found.texts]
-        read = {"source": found.source, "read": len(found.texts), "blank": found.blank, "duplicates": found.duplicates}
+        read = {
+            "source": found.source,
+            "read": len(found.texts),
+            "blank": found.blank,
+            "duplicates": found.duplicates,
+            "not_utf8": found.not_utf8,
+        }
     if data_cfg["pseudo_queries"] != 0:
         queries += pseudo_queries(documents, data_cfg["pseudo_queries"], data_cfg["pseudo_kind"], data_cfg["seed"])
     if data_cfg["questions"] is not None and len(queries) > data_cfg["questions"]:
