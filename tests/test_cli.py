@@ -140,7 +140,9 @@ def test_eval_with_unlabelled_queries_prints_agreement(
     capsys.readouterr()
     assert cli.main([*args, "--out", str(out)]) == 0
     captured = capsys.readouterr()
-    assert f"2 queries from {queries} (1 blank lines skipped, 1 duplicates dropped)" in captured.err
+    assert f"2 queries from {queries} (1 blank lines skipped, 1 duplicates dropped, 0 lines not UTF-8 skipped)" in (
+        captured.err
+    )
     assert "agreement with teacher, top 10" in captured.out and "teacher (reference)" in captured.out
     assert captured.out.startswith("pipeline  p50 ms")  # no labels: no relevance columns, not zeros
     report = json.loads((out / "report.json").read_text())
