@@ -14,6 +14,17 @@ import pytest
 
 import distill  # noqa: F401  (telemetry off, hub offline)
 
+
+def pytest_terminal_summary(terminalreporter, config):
+    """The seed of the test order at the end of every run, ``-q`` included (pytest-randomly prints it only in the
+    header, which ``-q`` leaves out): a failure that depends on the order replays with the same seed."""
+    if config.pluginmanager.hasplugin("randomly") and config.getoption("randomly_reorganize"):
+        seed = config.getoption("randomly_seed")
+        terminalreporter.write_line(
+            f"test order: shuffled with seed {seed}; replay it with -p randomly --randomly-seed={seed}"
+        )
+
+
 # --- the cache folder -------------------------------------------------------------------------------------------------
 
 USER_HOME = os.environ.get("DISTILL_HOME")  # None: ~/.cache/distill, where `make setup` assembles the real models
