@@ -40,15 +40,18 @@ def session_home(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def real_models_home(request, monkeypatch):
+def real_models_home(request):
     """Tests marked slow use the user's DISTILL_HOME: the real models live there, and so do their cached teacher
     outputs (minutes of mpnet each; the cache serves the same rows as a fresh pass, only faster)."""
     if request.node.get_closest_marker("slow") is None:
+        yield
         return
-    if USER_HOME is None:
-        monkeypatch.delenv("DISTILL_HOME")
-    else:
-        monkeypatch.setenv("DISTILL_HOME", USER_HOME)
+    with pytest.MonkeyPatch.context() as patch:  # its own: a test's monkeypatch.undo() leaves it in place
+        if USER_HOME is None:
+            patch.delenv("DISTILL_HOME")
+        else:
+            patch.setenv("DISTILL_HOME", USER_HOME)
+        yield
 
 
 ARTICLES = {
