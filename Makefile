@@ -54,13 +54,14 @@ ui: setup
 browser:
 	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium)
 
+# Both run the tests in a shuffled order (pytest-randomly); the last lines name the seed that replays it.
 test: setup browser
 	$(BIN)/ruff check distill tests ui benchmarks
 	$(BIN)/ruff format --check distill tests ui benchmarks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -p randomly
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow and not browser"
+	$(BIN)/python -m pytest -q -p randomly -m "not slow and not browser"
 
 lint: setup
 	$(BIN)/ruff check --fix distill tests ui benchmarks

@@ -6,12 +6,53 @@ Nothing here downloads anything; the real models and SQuAD are used only by test
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
 import pytest
 
 import distill  # noqa: F401  (telemetry off, hub offline)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """The seed of the test order at the end of every run, ``-q`` included (pytest-randomly prints it only in the
+    header, which ``-q`` leaves out): a failure that depends on the order replays with the same seed."""
+    if config.pluginmanager.hasplugin("randomly") and config.getoption("randomly_reorganize"):
+        seed = config.getoption("randomly_seed")
+        terminalreporter.write_line(
+            f"test order: shuffled with seed {seed}; replay it with -p randomly --randomly-seed={seed}"
+        )
+
+
+# --- the cache folder -------------------------------------------------------------------------------------------------
+
+USER_HOME = os.environ.get("DISTILL_HOME")  # None: ~/.cache/distill, where `make setup` assembles the real models
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_home(tmp_path_factory):
+    """An empty DISTILL_HOME for the session (before any other fixture builds or indexes anything): no test finds the
+    teacher outputs or fingerprints that earlier runs left in the user's cache, or writes its tiny models' there."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DISTILL_HOME", str(tmp_path_factory.mktemp("distill-home")))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def real_models_home(request):
+    """Tests marked slow use the user's DISTILL_HOME: the real models live there, and so do their cached teacher
+    outputs (minutes of mpnet each; the cache serves the same rows as a fresh pass, only faster)."""
+    if request.node.get_closest_marker("slow") is None:
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:  # its own: a test's monkeypatch.undo() leaves it in place
+        if USER_HOME is None:
+            patch.delenv("DISTILL_HOME")
+        else:
+            patch.setenv("DISTILL_HOME", USER_HOME)
+        yield
+
 
 ARTICLES = {
     "Rivers": [

@@ -1,8 +1,9 @@
-"""``distill train`` as run by tests/test_multi_process.py in each launched process, with two test hooks:
+"""``distill train`` as run by tests/training/test_train_multi_process.py in each launched process, with two test hooks:
 
 - every file this process opens for writing, or renames into place, under ``AUDIT_UNDER`` is listed in
   ``AUDIT_DIR/<rank>.txt`` when it exits (Python's audit hooks: ``open`` and ``os.rename`` events);
-- with ``DIE_RANK`` set, that process kills itself (SIGKILL, no clean-up) right after the first checkpoint is saved.
+- with ``DIE_RANK`` set, that process kills itself (SIGKILL, no clean-up) right after the first checkpoint is saved;
+- with ``SLOW_RANK`` set, that process starts saving each checkpoint two seconds late (a loaded machine's worst case).
 
 Usage: python tests/launched_train.py train RECIPE [distill train options]
 """
@@ -56,11 +57,27 @@ def die_after_first_checkpoint() -> None:
     trainer.Trainer._save_checkpoint = save_then_die
 
 
+def save_checkpoints_late() -> None:
+    import time
+
+    from accelerate import Accelerator
+
+    original = Accelerator.save_state
+
+    def late(self, *args, **kwargs):
+        time.sleep(2)
+        return original(self, *args, **kwargs)
+
+    Accelerator.save_state = late
+
+
 if __name__ == "__main__":
     sys.addaudithook(audit)
     atexit.register(report)
     if os.environ.get("DIE_RANK") == RANK:
         die_after_first_checkpoint()
+    if os.environ.get("SLOW_RANK") == RANK:
+        save_checkpoints_late()
     from distill.cli import main
 
     sys.exit(main(sys.argv[1:]))

@@ -253,22 +253,20 @@ def test_adapt_distils_a_static_student_from_the_users_teacher(home, mine, tiny_
 
 @pytest.fixture
 def reads(monkeypatch):
-    """How often each pipeline file is parsed: ``read_pipeline_dict`` counted in every module that holds it (those
-    imported later take the counted one from distill.pipelines.loading)."""
-    import sys
+    """How often each pipeline file is parsed: every file ``read_pipeline_dict`` parses is read through
+    distill.pipelines.loading's ``read_text``, one patch that the test's end undoes. (Patching ``read_pipeline_dict``
+    in every module that held it left the counting copy for good in the modules first imported during the test.)"""
     from collections import Counter
 
     from distill.pipelines import loading
 
-    original, counts = loading.read_pipeline_dict, Counter()
+    original, counts = loading.read_text, Counter()
 
-    def counted(source):
-        counts[Path(source).resolve()] += 1
-        return original(source)
+    def counted(path, *args, **kwargs):
+        counts[Path(path).resolve()] += 1
+        return original(path, *args, **kwargs)
 
-    for module in list(sys.modules.values()):
-        if getattr(module, "read_pipeline_dict", None) is original:
-            monkeypatch.setattr(module, "read_pipeline_dict", counted)
+    monkeypatch.setattr(loading, "read_text", counted)
     return counts
 
 

@@ -239,6 +239,9 @@ class Trainer:
             shutil.rmtree(tmp)
         self.accelerator.wait_for_everyone()
         self.accelerator.save_state(str(tmp), safe_serialization=True)
+        # save_state ends without a barrier: every process's own file (its RNG state) must be in tmp before the main
+        # process moves tmp, or a slower process writes it into a new, stray tmp and the checkpoint lacks it.
+        self.accelerator.wait_for_everyone()
         if self.is_main:
             if self.ema is not None:
                 from safetensors.torch import save_file

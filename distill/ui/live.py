@@ -30,7 +30,6 @@ from distill.common import metrics
 from distill.data.datasets import Dataset, Query, load_dataset
 from distill.errors import DistillError
 from distill.evaluation.runner import LoadedSystem, System, load_systems, run_query, score_question, timing_tracer
-from distill.pipelines.loading import read_pipeline_dict
 from distill.pipelines.retrieval import prompt_builder, render_prompt
 
 logger = logging.getLogger(__name__)
@@ -241,30 +240,6 @@ def systems_from_report(report: dict[str, Any], base_dir: Path) -> list[System]:
     return systems
 
 
-def clear_in_memory_indexes(systems: Sequence[System]) -> list[str]:
-    """Empty the shared in-memory indexes the systems write to, so the live corpus is exactly the data set.
-
-    In-memory stores with the same index share their documents inside a process: without this, a smaller live corpus
-    would still retrieve passages an earlier evaluation indexed. Other stores (databases) are never touched.
-    """
-    from haystack.document_stores.in_memory import InMemoryDocumentStore
-
-    cleared = []
-    for system in systems:
-        if system.indexing_yaml is None:
-            continue
-        for component in read_pipeline_dict(system.indexing_yaml)["components"].values():
-            store = (component.get("init_parameters") or {}).get("document_store")
-            if not isinstance(store, dict) or not str(store.get("type", "")).endswith(".InMemoryDocumentStore"):
-                continue
-            params = store.get("init_parameters") or {}
-            index = params.get("index")
-            if index and params.get("shared", True) and index not in cleared:
-                InMemoryDocumentStore(index=index).delete_all_documents()
-                cleared.append(index)
-    return cleared
-
-
 class LiveEngine:
     """Loaded, indexed and warmed pipelines that answer one question at a time (thread-safe, one at a time).
 
@@ -277,7 +252,9 @@ class LiveEngine:
             raise DistillError("no pipelines to load")
         start = time.perf_counter()
         try:
-            clear_in_memory_indexes(systems)
+            # load_systems builds every pipeline before it indexes, and empties each in-memory store just before
+            # writing the corpus into it: an engine that cannot load leaves the indexes other engines (and sessions)
+            # share in this process as they were, and one that loads searches exactly its data set.
             self.loaded: list[LoadedSystem] = load_systems(systems, data.documents)
         except DistillError:
             raise

@@ -1,7 +1,8 @@
 """Faults of a real PostgreSQL + pgvector server: killed mid-indexing and restarted, and gone while questions run.
 
 Each test starts its own server (killing the session's shared one would break the other tests). A row trigger that
-sleeps a few milliseconds per insert stands in for a large corpus, so that the kill lands between committed batches.
+holds every insert after the first batch stands in for a large corpus, so that the kill lands between committed batches
+however slow the machine (a few milliseconds per insert raced the test's polling).
 """
 
 import threading
@@ -39,12 +40,17 @@ def _corpus(tiny_squad) -> list[Document]:
     return [Document(content=f"{paragraphs[i % len(paragraphs)]} ({i})") for i in range(DOCUMENTS)]
 
 
-def _slow_inserts(server, table: str) -> None:
+def _hold_inserts_after(server, table: str, rows: int) -> None:
+    """Let ``rows`` rows into ``table``, then hold each insert (longer than the test waits) until the server dies.
+
+    A row trigger's count sees the rows its own transaction wrote before it, so the batch after the first blocks on
+    its first row whether or not the first batch has committed yet."""
     server.execute(
-        "CREATE OR REPLACE FUNCTION slow_insert() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(0.004); RETURN NEW; "
-        "END $$ LANGUAGE plpgsql"
+        "CREATE OR REPLACE FUNCTION hold_insert() RETURNS trigger AS $$ DECLARE n bigint; BEGIN "
+        "EXECUTE format('SELECT count(*) FROM %I', TG_TABLE_NAME) INTO n; "
+        f"IF n >= {rows} THEN PERFORM pg_sleep(600); END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
     )
-    server.execute(f"CREATE TRIGGER slow BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION slow_insert()")
+    server.execute(f"CREATE TRIGGER hold BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION hold_insert()")
 
 
 def _count(server, table: str) -> tuple[int, int]:
@@ -63,7 +69,8 @@ def test_server_killed_mid_indexing_then_a_rerun_leaves_every_document_once(
         query.get_component("retriever").document_store.write_documents(
             [Document(id="mine", content="kept", embedding=[0.1] * 32)]
         )
-    _slow_inserts(own_server, table)
+    own = 1 if table == "users_docs" else 0
+    _hold_inserts_after(own_server, table, own + BATCH)
     data = pipelines.read_pipeline_dict(indexing)
     failure: list[BaseException] = []
 
@@ -75,7 +82,6 @@ def test_server_killed_mid_indexing_then_a_rerun_leaves_every_document_once(
 
     thread = threading.Thread(target=index)
     thread.start()
-    own = 1 if table == "users_docs" else 0
     deadline = time.monotonic() + 120
     while _count(own_server, table)[0] < own + BATCH and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -88,7 +94,7 @@ def test_server_killed_mid_indexing_then_a_rerun_leaves_every_document_once(
 
     own_server.restart()
     assert _count(own_server, table) == (own + BATCH, own + BATCH)  # crash recovery kept the committed batch only
-    own_server.execute(f"DROP TRIGGER slow ON {table}")
+    own_server.execute(f"DROP TRIGGER hold ON {table}")
     index_corpus(data, docs, progress=False, name="indexing.yaml")  # the rerun: embeddings from the cache
     assert _count(own_server, table) == (own + DOCUMENTS, own + DOCUMENTS)  # no duplicate, none missing
     ids = {row[0] for row in own_server.execute(f"SELECT id FROM {table}")}

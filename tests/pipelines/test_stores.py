@@ -7,7 +7,7 @@ from distill.data.datasets import load_squad_file
 from distill.errors import DistillError
 from distill.pipelines import loading as pipelines
 from distill.pipelines.store_pipelines import write_store_pipelines
-from distill.pipelines.stores import embedding_width, student_name
+from distill.pipelines.stores import component_store, embedding_width, student_name
 from distill.teacher.indexing import index_corpus
 
 
@@ -67,7 +67,11 @@ def test_server_and_qdrant_stores_return_the_in_memory_top_k(pg_conn_str, tiny_e
     assert report["qdrant"]["same_top_k"] == 1.0, report
     assert report["in-memory"]["questions_differing"] == 0
     assert 0.0 <= report["pgvector-hnsw"]["recall_of_exact_top_k"] <= 1.0
-    assert all(report[name]["index_seconds"] > 0 for name in report)
+    # Every store was indexed (not timed: six tiny passages, their embeddings perhaps served by the teacher cache, may
+    # index in less than the report's rounding).
+    for name, path in retrieval.items():
+        store = component_store(pipelines.load_pipeline(path).get_component("retriever"))
+        assert store.count_documents() == len(data.documents) and report[name]["index_seconds"] >= 0, name
     # a second evaluation empties the tables it owns (distill_*) before indexing: no duplicates, none missing
     compare(data.documents, questions[:2], retrieval)
     store = pipelines.load_pipeline(retrieval["pgvector-exact"]).get_component("retriever").document_store

@@ -4,6 +4,7 @@ import json
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -268,17 +269,27 @@ def test_clear_and_default_root(tmp_path, monkeypatch):
     assert teacher.seen == KEYS[:3]
 
 
-def test_a_second_writer_waits_for_the_lock(tmp_path):
+def wait_until_it_waits(worker: threading.Thread, caplog, timeout: float = 60) -> None:
+    """Until ``worker`` says it waits for the lock: it tried it, found it held, and blocks on it (a fixed sleep left a
+    slow machine's worker still on its way to the lock, or gave it the lock already released)."""
+    deadline = time.monotonic() + timeout
+    while "waiting for" not in caplog.text:
+        assert worker.is_alive() and time.monotonic() < deadline, f"the worker did not wait for the lock in {timeout} s"
+        time.sleep(0.01)
+
+
+def test_a_second_writer_waits_for_the_lock(tmp_path, caplog):
     cache = make_cache(tmp_path)
     result: dict[str, np.ndarray] = {}
-    with open(cache.lock_path, "a") as held:
+    with open(cache.lock_path, "a") as held, caplog.at_level("WARNING", logger="distill.teacher.cache"):
         fcntl.flock(held, fcntl.LOCK_EX)
         worker = threading.Thread(target=lambda: result.update(rows=fetch(make_cache(tmp_path), KEYS[:2])[0]))
         worker.start()
-        worker.join(timeout=0.3)
-        assert worker.is_alive() and not result
+        wait_until_it_waits(worker, caplog)
+        assert not result
         fcntl.flock(held, fcntl.LOCK_UN)
-    worker.join(timeout=5)
+    worker.join(timeout=60)
+    assert not worker.is_alive()
     np.testing.assert_array_equal(result["rows"], expected(KEYS[:2]))
 
 
@@ -286,17 +297,16 @@ def test_a_waiting_run_says_whom_it_waits_for_and_the_holder_leaves_its_name(tmp
     cache = make_cache(tmp_path)
     fetch(cache, KEYS[:1])
     assert cache.lock_path.read_text() == ""  # released: no stale holder left behind
-    with open(cache.lock_path, "a") as held:
+    with open(cache.lock_path, "a") as held, caplog.at_level("WARNING", logger="distill.teacher.cache"):
         fcntl.flock(held, fcntl.LOCK_EX)
         held.write("process 4242 (distill train recipes/embedder-squad.yaml)")
         held.flush()
         worker = threading.Thread(target=lambda: fetch(make_cache(tmp_path), KEYS[:2]))
-        with caplog.at_level("WARNING", logger="distill.teacher.cache"):
-            worker.start()
-            worker.join(timeout=0.3)
-            held.truncate(0)
-            fcntl.flock(held, fcntl.LOCK_UN)
-            worker.join(timeout=5)
+        worker.start()
+        wait_until_it_waits(worker, caplog)
+        held.truncate(0)
+        fcntl.flock(held, fcntl.LOCK_UN)
+    worker.join(timeout=60)
     assert not worker.is_alive()
     assert "waiting for process 4242 (distill train recipes/embedder-squad.yaml)" in caplog.text
 

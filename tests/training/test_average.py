@@ -20,9 +20,12 @@ def two_seeds(tmp_path_factory):
 
 
 def test_average_is_the_weighted_mean_of_every_tensor_and_loads(tmp_path, two_seeds):
+    import shutil
+
     from distill.training.tasks.embedder import load_sentence_transformer
 
-    a, b = two_seeds
+    a = shutil.copytree(two_seeds[0], tmp_path / "a")  # a copy: the module's models stay as other tests found them
+    b = two_seeds[1]
     (a / "metrics.json").write_text("{}")  # a training run's files describe one ingredient: not copied
     out = average_weights([a, b], tmp_path / "avg", weights=[3, 1])
     sa, sb, avg = (load_file(str(f / "model.safetensors")) for f in (a, b, out))

@@ -179,7 +179,7 @@ def test_relative_paths_are_read_from_the_base_dir(workspace, tmp_path):
         dataset_from_config({}, workspace.root)
 
 
-def test_missing_model_is_a_clear_error(workspace, tmp_path):
+def test_missing_model_is_a_clear_error_and_leaves_the_loaded_engines_indexes(workspace, qa_engine, tmp_path):
     report = load_report(workspace.qa_report)
     entry = report["pipelines"]["distilled-qa"]
     query = read_pipeline_dict(workspace.root / entry["query_yaml"])
@@ -191,6 +191,9 @@ def test_missing_model_is_a_clear_error(workspace, tmp_path):
     (tmp_path / "report.json").write_text(json.dumps(report), encoding="utf-8")
     with pytest.raises(DistillError, match="unknown model"):
         LiveEngine.from_report(load_report(tmp_path / "report.json"), base_dir=workspace.root, warmup=0)
+    # The refused engine shares its in-memory index with qa_engine's distilled-qa: it must not have emptied it.
+    live = qa_engine.ask("Why is Mars red?", names=["distilled-qa"])
+    assert len(live.results[0].passages) == len(qa_engine.data.documents)
 
 
 def test_a_rag_pipeline_shows_the_generators_documents_and_the_prompt_it_would_get(
