@@ -362,7 +362,7 @@ def test_finetune_reader_on_a_missing_model_leaves_no_output_folder(tmp_path, ti
 
 
 def test_constructing_a_reader_task_loads_nothing_and_warm_up_does_the_work_once(
-    tmp_path, tiny_squad, tiny_teacher, monkeypatch
+    home, tmp_path, tiny_squad, tiny_teacher, monkeypatch
 ):
     from collections import Counter
 
@@ -389,7 +389,8 @@ def test_constructing_a_reader_task_loads_nothing_and_warm_up_does_the_work_once
     with pytest.raises(RuntimeError, match=r"warm_up\(\) must run before training"):
         task.model()
     task.warm_up()
-    assert calls == {"teacher pass": 2, "load_reader": 1, "load_dataset": 2}  # train and dev windows, student, data
+    # An empty teacher cache of its own (``home``): the teacher's logits are computed, so its model loads too.
+    assert calls == {"teacher pass": 2, "load_reader": 2, "load_dataset": 2}  # train and dev windows; teacher, student
     module = task.model()
     task.warm_up()
-    assert calls == {"teacher pass": 2, "load_reader": 1, "load_dataset": 2} and task.model() is module
+    assert calls == {"teacher pass": 2, "load_reader": 2, "load_dataset": 2} and task.model() is module  # nothing twice
