@@ -29,14 +29,14 @@ from typing import Any
 from distill.errors import DistillError
 from distill.pipelines.haystack_yaml import unbuildable_generators
 from distill.pipelines.loading import pipeline_from_dict, type_name
-from distill.pipelines.user import UserPipeline
+from distill.pipelines.user import Edge, UserPipeline
+from distill.pipelines.user import ancestors as _ancestors
+from distill.pipelines.user import edges as _edges
 
 # Roles whose components output a list of documents (distill.pipelines.user.ROLES).
 DOCUMENT_ROLES = ("keyword_retriever", "retriever", "joiner", "ranker")
 # A prompt's variables that take the user's question (Haystack's tutorials name it `query` or `question`).
 QUESTION_VARIABLES = ("query", "question", "text")
-
-Edge = tuple[str, str, str, str]  # sender, its socket, receiver, its socket
 
 
 @dataclass(frozen=True)
@@ -66,27 +66,6 @@ class RetrievalPart:
         if self.pruned:
             text += f" (not built: {', '.join(map(repr, self.pruned))})"
         return text
-
-
-def _edges(data: dict[str, Any]) -> list[Edge]:
-    out = []
-    for connection in data.get("connections") or []:
-        sender, _, out_socket = connection["sender"].partition(".")
-        receiver, _, in_socket = connection["receiver"].partition(".")
-        out.append((sender, out_socket, receiver, in_socket))
-    return out
-
-
-def _ancestors(edges: list[Edge], nodes: Iterable[str]) -> set[str]:
-    found: set[str] = set()
-    todo = list(nodes)
-    while todo:
-        node = todo.pop()
-        for sender, _, receiver, _ in edges:
-            if receiver == node and sender not in found:
-                found.add(sender)
-                todo.append(sender)
-    return found
 
 
 def _descendants(edges: list[Edge], nodes: Iterable[str]) -> set[str]:

@@ -10,7 +10,7 @@ preprocessing (:attr:`UserPipeline.preprocessing`), found from the connections r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,19 +121,35 @@ class UserPipelines:
         return [(self.indexing.path, self.indexing.data), (self.query.path, self.query.data)]
 
 
-def upstream(data: dict[str, Any], name: str) -> tuple[str, ...]:
-    """The components whose outputs reach component ``name`` through the connections, in the file's order."""
-    senders: dict[str, set[str]] = {}
+Edge = tuple[str, str, str, str]  # sender, its socket, receiver, its socket
+
+
+def edges(data: dict[str, Any]) -> list[Edge]:
+    """A pipeline dict's connections as (sender, socket, receiver, socket)."""
+    out = []
     for connection in data.get("connections") or []:
-        receiver = connection["receiver"].split(".", 1)[0]
-        senders.setdefault(receiver, set()).add(connection["sender"].split(".", 1)[0])
+        sender, _, out_socket = connection["sender"].partition(".")
+        receiver, _, in_socket = connection["receiver"].partition(".")
+        out.append((sender, out_socket, receiver, in_socket))
+    return out
+
+
+def ancestors(edges: list[Edge], nodes: Iterable[str]) -> set[str]:
+    """The components whose outputs reach any of ``nodes`` through ``edges``."""
     found: set[str] = set()
-    todo = [name]
+    todo = list(nodes)
     while todo:
-        for sender in senders.get(todo.pop(), ()):
-            if sender not in found and sender != name:
+        node = todo.pop()
+        for sender, _, receiver, _ in edges:
+            if receiver == node and sender not in found:
                 found.add(sender)
                 todo.append(sender)
+    return found
+
+
+def upstream(data: dict[str, Any], name: str) -> tuple[str, ...]:
+    """The components whose outputs reach component ``name`` through the connections, in the file's order."""
+    found = ancestors(edges(data), [name]) - {name}
     return tuple(c for c in data["components"] if c in found)
 
 
