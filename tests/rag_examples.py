@@ -32,12 +32,19 @@ def make_cross_encoder(folder: Path) -> Path:
 
 
 def tiny_copy(
-    example: str | Path, folder: Path, embedder: Path, *, index: str, ranker: Path | None = None
-) -> tuple[Path, Path]:
-    """``examples/EXAMPLE/{indexing,query}.yaml`` written to ``folder`` with the tiny models and ``index``."""
+    example: str | Path,
+    folder: Path,
+    embedder: Path,
+    *,
+    index: str,
+    ranker: Path | None = None,
+    names: tuple[str, ...] = ("indexing", "query"),
+) -> tuple[Path, ...]:
+    """``examples/EXAMPLE/{indexing,query}.yaml`` (or ``names``) written to ``folder`` with the tiny models and
+    ``index``."""
     folder.mkdir(parents=True, exist_ok=True)
     out = []
-    for name in ("indexing", "query"):
+    for name in names:
         data = read_pipeline_dict(EXAMPLES / example / f"{name}.yaml")
         for component in data["components"].values():
             params = component.get("init_parameters") or {}
@@ -51,7 +58,7 @@ def tiny_copy(
         path = folder / f"{name}.yaml"
         path.write_text(dump_pipeline_dict(data), encoding="utf-8")
         out.append(path)
-    return out[0], out[1]
+    return tuple(out)
 
 
 def rag_report(folder: Path, squad: Path, teacher: Path, student: Path) -> Path:
