@@ -163,8 +163,9 @@ class Plan:
             f"({self.passages - self.uncached_passages} cached), "
             f"about {self.teacher_minutes:.0f} min (estimate: {self.teacher_tokens:,} tokens at "
             f"{TEACHER_TOKENS_PER_S:.0f} tokens/s for a 110M-parameter teacher on 2 cores)",
-            f"training: {self.steps} steps, about {self.train_minutes:.0f} min (estimate: "
-            f"{self.train_rate} examples/s for a MiniLM-L6-size student on 2 cores)",
+            f"training: about {self.steps} steps, about {self.train_minutes:.0f} min (estimate: "
+            f"{self.train_rate} examples/s for a MiniLM-L6-size student on 2 cores; queries whose top passage is the "
+            "same train in different batches, so there may be more steps of fewer queries)",
         ]
         out += [f"budget: {line}" for line in self.left_out]
         return out
