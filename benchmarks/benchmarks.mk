@@ -402,7 +402,7 @@ bench-fiqa: setup
 ## FiQA dev: MiniLM-L6 adapted on the 10k answers alone (one pseudo-query per answer, no query log)
 bench-fiqa-pseudo: setup
 	$(BIN)/distill adapt $(FIQA_PIPELINES) --corpus $(FIQA) --pseudo-queries all \
-	  --eval-data $(FIQA):dev --out runs/adapt/fiqa-pseudo
+	  --eval-data $(FIQA):dev --out runs/adapt/fiqa-pseudo $(FIQA_SET)
 	cp runs/adapt/fiqa-pseudo/eval/report.json benchmarks/results/fiqa-dev-adapt-pseudo.json
 
 # The adapted FiQA student as it would be served, in one evaluation on FiQA dev: the teacher's pipelines, the
