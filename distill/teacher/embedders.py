@@ -90,10 +90,13 @@ def document_embeddings(
         built[0].progress_bar = False  # the cache draws one bar over the whole corpus
         return built[0]
 
+    # Missing rows are computed chunk by chunk in the order the cache is given them: longest first, so that each
+    # chunk of 64 pads to about its own length (in corpus order, a chunk of short answers pads to its one long one).
+    order = sorted(range(len(documents)), key=lambda i: -len(keys[i]))
+
     def compute(positions: list[int]) -> np.ndarray:
-        batch = [
-            Document(id=documents[i].id, content=documents[i].content, meta=dict(documents[i].meta)) for i in positions
-        ]
+        picked = [documents[order[p]] for p in positions]
+        batch = [Document(id=d.id, content=d.content, meta=dict(d.meta)) for d in picked]
         embedded = embedder().run(documents=batch)["documents"]
         return np.asarray([d.embedding for d in embedded], dtype=np.float32)
 
@@ -101,7 +104,11 @@ def document_embeddings(
     if dim is None:
         dim = int(compute([0]).shape[1]) if documents else 0
     cache = TeacherCache(TeacherCache.default_root(), namespace=namespace | {"dim": dim}, row_shape=(dim,))
-    return cache.get(keys, compute, batch_size=64, progress=progress, desc=desc or f"embedding documents ({name})")
+    desc = desc or f"embedding documents ({name})"
+    ordered = cache.get([keys[i] for i in order], compute, batch_size=64, progress=progress, desc=desc)
+    out = np.empty_like(ordered)
+    out[order] = ordered
+    return out
 
 
 def uncached_positions(data: dict[str, Any], name: str, documents: list[Document]) -> list[int]:
