@@ -164,15 +164,19 @@ class Plan:
             f"about {self.teacher_minutes:.0f} min (estimate: {self.teacher_tokens:,} tokens at "
             f"{TEACHER_TOKENS_PER_S:.0f} tokens/s for a 110M-parameter teacher on 2 cores)",
             f"training: about {self.steps} steps, about {self.train_minutes:.0f} min (estimate: "
-            f"{self.train_rate} examples/s for a MiniLM-L6-size student on 2 cores; queries whose top passage is the "
-            "same train in different batches, so there may be more steps of fewer queries)",
+            f"{self.train_rate:.1f} examples/s for a MiniLM-L6-size student on 2 cores; queries whose top passage is "
+            "the same train in different batches, so there may be more steps of fewer queries)",
         ]
         out += [f"budget: {line}" for line in self.left_out]
         return out
 
 
 def _train_rate(recipe: dict[str, Any]) -> float:
-    return STUDENT_EXAMPLES_PER_S_WITH_NEGATIVES if recipe["data"]["hard_negatives"] else STUDENT_EXAMPLES_PER_S
+    """Queries per second: a step's cost is mostly its passages (a positive, and each of its negatives, per query)."""
+    if not recipe["data"]["hard_negatives"]:
+        return STUDENT_EXAMPLES_PER_S
+    per_query = 1 + recipe["data"].get("negatives_per_query", 1)
+    return STUDENT_EXAMPLES_PER_S_WITH_NEGATIVES * 2 / per_query
 
 
 def _teacher_params(path: str) -> float:

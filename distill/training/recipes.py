@@ -61,6 +61,10 @@ EMBEDDER_DEFAULTS: dict[str, Any] = {
         "pseudo_queries": 0,
         "pseudo_kind": "mixed",  # title, sentence, or mixed (either in turn)
         "candidates": 20,  # the teacher's top-k per query; a hard negative is drawn from ranks 2..k
+        # With labels: teacher and hard_negatives, how many distinct hard negatives each query draws from those ranks:
+        # the listwise loss then sees more of the teacher's ranking of each query's own candidates (each one more
+        # passage per query for the student to embed in every step).
+        "negatives_per_query": 1,
         "passages": None,  # with labels: teacher, a seeded sample of this many corpus passages (a budget); null = all
     },
     "losses": [
@@ -396,6 +400,10 @@ def validate(recipe: dict[str, Any]) -> dict[str, Any]:
             )
     if "margin_mse" in names and not recipe["data"]["hard_negatives"]:
         raise DistillError("recipe.losses: margin_mse needs negatives; set data.hard_negatives: true")
+    if "margin_mse" in names and recipe["data"]["negatives_per_query"] != 1:
+        raise DistillError(
+            "recipe.losses: margin_mse compares each query with one negative; set data.negatives_per_query: 1"
+        )
     if "rkd_angle" in names and recipe["batch_size"] < 3:
         raise DistillError(f"recipe.batch_size must be >= 3 for rkd_angle, got {recipe['batch_size']}")
     if recipe["batch_size"] < 2 and ("listwise_kl" in names or "similarity_matrix" in names):
@@ -422,6 +430,18 @@ def _check_teacher_labels(recipe: dict[str, Any]) -> None:
     if data["queries"] is not None and not isinstance(data["queries"], str):
         raise DistillError(f"recipe.data.queries must be a file (or folder:split) or null, got {data['queries']!r}")
     _positive(recipe, "data.candidates")
+    _positive(recipe, "data.negatives_per_query")
+    if data["negatives_per_query"] > 1:
+        if data["labels"] != "teacher" or not data["hard_negatives"]:
+            raise DistillError(
+                "recipe.data.negatives_per_query above 1 draws them from the teacher's ranking: set data.labels: "
+                "teacher and data.hard_negatives: true"
+            )
+        if data["negatives_per_query"] > data["candidates"] - 1:
+            raise DistillError(
+                f"recipe.data.negatives_per_query ({data['negatives_per_query']}) must be at most data.candidates - 1 "
+                f"({data['candidates'] - 1}): they are distinct passages from the teacher's ranks 2..candidates"
+            )
     _positive(recipe, "data.passages", allow_none=True)
     if data["pseudo_queries"] is not None and data["pseudo_queries"] != 0:
         _positive(recipe, "data.pseudo_queries")

@@ -121,7 +121,7 @@ class Pairs:
     queries: list[str]
     passages: list[str]
     positive: list[int]
-    negative: list[int] | None = None
+    negative: list[int] | list[list[int]] | None = None  # one hard negative per question, or several
 
 
 def training_pairs(
@@ -260,6 +260,10 @@ class TeacherEmbeddings:
         out = np.empty_like(ordered)
         out[order] = ordered
         return out
+
+
+def _as_list(negative: int | list[int]) -> list[int]:
+    return negative if isinstance(negative, list) else [negative]
 
 
 def mine_hard_negatives(query_emb: np.ndarray, passage_emb: np.ndarray, positive: list[int]) -> list[int]:
@@ -700,7 +704,7 @@ class EmbedderTask:
         if not self.recipe["query_only"]:
             out["passage"] = self._tokenize([pairs.passages[p] for p in pos], max_len["passage"])
         if pairs.negative is not None:
-            neg = [pairs.negative[i] for i in batch]
+            neg = [n for i in batch for n in _as_list(pairs.negative[i])]
             out["teacher"]["negative"] = torch.from_numpy(self.t_passage[neg])
             if not self.recipe["query_only"]:
                 out["negative"] = self._tokenize([pairs.passages[n] for n in neg], max_len["passage"])

@@ -225,7 +225,7 @@ class SilverData:
     t_query: np.ndarray
     t_passage: np.ndarray
     positive: list[int]
-    negative: list[int] | None
+    negative: list[int] | list[list[int]] | None  # one per query, or several (data.negatives_per_query)
     dev: SilverDev
     t_dev_query: np.ndarray
     summary: dict[str, Any]
@@ -250,6 +250,7 @@ def label_with_teacher(
     hard_negatives: bool,
     dev_questions: int,
     seed: int,
+    negatives_per_query: int = 1,
 ) -> SilverData:
     """Training queries labelled by the teacher's ranking over the whole corpus, and the held-out dev slice."""
     if len(queries) < 2:
@@ -264,7 +265,13 @@ def label_with_teacher(
         depth = min(candidates, idx.shape[1])
         if depth < 2:
             raise DistillError("recipe.data.candidates must be at least 2 for hard negatives")
-        negative = [int(idx[i, rng.randrange(1, depth)]) for i in train_pos]
+        if negatives_per_query == 1:
+            negative = [int(idx[i, rng.randrange(1, depth)]) for i in train_pos]
+        else:  # distinct ranks 2..depth for each query, in the teacher's order
+            negative = [
+                [int(idx[i, r]) for r in sorted(rng.sample(range(1, depth), min(negatives_per_query, depth - 1)))]
+                for i in train_pos
+            ]
     pool = sorted({int(p) for i in dev_pos for p in idx[i, :10]})
     where = {p: n for n, p in enumerate(pool)}
     dev = SilverDev([queries[i][0] for i in dev_pos], pool, [[where[int(p)] for p in idx[i, :10]] for i in dev_pos])
@@ -406,6 +413,7 @@ def build_silver(recipe: dict[str, Any], teacher: Teacher) -> SilverData:
         hard_negatives=data_cfg["hard_negatives"],
         dev_questions=data_cfg["dev_questions"] or 100,
         seed=data_cfg["seed"],
+        negatives_per_query=data_cfg.get("negatives_per_query", 1),
     )
     silver.summary = {"corpus": checked.summary(), "query_file": read, **silver.summary}
     silver.passage_ids = [d.id for d in documents]

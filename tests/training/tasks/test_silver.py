@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from conftest import renamed_pipelines, write_beir
 from haystack import Document
 
@@ -119,6 +120,22 @@ def test_the_teachers_ranking_labels_training_queries_and_the_dev_pool_holds_its
     teacher = data.dev.score(t_q[dev_ids], t_p[data.dev.pool])
     assert teacher == {"silver_ndcg@10": pytest.approx(1.0), "overlap@10": pytest.approx(1.0)}
     assert data.summary["training_queries"] == {"user": 20, "title": 15, "sentence": 0}
+    # several negatives per query: distinct passages of the teacher's ranks 2..candidates, in its order, same split
+    more = silver.label_with_teacher(
+        queries,
+        [f"p{i}" for i in range(30)],
+        t_q,
+        t_p,
+        candidates=5,
+        hard_negatives=True,
+        dev_questions=5,
+        seed=0,
+        negatives_per_query=3,
+    )
+    assert more.queries == data.queries and more.positive == data.positive
+    for negatives, i in zip(more.negative, train):
+        ranks = [list(order[i]).index(n) for n in negatives]
+        assert len(set(negatives)) == 3 and ranks == sorted(ranks) and all(1 <= r < 5 for r in ranks)
 
 
 def test_the_teacher_is_the_users_own_components_run_as_haystack_runs_them(home, tiny_pipelines):
@@ -194,6 +211,41 @@ def test_a_pipeline_teacher_refuses_what_it_cannot_distil(home, tiny_pipelines):
         PipelineTeacher.from_files(home / "odd.yaml", query_yaml)
 
 
+def test_several_negatives_per_query_train_through_the_listwise_loss(home, tiny_pipelines, tiny_embedder):
+    from distill.training.tasks.embedder import EmbedderTask
+
+    index_yaml, query_yaml = renamed_pipelines(tiny_pipelines, home / "mine")
+    recipe = recipes.apply_overrides(recipes.EMBEDDER_DEFAULTS, [])
+    recipe.update(
+        teacher="pipelines",
+        student=str(tiny_embedder),
+        pipelines={"indexing": str(index_yaml), "query": str(query_yaml)},
+        batch_size=4,
+        output=str(home / "out"),
+        max_length={"query": 16, "passage": 32},
+        losses=[{"name": "listwise_kl", "weight": 1.0, "temperature": 0.1}],
+    )
+    recipe["data"].update(
+        train=str(write_beir(home / "beir")),
+        labels="teacher",
+        pseudo_queries=None,
+        candidates=4,
+        hard_negatives=True,
+        negatives_per_query=2,
+        dev_questions=2,
+        questions=None,
+    )
+    task = EmbedderTask(recipes.validate(recipe))
+    task.warm_up()
+    batch = task.batches(0)[0]
+    collated = task.collate(batch)
+    assert collated["negative"]["input_ids"].shape[0] == 2 * len(batch) == collated["teacher"]["negative"].shape[0]
+    flat = [n for i in batch for n in task.pairs.negative[i]]
+    assert torch.equal(collated["teacher"]["negative"], torch.from_numpy(task.t_passage[flat]))
+    terms = task.model()(collated)  # every query's row holds the in-batch positives and all 8 negatives
+    assert set(terms) == {"listwise_kl"} and torch.isfinite(terms["listwise_kl"]) and terms["listwise_kl"] > 0
+
+
 def test_distill_train_without_labels_on_a_users_pipelines_and_corpus(home, tiny_pipelines, tiny_embedder):
     from distill.training.train import train
 
@@ -265,3 +317,15 @@ def test_recipe_checks_of_training_without_labels():
         )
     with pytest.raises(DistillError, match="labels must be gold or teacher"):
         recipes.validate(recipes._merge(recipes.EMBEDDER_DEFAULTS, {"data": {"labels": "silver"}}, "recipe"))
+    several = {"labels": "teacher", "queries": "q.txt", "hard_negatives": True, "negatives_per_query": 3}
+    assert recipes.validate(recipes._merge(recipes.EMBEDDER_DEFAULTS, {"data": several}, "recipe"))
+    for wrong, match in (
+        ({"hard_negatives": False}, "set data.labels: teacher and data.hard_negatives: true"),
+        ({"candidates": 3}, r"must be at most data.candidates - 1 \(2\)"),
+        ({"negatives_per_query": 0}, "negatives_per_query must be a positive int"),
+    ):
+        with pytest.raises(DistillError, match=match):
+            recipes.validate(recipes._merge(recipes.EMBEDDER_DEFAULTS, {"data": several | wrong}, "recipe"))
+    with pytest.raises(DistillError, match="margin_mse compares each query with one negative"):
+        recipe = {"data": several, "losses": [{"name": "margin_mse"}]}
+        recipes.validate(recipes._merge(recipes.EMBEDDER_DEFAULTS, recipe, "recipe"))
