@@ -5,7 +5,7 @@
 .PHONY: bench baseline bench-ablation bench-reader bench-reader-1l bench-reader-cross bench-reader-mpnet \
   bench-reader-negatives bench-reader-negatives-minilm \
   bench-students bench-int8 bench-best-distilled bench-speed bench-speed-static bench-trainer reader-teacher bench-nfcorpus-queries bench-nfcorpus-pseudo \
-  bench-fiqa bench-fiqa-pseudo bench-fiqa-serving bench-squad-pseudo bench-forgetting bench-nfcorpus-levers nf-lever bench-stores bench-load
+  bench-fiqa bench-fiqa-pseudo bench-fiqa-serving fiqa-lever bench-squad-pseudo bench-forgetting bench-nfcorpus-levers nf-lever bench-stores bench-load
 
 # `make bench` lists the benchmark targets with the `## ` line above each; it runs none of them.
 bench:
@@ -404,6 +404,16 @@ bench-fiqa-pseudo: setup
 	$(BIN)/distill adapt $(FIQA_PIPELINES) --corpus $(FIQA) --pseudo-queries all \
 	  --eval-data $(FIQA):dev --out runs/adapt/fiqa-pseudo $(FIQA_SET)
 	cp runs/adapt/fiqa-pseudo/eval/report.json benchmarks/results/fiqa-dev-adapt-pseudo.json
+
+# Levers on bench-fiqa, each `distill adapt` with --set overrides of the recipe it writes, into its own folder:
+# neg4 draws four hard negatives per query from the teacher's ranks 2..20 instead of one (the listwise loss then sees
+# the teacher's ranking of each query's own candidates, not only one of them); a step costs about 2.5 times as much.
+FIQA_SET_neg4 := $(FIQA_SET) --set data.negatives_per_query=4
+fiqa-lever: setup
+	@test -n "$(FIQA_SET_$(LEVER))" || { echo "make fiqa-lever LEVER=NAME: NAME is one of neg4, got '$(LEVER)'"; exit 2; }
+	$(BIN)/distill adapt $(FIQA_PIPELINES) --corpus $(FIQA) --queries $(FIQA)/query-log.txt \
+	  --eval-data $(FIQA):dev --out runs/adapt/fiqa-queries-$(LEVER) $(FIQA_SET_$(LEVER))
+	cp runs/adapt/fiqa-queries-$(LEVER)/eval/report.json benchmarks/results/fiqa-dev-adapt-$(LEVER).json
 
 # The adapted FiQA student as it would be served, in one evaluation on FiQA dev: the teacher's pipelines, the
 # off-the-shelf MiniLM-L6's, the adapted student's in fp32 and its int8 ONNX export (`distill export --swap`), each in
