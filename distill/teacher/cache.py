@@ -250,6 +250,7 @@ class TeacherCache:
         batch_size: int = 64,
         progress: bool = True,
         desc: str = "teacher",
+        lengths: Sequence[int] | None = None,
     ) -> np.ndarray:
         """Rows for ``keys``, shape ``(len(keys), *row_shape)``, in order, as a fresh array.
 
@@ -257,9 +258,25 @@ class TeacherCache:
         into ``keys`` (at most ``batch_size`` of them, each distinct key once) and the result has shape
         ``(len(positions), *row_shape)``; each batch is stored as it comes, so an interrupted pass resumes where it
         stopped. Raises DistillError for a result of the wrong shape or one holding NaN or inf.
+
+        With ``lengths`` (one per key, e.g. its text's length), missing keys are computed longest first, so that each
+        batch pads to about its own length rather than to one long text among short ones (and an out-of-memory
+        error shows in the first batch, not the last); ``positions`` still index into ``keys``.
         """
         if batch_size < 1:
             raise DistillError(f"batch_size must be >= 1, got {batch_size}")
+        if lengths is not None:
+            order = sorted(range(len(keys)), key=lambda i: -lengths[i])
+            ordered = self.get(
+                [keys[i] for i in order],
+                lambda positions: compute([order[p] for p in positions]),
+                batch_size=batch_size,
+                progress=progress,
+                desc=desc,
+            )
+            out = np.empty_like(ordered)
+            out[order] = ordered
+            return out
         digests = []
         for i, key in enumerate(keys):
             if not isinstance(key, str):

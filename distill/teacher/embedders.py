@@ -90,13 +90,10 @@ def document_embeddings(
         built[0].progress_bar = False  # the cache draws one bar over the whole corpus
         return built[0]
 
-    # Missing rows are computed chunk by chunk in the order the cache is given them: longest first, so that each
-    # chunk of 64 pads to about its own length (in corpus order, a chunk of short answers pads to its one long one).
-    order = sorted(range(len(documents)), key=lambda i: -len(keys[i]))
-
     def compute(positions: list[int]) -> np.ndarray:
-        picked = [documents[order[p]] for p in positions]
-        batch = [Document(id=d.id, content=d.content, meta=dict(d.meta)) for d in picked]
+        batch = [
+            Document(id=documents[i].id, content=documents[i].content, meta=dict(documents[i].meta)) for i in positions
+        ]
         embedded = embedder().run(documents=batch)["documents"]
         return np.asarray([d.embedding for d in embedded], dtype=np.float32)
 
@@ -105,10 +102,8 @@ def document_embeddings(
         dim = int(compute([0]).shape[1]) if documents else 0
     cache = TeacherCache(TeacherCache.default_root(), namespace=namespace | {"dim": dim}, row_shape=(dim,))
     desc = desc or f"embedding documents ({name})"
-    ordered = cache.get([keys[i] for i in order], compute, batch_size=64, progress=progress, desc=desc)
-    out = np.empty_like(ordered)
-    out[order] = ordered
-    return out
+    # longest first: in corpus order a chunk of 64 short answers pads to its one long one
+    return cache.get(keys, compute, batch_size=64, progress=progress, desc=desc, lengths=[len(k) for k in keys])
 
 
 def uncached_positions(data: dict[str, Any], name: str, documents: list[Document]) -> list[int]:

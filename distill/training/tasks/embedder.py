@@ -240,26 +240,21 @@ class TeacherEmbeddings:
 
     def _encode_at(self, texts: list[str], max_length: int, desc: str) -> np.ndarray:
         cache = TeacherCache(self.root, namespace=self._namespace(max_length), row_shape=(self.dim,))
-        # Missing rows are computed chunk by chunk in the order the cache is given: longest first by characters, each
-        # chunk pads little (and an out-of-memory error shows in the first chunk, not the last).
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
 
         def compute(positions: list[int]) -> np.ndarray:
             model = self.model
             model.max_seq_length = max_length
             with torch.no_grad():
                 rows = model.encode(
-                    [texts[order[p]] for p in positions],
+                    [texts[p] for p in positions],
                     batch_size=self.batch_size,
                     convert_to_tensor=True,
                     show_progress_bar=False,
                 )
             return rows.float().cpu().numpy()
 
-        ordered = cache.get([texts[i] for i in order], compute, batch_size=max(64, self.batch_size), desc=desc)
-        out = np.empty_like(ordered)
-        out[order] = ordered
-        return out
+        batch_size = max(64, self.batch_size)
+        return cache.get(texts, compute, batch_size=batch_size, desc=desc, lengths=[len(t) for t in texts])
 
 
 def _as_list(negative: int | list[int]) -> list[int]:
