@@ -266,6 +266,8 @@ class TeacherCache:
         if batch_size < 1:
             raise DistillError(f"batch_size must be >= 1, got {batch_size}")
         if lengths is not None:
+            if len(lengths) != len(keys):
+                raise DistillError(f"lengths must give one length per key: {len(lengths)} for {len(keys)} keys")
             order = sorted(range(len(keys)), key=lambda i: -lengths[i])
             ordered = self.get(
                 [keys[i] for i in order],

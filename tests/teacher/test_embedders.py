@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from haystack import Document
 
+from distill.errors import DistillError
 from distill.pipelines.loading import read_pipeline_dict
+from distill.teacher.cache import TeacherCache
 from distill.teacher.embedders import build_component, document_embeddings
 
 
@@ -38,3 +41,19 @@ def test_document_rows_come_back_in_order_though_computed_longest_first(home, ti
     seen.clear()
     again = document_embeddings(data, name, docs[::-1], component=component, progress=False)
     assert seen == [] and np.array_equal(again, rows[::-1])
+
+
+def test_lengths_that_do_not_match_the_keys_are_refused_before_anything_is_computed(home):
+    cache = TeacherCache(home / "cache", namespace={"kind": "test-lengths"}, row_shape=(2,))
+    calls: list[list[int]] = []
+
+    def compute(positions):
+        calls.append(list(positions))
+        return np.array([[p, p] for p in positions], dtype=np.float32)
+
+    with pytest.raises(DistillError, match="one length per key: 1 for 2 keys"):
+        cache.get(["a", "b"], compute, lengths=[3], progress=False)
+    assert calls == []
+    rows = cache.get(["a", "bbb"], compute, lengths=[1, 3], progress=False)
+    assert calls == [[1, 0]]  # the longest first, as positions into the keys given
+    assert rows.tolist() == [[0.0, 0.0], [1.0, 1.0]]  # returned in the keys' order
