@@ -409,8 +409,10 @@ bench-fiqa-pseudo: setup
 # neg4 draws four hard negatives per query from the teacher's ranks 2..20 instead of one (the listwise loss then sees
 # the teacher's ranking of each query's own candidates, not only one of them); a step costs about 2.5 times as much.
 FIQA_SET_neg4 := $(FIQA_SET) --set data.negatives_per_query=4
+FIQA_SET_student := $(FIQA_SET) --set data.negatives_from=student
+FIQA_SET_both2 := $(FIQA_SET) --set data.negatives_from=both --set data.negatives_per_query=2
 fiqa-lever: setup
-	@test -n "$(FIQA_SET_$(LEVER))" || { echo "make fiqa-lever LEVER=NAME: NAME is one of neg4, got '$(LEVER)'"; exit 2; }
+	@test -n "$(FIQA_SET_$(LEVER))" || { echo "make fiqa-lever LEVER=NAME: NAME is one of neg4, student, both2, got '$(LEVER)'"; exit 2; }
 	$(BIN)/distill adapt $(FIQA_PIPELINES) --corpus $(FIQA) --queries $(FIQA)/query-log.txt \
 	  --eval-data $(FIQA):dev --out runs/adapt/fiqa-queries-$(LEVER) $(FIQA_SET_$(LEVER))
 	cp runs/adapt/fiqa-queries-$(LEVER)/eval/report.json benchmarks/results/fiqa-dev-adapt-$(LEVER).json
@@ -420,7 +422,7 @@ fiqa-lever: setup
 # examples/fiqa's embedding-only and hybrid (BM25 + RRF) query pipelines; every one with distill's vectorised retriever,
 # so that p50 compares the embedders, not Haystack's per-query rebuild of the embedding matrix. Then what the adapted
 # student forgets on the 2,000 SQuAD dev questions, against the off-the-shelf MiniLM-L6.
-FIQA_STUDENT := runs/adapt/fiqa-queries/student
+FIQA_STUDENT ?= runs/adapt/fiqa-queries/student
 FIQA_ALL := examples/fiqa/indexing.yaml examples/fiqa/query.yaml examples/fiqa/query-hybrid.yaml
 FIQA_RUN = $(1)=runs/fiqa/$(2)/query.yaml $(1)-hybrid=runs/fiqa/$(2)/query-hybrid.yaml
 ## FiQA dev: the adapted student in fp32 and int8, embedding-only and hybrid, against the teacher; SQuAD forgetting
@@ -430,9 +432,8 @@ bench-fiqa-serving: setup
 	$(BIN)/distill swap $(FIQA_ALL) --model minilm-l6 --fast-retriever --out runs/fiqa/minilm-l6
 	$(BIN)/distill swap $(FIQA_ALL) --model $(FIQA_STUDENT) --fast-retriever --out runs/fiqa/distilled
 	$(BIN)/distill export $(FIQA_STUDENT) --int8 --out runs/fiqa/distilled-int8-model --swap $(FIQA_ALL) --fast-retriever
-	rm -rf runs/fiqa/distilled-int8 && cp -r runs/fiqa/distilled-int8-model/pipelines runs/fiqa/distilled-int8
 	$(BIN)/distill eval $(call FIQA_RUN,teacher,teacher) $(call FIQA_RUN,off-the-shelf,minilm-l6) \
-	  $(call FIQA_RUN,distilled,distilled) $(call FIQA_RUN,distilled-int8,distilled-int8) \
+	  $(call FIQA_RUN,distilled,distilled) $(call FIQA_RUN,distilled-int8,distilled-int8-model/pipelines) \
 	  --data $(FIQA):dev --versus off-the-shelf --out runs/fiqa/serving
 	cp runs/fiqa/serving/report.json benchmarks/results/fiqa-dev-adapt-serving.json
 	$(BIN)/distill swap pipelines/indexing.yaml pipelines/retrieval.yaml --model minilm-l6 --fast-retriever \

@@ -49,6 +49,10 @@ def test_plan_only_prints_the_plan_and_writes_a_recipe_that_distill_train_reads(
     assert recipe["data"]["passages"] == 3 and recipe["data"]["pseudo_queries"] is None
     assert recipe["pipelines"]["indexing"] == str(index_yaml.resolve())
     assert not (home / "a" / "student").exists()  # nothing trained
+    assert "negatives:" not in out
+    mined = ["--set", "data.negatives_from=student"]
+    assert main(["adapt", *args, "--out", str(home / "b"), "--plan-only", *mined]) == 0
+    assert "negatives: from where the untrained student disagrees with the teacher" in capsys.readouterr().out
 
 
 def test_bad_input_is_counted_in_the_plan_and_the_card_never_a_traceback(home, mine, tiny_embedder, capsys):

@@ -122,6 +122,7 @@ class Plan:
     query_file: dict[str, Any] = field(default_factory=dict)  # what reading the user's queries skipped
     long_queries: int | None = None  # training queries longer than the student's query limit (cut); None: unknown
     query_limit: int | None = None
+    negatives_from: str = "teacher"
 
     @property
     def unit(self) -> str:
@@ -167,6 +168,12 @@ class Plan:
             f"{self.train_rate:.1f} examples/s for a MiniLM-L6-size student on 2 cores; queries whose top passage is "
             "the same train in different batches, so there may be more steps of fewer queries)",
         ]
+        if self.negatives_from != "teacher":
+            out.append(
+                f"negatives: {'half ' if self.negatives_from == 'both' else ''}from where the untrained student "
+                f"disagrees with the teacher, after one pass of the student over the {self.passages} {self.unit} "
+                "(cached; MiniLM-L6 took 7.5 min for FiQA's 10,000 passages on 2 cores)"
+            )
         out += [f"budget: {line}" for line in self.left_out]
         return out
 
@@ -256,6 +263,7 @@ def make_plan(
         query_file=read,
         long_queries=long_queries,
         query_limit=query_limit,
+        negatives_from=data_cfg.get("negatives_from", "teacher") if data_cfg["hard_negatives"] else "teacher",
     )
 
 

@@ -65,6 +65,10 @@ EMBEDDER_DEFAULTS: dict[str, Any] = {
         # the listwise loss then sees more of the teacher's ranking of each query's own candidates (each one more
         # passage per query for the student to embed in every step).
         "negatives_per_query": 1,
+        # With labels: teacher and hard_negatives, where they come from: "teacher" (its ranks 2..candidates),
+        # "student" (the untrained student's own top-candidates that the teacher ranks below its top 10: where the
+        # student disagrees; one more pass of the student over the corpus, cached) or "both" (half from each).
+        "negatives_from": "teacher",
         "passages": None,  # with labels: teacher, a seeded sample of this many corpus passages (a budget); null = all
     },
     "losses": [
@@ -441,6 +445,26 @@ def _check_teacher_labels(recipe: dict[str, Any]) -> None:
             raise DistillError(
                 f"recipe.data.negatives_per_query ({data['negatives_per_query']}) must be at most data.candidates - 1 "
                 f"({data['candidates'] - 1}): they are distinct passages from the teacher's ranks 2..candidates"
+            )
+    if data["negatives_from"] not in ("teacher", "student", "both"):
+        raise DistillError(
+            f"recipe.data.negatives_from must be teacher, student or both, got {data['negatives_from']!r}"
+        )
+    if data["negatives_from"] != "teacher":
+        if data["labels"] != "teacher" or not data["hard_negatives"]:
+            raise DistillError(
+                f"recipe.data.negatives_from: {data['negatives_from']} mines negatives against the teacher's "
+                "ranking: set data.labels: teacher and data.hard_negatives: true"
+            )
+        if not isinstance(recipe["student"], str):
+            raise DistillError(
+                f"recipe.data.negatives_from: {data['negatives_from']} embeds the corpus with the untrained student: "
+                "recipe.student must be a model (a name or a folder), not a student built from the teacher"
+            )
+        if data["negatives_from"] == "both" and data["negatives_per_query"] < 2:
+            raise DistillError(
+                "recipe.data.negatives_from: both takes half of each query's negatives from each: set "
+                "data.negatives_per_query to 2 or more"
             )
     _positive(recipe, "data.passages", allow_none=True)
     if data["pseudo_queries"] is not None and data["pseudo_queries"] != 0:

@@ -596,7 +596,11 @@ class EmbedderTask:
                 self._teacher_tokenizer,
                 max_p,
             )
-        silver = self.silver = build_silver(recipe, teacher)
+        student = None
+        if recipe["data"].get("negatives_from", "teacher") != "teacher":
+            untrained = TeacherEmbeddings(recipe["student"], batch_size=recipe["teacher_batch_size"])
+            student = untrained.encode
+        silver = self.silver = build_silver(recipe, teacher, student)
         self.pairs = Pairs(silver.queries, silver.passages, silver.positive, silver.negative)
         self.t_query, self.t_passage = silver.t_query, silver.t_passage
         self.dev_queries = silver.dev.queries

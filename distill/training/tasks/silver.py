@@ -251,8 +251,17 @@ def label_with_teacher(
     dev_questions: int,
     seed: int,
     negatives_per_query: int = 1,
+    negatives_from: str = "teacher",
+    s_query: np.ndarray | None = None,
+    s_passage: np.ndarray | None = None,
 ) -> SilverData:
-    """Training queries labelled by the teacher's ranking over the whole corpus, and the held-out dev slice."""
+    """Training queries labelled by the teacher's ranking over the whole corpus, and the held-out dev slice.
+
+    Hard negatives come from the teacher's ranks 2..candidates (``negatives_from="teacher"``), from where the
+    untrained student disagrees (``"student"``: its own top-``candidates`` passages over the whole corpus that the
+    teacher ranks below its top 10, given the student's embeddings ``s_query``/``s_passage``), or half from each
+    (``"both"``, the teacher's first). The teacher scores every negative, wherever it was found: its scores are the
+    soft labels. A query whose student top-k holds no such passage takes the teacher's ranks instead (counted)."""
     if len(queries) < 2:
         raise DistillError(f"the teacher needs at least 2 training queries to label, got {len(queries)}")
     user = [i for i, (_, kind) in enumerate(queries) if kind == "user"]
@@ -261,17 +270,25 @@ def label_with_teacher(
     rng = random.Random(seed + 1)
     positive = [int(idx[i, 0]) for i in train_pos]
     negative = None
+    mined: dict[str, int] = {}
     if hard_negatives:
         depth = min(candidates, idx.shape[1])
         if depth < 2:
             raise DistillError("recipe.data.candidates must be at least 2 for hard negatives")
-        if negatives_per_query == 1:
+        if negatives_from == "teacher" and negatives_per_query == 1:
             negative = [int(idx[i, rng.randrange(1, depth)]) for i in train_pos]
-        else:  # distinct ranks 2..depth for each query, in the teacher's order
+        elif negatives_from == "teacher":  # distinct ranks 2..depth for each query, in the teacher's order
             negative = [
                 [int(idx[i, r]) for r in sorted(rng.sample(range(1, depth), min(negatives_per_query, depth - 1)))]
                 for i in train_pos
             ]
+        else:
+            if s_query is None or s_passage is None:
+                raise DistillError(f"negatives_from={negatives_from!r} needs the student's embeddings")
+            s_idx, _ = top_k(s_query[train_pos], s_passage, depth)
+            negative, mined = _student_negatives(
+                [idx[i] for i in train_pos], s_idx, depth, negatives_per_query, negatives_from, rng
+            )
     pool = sorted({int(p) for i in dev_pos for p in idx[i, :10]})
     where = {p: n for n, p in enumerate(pool)}
     dev = SilverDev([queries[i][0] for i in dev_pos], pool, [[where[int(p)] for p in idx[i, :10]] for i in dev_pos])
@@ -283,6 +300,8 @@ def label_with_teacher(
         "candidates": candidates,
         "distinct_positives": len(set(positive)),
     }
+    if negatives_from != "teacher" and hard_negatives:
+        summary["negatives"] = {"from": negatives_from, **mined}
     return SilverData(
         queries=[queries[i][0] for i in train_pos],
         kinds=[queries[i][1] for i in train_pos],
@@ -295,6 +314,39 @@ def label_with_teacher(
         t_dev_query=t_query[dev_pos],
         summary=summary,
     )
+
+
+def _student_negatives(
+    teacher_ranks: list[np.ndarray],
+    student_ranks: np.ndarray,
+    depth: int,
+    per_query: int,
+    source: str,
+    rng: random.Random,
+) -> tuple[list[int] | list[list[int]], dict[str, int]]:
+    """Each query's hard negatives where the student disagrees with the teacher: passages in the student's top
+    ``depth`` that are not in the teacher's top 10 (nor its top-1, the positive), drawn at random and kept in the
+    student's order; with ``source="both"`` the first half (rounded up) are the teacher's ranks 2..depth. Too few
+    disagreements: the rest come from the teacher's ranks. Returns the negatives and how many came from where."""
+    negatives: list[list[int]] = []
+    counts = {"student": 0, "teacher": 0, "queries_without_disagreement": 0}
+    for t_rank, s_rank in zip(teacher_ranks, student_ranks):
+        agreed = {int(p) for p in t_rank[:10]}
+        disagree = [int(p) for p in s_rank[:depth] if int(p) not in agreed]
+        counts["queries_without_disagreement"] += not disagree
+        from_teacher = (per_query + 1) // 2 if source == "both" else 0
+        from_student = min(per_query - from_teacher, len(disagree))
+        picked = sorted(rng.sample(range(len(disagree)), from_student))
+        chosen = [disagree[r] for r in picked]
+        spare = [r for r in range(1, depth) if int(t_rank[r]) not in chosen]
+        ranks = sorted(rng.sample(spare, min(per_query - len(chosen), len(spare))))
+        chosen = [int(t_rank[r]) for r in ranks] + chosen
+        counts["student"] += from_student
+        counts["teacher"] += len(chosen) - from_student
+        negatives.append(chosen)
+    if per_query == 1:
+        return [n[0] for n in negatives], counts
+    return negatives, counts
 
 
 @dataclass
@@ -386,9 +438,11 @@ def _chunked(checked: CorpusCheck, chunks: Any, passage_texts: Any, data_cfg: di
     return checked
 
 
-def build_silver(recipe: dict[str, Any], teacher: Teacher) -> SilverData:
+def build_silver(recipe: dict[str, Any], teacher: Teacher, student: Any = None) -> SilverData:
     """A recipe's teacher-labelled training data (data.labels: teacher): corpus checked, queries read and/or cut
-    from the corpus, all embedded by the teacher (through the cache), the teacher's top-k as labels."""
+    from the corpus, all embedded by the teacher (through the cache), the teacher's top-k as labels. ``student``
+    ((texts, max_length, desc) -> embeddings, the untrained student through the cache) mines negatives where
+    ``data.negatives_from`` asks for the student's."""
     data_cfg = recipe["data"]
     checked = corpus_documents(data_cfg, teacher.passage_texts, teacher.chunker)
     documents = checked.documents
@@ -404,8 +458,17 @@ def build_silver(recipe: dict[str, Any], teacher: Teacher) -> SilverData:
     queries, read = training_queries(data_cfg, documents)
     t_passage = teacher.passages(documents)
     t_query = teacher.queries([q for q, _ in queries])
+    query_texts = teacher.query_texts([q for q, _ in queries])
+    negatives_from = data_cfg.get("negatives_from", "teacher")
+    s_query = s_passage = None
+    if negatives_from != "teacher" and data_cfg["hard_negatives"]:
+        if student is None:
+            raise DistillError(f"recipe.data.negatives_from: {negatives_from} needs the student to embed the corpus")
+        lengths = recipe["max_length"]
+        s_passage = student(texts, lengths["passage"], "student (untrained): corpus, for its negatives")
+        s_query = student(query_texts, lengths["query"], "student (untrained): queries, for its negatives")
     silver = label_with_teacher(
-        [(t, kind) for t, (_, kind) in zip(teacher.query_texts([q for q, _ in queries]), queries)],
+        [(t, kind) for t, kind in zip(query_texts, (kind for _, kind in queries))],
         texts,
         t_query,
         t_passage,
@@ -414,6 +477,9 @@ def build_silver(recipe: dict[str, Any], teacher: Teacher) -> SilverData:
         dev_questions=data_cfg["dev_questions"] or 100,
         seed=data_cfg["seed"],
         negatives_per_query=data_cfg.get("negatives_per_query", 1),
+        negatives_from=negatives_from,
+        s_query=s_query,
+        s_passage=s_passage,
     )
     silver.summary = {"corpus": checked.summary(), "query_file": read, **silver.summary}
     silver.passage_ids = [d.id for d in documents]

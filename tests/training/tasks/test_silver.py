@@ -138,6 +138,71 @@ def test_the_teachers_ranking_labels_training_queries_and_the_dev_pool_holds_its
         assert len(set(negatives)) == 3 and ranks == sorted(ranks) and all(1 <= r < 5 for r in ranks)
 
 
+def test_student_negatives_are_where_the_untrained_student_disagrees_with_the_teacher():
+    rng = np.random.default_rng(2)
+    t_q, t_p = rng.normal(size=(40, 6)).astype(np.float32), rng.normal(size=(60, 6)).astype(np.float32)
+    s_q, s_p = rng.normal(size=(40, 6)).astype(np.float32), rng.normal(size=(60, 6)).astype(np.float32)
+    queries = [(f"q{i}", "user") for i in range(40)]
+    texts = [f"p{i}" for i in range(60)]
+    common = dict(candidates=12, hard_negatives=True, dev_questions=5, seed=0)
+    plain = silver.label_with_teacher(queries, texts, t_q, t_p, **common)
+    mined = silver.label_with_teacher(
+        queries, texts, t_q, t_p, **common, negatives_from="student", s_query=s_q, s_passage=s_p
+    )
+    teacher_order = np.argsort(-(t_q @ t_p.T), axis=1)
+    student_order = np.argsort(-(s_q @ s_p.T), axis=1)
+    train = [int(q[1:]) for q in mined.queries]
+    # the split, the positives and the dev slice are the teacher's, as without student negatives
+    assert mined.queries == plain.queries and mined.positive == plain.positive and mined.dev.pool == plain.dev.pool
+    for n, i in zip(mined.negative, train):  # in the student's top 12, not in the teacher's top 10
+        assert n in student_order[i, :12] and n not in teacher_order[i, :10]
+    assert mined.summary["negatives"] == {
+        "from": "student",
+        "student": len(train),
+        "teacher": 0,
+        "queries_without_disagreement": 0,
+    }
+    both = silver.label_with_teacher(
+        queries,
+        texts,
+        t_q,
+        t_p,
+        **common,
+        negatives_per_query=4,
+        negatives_from="both",
+        s_query=s_q,
+        s_passage=s_p,
+    )
+    for negatives, i in zip(both.negative, train):  # two of the teacher's ranks 2..12 first, then two of the student's
+        assert len(set(negatives)) == 4
+        assert all(n in teacher_order[i, 1:12] for n in negatives[:2])
+        assert all(n in student_order[i, :12] and n not in teacher_order[i, :10] for n in negatives[2:])
+    # a student that agrees with the teacher everywhere leaves no disagreement: the teacher's ranks stand in, counted
+    agree = silver.label_with_teacher(
+        queries, texts, t_q, t_p, **common, negatives_from="student", s_query=t_q, s_passage=t_p
+    )
+    assert agree.summary["negatives"]["queries_without_disagreement"] == 0  # top 12 reaches past the teacher's 10
+    same = silver.label_with_teacher(
+        queries,
+        texts,
+        t_q,
+        t_p,
+        **(common | {"candidates": 10}),
+        negatives_from="student",
+        s_query=t_q,
+        s_passage=t_p,
+    )
+    assert same.summary["negatives"] == {
+        "from": "student",
+        "student": 0,
+        "teacher": len(train),
+        "queries_without_disagreement": len(train),
+    }
+    assert all(n in teacher_order[i, 1:10] for n, i in zip(same.negative, train))
+    with pytest.raises(DistillError, match="needs the student's embeddings"):
+        silver.label_with_teacher(queries, texts, t_q, t_p, **common, negatives_from="student")
+
+
 def test_the_teacher_is_the_users_own_components_run_as_haystack_runs_them(home, tiny_pipelines):
     from distill.teacher.embedders import PipelineTeacher, build_component
     from distill.teacher.indexing import index_corpus
@@ -211,7 +276,7 @@ def test_a_pipeline_teacher_refuses_what_it_cannot_distil(home, tiny_pipelines):
         PipelineTeacher.from_files(home / "odd.yaml", query_yaml)
 
 
-def test_several_negatives_per_query_train_through_the_listwise_loss(home, tiny_pipelines, tiny_embedder):
+def test_negatives_some_mined_by_the_student_train_through_the_listwise_loss(home, tiny_pipelines, tiny_embedder):
     from distill.training.tasks.embedder import EmbedderTask
 
     index_yaml, query_yaml = renamed_pipelines(tiny_pipelines, home / "mine")
@@ -232,11 +297,14 @@ def test_several_negatives_per_query_train_through_the_listwise_loss(home, tiny_
         candidates=4,
         hard_negatives=True,
         negatives_per_query=2,
+        negatives_from="both",  # one of the teacher's ranks, one where the untrained student disagrees
         dev_questions=2,
         questions=None,
     )
     task = EmbedderTask(recipes.validate(recipe))
     task.warm_up()
+    mined = task.silver.summary["negatives"]
+    assert mined["from"] == "both" and mined["student"] + mined["teacher"] == 2 * len(task.pairs.queries)
     batch = task.batches(0)[0]
     collated = task.collate(batch)
     assert collated["negative"]["input_ids"].shape[0] == 2 * len(batch) == collated["teacher"]["negative"].shape[0]
@@ -323,6 +391,9 @@ def test_recipe_checks_of_training_without_labels():
         ({"hard_negatives": False}, "set data.labels: teacher and data.hard_negatives: true"),
         ({"candidates": 3}, r"must be at most data.candidates - 1 \(2\)"),
         ({"negatives_per_query": 0}, "negatives_per_query must be a positive int"),
+        ({"negatives_from": "reader"}, "negatives_from must be teacher, student or both"),
+        ({"negatives_from": "student", "negatives_per_query": 1, "labels": "gold"}, "student mines negatives"),
+        ({"negatives_from": "both", "negatives_per_query": 1}, "set data.negatives_per_query to 2 or more"),
     ):
         with pytest.raises(DistillError, match=match):
             recipes.validate(recipes._merge(recipes.EMBEDDER_DEFAULTS, {"data": several | wrong}, "recipe"))
