@@ -14,25 +14,26 @@ from distill.errors import DistillError
 from distill.pipelines.loading import dump_pipeline_dict, read_pipeline_dict
 from distill.training import recipes
 from distill.training.tasks import silver
+from distill.training.tasks.queries import pseudo_queries, read_queries
 
 
 def test_read_queries_counts_blank_lines_and_duplicates_and_reads_beir_split_ids_only(tmp_path):
     path = tmp_path / "q.txt"
     path.write_text("where is the nile\n\n  \nwhere is the nile\nwho wrote music\n")
-    found = silver.read_queries(str(path))
+    found = read_queries(str(path))
     assert found.texts == ["where is the nile", "who wrote music"] and found.blank == 2 and found.duplicates == 1
     beir = write_beir(tmp_path / "beir")
-    split = silver.read_queries(f"{beir}:train")
+    split = read_queries(f"{beir}:train")
     assert len(split.texts) == 4 and split.texts[0] == "Which sea does the Nile flow into?"
-    assert len(silver.read_queries(str(beir / "queries.jsonl")).texts) == 8
+    assert len(read_queries(str(beir / "queries.jsonl")).texts) == 8
     with pytest.raises(DistillError, match="needs a split"):
-        silver.read_queries(str(beir))
+        read_queries(str(beir))
     (tmp_path / "bad.txt").write_bytes(b"caf\xe9\n")
     with pytest.raises(DistillError, match="UTF-8"):
-        silver.read_queries(str(tmp_path / "bad.txt"))
+        read_queries(str(tmp_path / "bad.txt"))
     (tmp_path / "blank.txt").write_text("\n\n")
     with pytest.raises(DistillError, match="no queries"):
-        silver.read_queries(str(tmp_path / "blank.txt"))
+        read_queries(str(tmp_path / "blank.txt"))
 
 
 def test_pseudo_queries_are_titles_or_sentences_of_the_passages_and_seeded():
@@ -43,15 +44,15 @@ def test_pseudo_queries_are_titles_or_sentences_of_the_passages_and_seeded():
         Document(id="b", content="Mozart wrote more than six hundred works of music.", meta={"title": ""}),
         Document(id="c", content="Short.", meta={}),
     ]
-    titles = silver.pseudo_queries(docs, None, "title", seed=0)
+    titles = pseudo_queries(docs, None, "title", seed=0)
     assert ("Nile", "title") in titles and ("Mozart wrote more than six hundred works of music.", "sentence") in titles
     assert len(titles) == 2  # "Short." has neither a title nor a sentence of 4+ words
-    sentences = silver.pseudo_queries(docs, None, "sentence", seed=0)
+    sentences = pseudo_queries(docs, None, "sentence", seed=0)
     assert all(kind == "sentence" and any(text in d.content for d in docs) for text, kind in sentences)
-    assert silver.pseudo_queries(docs, 1, "mixed", seed=3) == silver.pseudo_queries(docs, 1, "mixed", seed=3)
-    assert len(silver.pseudo_queries(docs, 1, "mixed", seed=3)) == 1
+    assert pseudo_queries(docs, 1, "mixed", seed=3) == pseudo_queries(docs, 1, "mixed", seed=3)
+    assert len(pseudo_queries(docs, 1, "mixed", seed=3)) == 1
     with pytest.raises(DistillError, match="pseudo_kind"):
-        silver.pseudo_queries(docs, None, "words", seed=0)
+        pseudo_queries(docs, None, "words", seed=0)
 
 
 def test_a_title_shared_by_several_passages_gives_each_a_sentence_instead():
@@ -61,11 +62,11 @@ def test_a_title_shared_by_several_passages_gives_each_a_sentence_instead():
     docs = [Document(id=f"p{i}", content=text.format(i, i), meta={"title": "Article"}) for i in range(6)]
     docs.append(Document(id="own", content="A passage with a title of its own here.", meta={"title": "Own title"}))
     for kind in ("title", "mixed"):
-        queries = silver.pseudo_queries(docs, None, kind, seed=0)
+        queries = pseudo_queries(docs, None, kind, seed=0)
         assert len(queries) == len(docs)
         assert ("Article", "title") not in queries
         assert len({text for text, _ in queries}) == len(queries)
-    assert ("Own title", "title") in silver.pseudo_queries(docs, None, "title", seed=0)
+    assert ("Own title", "title") in pseudo_queries(docs, None, "title", seed=0)
 
 
 def test_corpus_check_skips_and_counts_empty_and_duplicate_passages():

@@ -1,0 +1,90 @@
+"""Queries without labels, for training a student on a user's corpus: the user's own (a query file, or a BEIR
+split's query ids without their qrels), and pseudo-queries cut from the corpus (a passage's title, or one of its
+sentences: the inverse cloze task, Lee et al., ACL 2019). Each query keeps its kind (``user``, ``title``,
+``sentence``), which the card counts."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from haystack import Document
+
+from distill.common.files import read_text
+from distill.errors import DistillError
+
+QUERY_KINDS = ("user", "title", "sentence")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
+
+
+@dataclass
+class QueryFile:
+    """Unlabelled queries as read, and what reading them skipped."""
+
+    texts: list[str]
+    source: str
+    blank: int = 0
+    duplicates: int = 0
+    not_utf8: int = 0  # lines of the query file that are not UTF-8 text, skipped
+
+
+def read_queries(spec: str) -> QueryFile:
+    """Unlabelled queries from a query file (:func:`distill.data.datasets.load_queries`: one per line, or JSONL), or
+    from a
+    BEIR folder with a split (``folder:train``: the queries that split's qrels name; only their ids are read, never
+    their judgements). Blank lines are skipped and duplicates kept once, both counted."""
+    from distill.data.datasets import load_queries
+
+    folder, _, split = spec.rpartition(":") if ":" in spec and not Path(spec).exists() else (spec, "", "")
+    path = Path(folder)
+    if not path.is_dir():
+        found = load_queries(path)
+        return QueryFile([q.text for q in found], spec, found.blank_lines, found.duplicates, found.not_utf8)
+    if not split:
+        raise DistillError(f"queries {spec!r}: a BEIR folder needs a split, e.g. {spec}:train")
+    qrels = path / "qrels" / f"{split}.tsv"
+    ids = {line.split("\t", 1)[0] for line in read_text(qrels, "qrels file").splitlines()[1:] if line.strip()}
+    found = load_queries(path / "queries.jsonl")
+    texts = [q.text for q in found if q.id in ids]
+    if not texts:
+        raise DistillError(f"{qrels} names none of the queries in {path / 'queries.jsonl'}")
+    return QueryFile(texts, spec, found.blank_lines, found.duplicates, found.not_utf8)
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_END.split(text or "") if s.strip()]
+
+
+def pseudo_queries(documents: list[Document], count: int | None, kind: str, seed: int) -> list[tuple[str, str]]:
+    """Up to ``count`` pseudo-queries (text, kind) from a seeded sample of passages, one per passage: its title
+    (``title``), one of its sentences of 4 to 40 words (``sentence``: the inverse cloze task), or either in turn
+    (``mixed``). A title shared by several passages (the chunks of one document, a SQuAD article's paragraphs) names
+    none of them: such a passage, and one whose title or sentence is already taken, gives one of its other sentences
+    instead. Passages with nothing usable (no title, no sentence of that length) give none."""
+    if kind not in ("title", "sentence", "mixed"):
+        raise DistillError(f"recipe.data.pseudo_kind must be title, sentence or mixed, got {kind!r}")
+    rng = random.Random(seed)
+    order = list(range(len(documents)))
+    rng.shuffle(order)
+    titles = Counter(str(d.meta.get("title") or "").strip() for d in documents)
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for n, i in enumerate(order):
+        if count is not None and len(out) >= count:
+            break
+        doc = documents[i]
+        wanted = kind if kind != "mixed" else ("title", "sentence")[n % 2]
+        title = str(doc.meta.get("title") or "").strip()
+        if wanted == "title" and title and titles[title] == 1 and title not in seen:
+            seen.add(title)
+            out.append((title, "title"))
+            continue
+        options = [s for s in sentences(doc.content or "") if 4 <= len(s.split()) <= 40 and s not in seen]
+        if options:
+            text = rng.choice(options)
+            seen.add(text)
+            out.append((text, "sentence"))
+    return out
