@@ -429,6 +429,11 @@ def _adapt_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="recipe override (repeatable), e.g. epochs=2")
     p.add_argument("--plan-only", action="store_true", help="check the data, print the plan, write the recipe, stop")
     p.add_argument("--anyway", action="store_true", help="train even when the student already matches the teacher")
+    p.add_argument(
+        "--query-only",
+        action="store_true",
+        help="train only a query encoder into the teacher's space: documents keep the teacher's embeddings and index",
+    )
 
 
 @command(
@@ -452,6 +457,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         out=args.out,
         overrides=tuple(args.set or ()),
         plan_only=args.plan_only,
+        query_only=args.query_only,
         anyway=args.anyway,
     )
     return adapt(options, command=_command_line())

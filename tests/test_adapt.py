@@ -55,6 +55,32 @@ def test_plan_only_prints_the_plan_and_writes_a_recipe_that_distill_train_reads(
     assert "negatives: from where the untrained student disagrees with the teacher" in capsys.readouterr().out
 
 
+def test_query_only_trains_a_query_encoder_and_keeps_the_teachers_index(home, mine, tiny_embedder, capsys):
+    """--query-only: the plan says the documents keep the teacher's index, the recipe is the query-only one, and the
+    pipelines it writes index with the teacher and search with the student."""
+    index_yaml, query_yaml, beir = mine
+    args = [
+        "adapt", str(index_yaml), str(query_yaml), "--corpus", str(beir), "--student", str(tiny_embedder),
+        "--out", str(home / "q"), "--query-only", "--set", "batch_size=2", "--set", "epochs=1",
+    ]  # fmt: skip
+    assert main([*args, "--plan-only"]) == 0
+    out = capsys.readouterr().out
+    assert "query-only: the student embeds the queries, the documents keep the teacher's embeddings and index" in out
+    assert "queries/s for a MiniLM-L6-size student" in out
+    recipe = recipes.load_recipe(home / "q" / "recipe.yaml")
+    assert recipe["query_only"] is True and recipe["epochs"] == 1  # the user's --set wins over the written 8
+    assert [loss["name"] for loss in recipe["losses"]] == ["listwise_kl", "cosine"]
+    assert main([*args, "--anyway"]) == 0, capsys.readouterr().err
+    written = home / "q" / "pipelines"
+    teacher_index = read_pipeline_dict(index_yaml)["components"]["encode_docs"]["init_parameters"]["model"]
+    assert read_pipeline_dict(written / index_yaml.name)["components"]["encode_docs"]["init_parameters"]["model"] == (
+        teacher_index
+    )
+    searched = read_pipeline_dict(written / query_yaml.name)["components"]["encode_q"]["init_parameters"]["model"]
+    assert searched != teacher_index and searched.endswith("student")
+    assert (home / "q" / "eval" / "report.json").is_file()
+
+
 def test_bad_input_is_counted_in_the_plan_and_the_card_never_a_traceback(home, mine, tiny_embedder, capsys):
     """A query log with lines that are not UTF-8, a query longer than the student's limit, a corpus with an empty
     text (the tiny BEIR folder has one): each counted in the plan and the student's card and metrics.json."""

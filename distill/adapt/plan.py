@@ -21,11 +21,24 @@ TEACHER_TOKENS_PER_S = 600.0
 TEACHER_REFERENCE_PARAMS = 110e6
 STUDENT_EXAMPLES_PER_S = 5.5
 STUDENT_EXAMPLES_PER_S_WITH_NEGATIVES = 2.5
+# A query-only student embeds only queries (64 tokens); the passages are the teacher's cached embeddings. MiniLM-L6
+# trained at ~60 queries/s on FiQA's query log (2 cores, nothing else running).
+QUERY_ONLY_EXAMPLES_PER_S = 60.0
 
 # Listwise KL at T = 0.05, the best loss of the SQuAD ablation (docs/benchmarks/retrieval.md). A passage-passage
 # relation loss is one override away (--set 'losses.1={name: similarity_matrix, keys: [passage, negative], cross:
 # false, weight: W}'); at weight 1 its MSE of cosines is ~100x listwise KL's value and dominates the mix.
 ADAPT_LOSSES = [{"name": "listwise_kl", "weight": 1.0, "temperature": 0.05}]
+# A query-only student (--query-only): the documents keep the teacher's embeddings and index and only the query
+# encoder is trained, into the teacher's space (a ridge-fitted head where the widths differ). The SQuAD query-only
+# recipe's losses (listwise KL weighted 20 so that the cosine to the teacher's query embedding does not drown it);
+# its steps are cheap (queries only), so it trains for 8 epochs at lr 1e-4, checked every 50 steps. On FiQA's query
+# log held-out agreement still rose at epoch 7 (docs/benchmarks/own-data.md).
+QUERY_ONLY_LOSSES = [
+    {"name": "listwise_kl", "weight": 20.0, "temperature": 0.05},
+    {"name": "cosine", "weight": 1.0, "keys": "query"},
+]
+QUERY_ONLY_SETTINGS = {"epochs": 8, "eval_every": 50, "save_every": 50}
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,8 @@ class AdaptOptions:
     overrides: tuple[str, ...] = ()  # recipe overrides, KEY=VALUE as `distill train --set` takes them
     plan_only: bool = False  # check the data, print the plan, write the recipe, and stop
     anyway: bool = False  # train even when the off-the-shelf student already matches the teacher
+    # train only a query encoder into the teacher's space: the documents keep the teacher's embeddings and index
+    query_only: bool = False
 
     def __post_init__(self) -> None:
         if self.queries is None and self.pseudo_queries == 0:
@@ -76,8 +91,10 @@ def build_recipe(
     student: str,
     output: Path,
     overrides: list[str],
+    query_only: bool = False,
 ) -> dict[str, Any]:
-    """The recipe ``distill adapt`` trains with, validated (overrides as ``distill train`` takes them)."""
+    """The recipe ``distill adapt`` trains with, validated (overrides as ``distill train`` takes them); with
+    ``query_only`` a query encoder into the teacher's space (``QUERY_ONLY_LOSSES``, ``QUERY_ONLY_SETTINGS``)."""
     from distill.training import recipes
 
     recipe = recipes.apply_overrides(recipes.EMBEDDER_DEFAULTS, [])
@@ -100,6 +117,9 @@ def build_recipe(
         questions=None,
         dev_questions=100,
     )
+    if query_only:
+        recipe.update(query_only=True, losses=[dict(loss) for loss in QUERY_ONLY_LOSSES], **QUERY_ONLY_SETTINGS)
+        recipe["optimizer"] = {**recipe["optimizer"], "lr": 1e-4}
     return recipes.validate(recipes.apply_overrides(recipe, overrides))
 
 
@@ -123,6 +143,7 @@ class Plan:
     long_queries: int | None = None  # training queries longer than the student's query limit (cut); None: unknown
     query_limit: int | None = None
     negatives_from: str = "teacher"
+    query_only: bool = False  # only queries are embedded by the student; documents keep the teacher's index
 
     @property
     def unit(self) -> str:
@@ -165,9 +186,16 @@ class Plan:
             f"about {self.teacher_minutes:.0f} min (estimate: {self.teacher_tokens:,} tokens at "
             f"{TEACHER_TOKENS_PER_S:.0f} tokens/s for a 110M-parameter teacher on 2 cores)",
             f"training: about {self.steps} steps, about {self.train_minutes:.0f} min (estimate: "
-            f"{self.train_rate:.1f} examples/s for a MiniLM-L6-size student on 2 cores; queries whose top passage is "
+            f"{self.train_rate:.1f} {'queries' if self.query_only else 'examples'}/s for a MiniLM-L6-size student on 2 "
+            "cores; queries whose top passage is "
             "the same train in different batches, so there may be more steps of fewer queries)",
         ]
+        if self.query_only:
+            out.append(
+                "query-only: the student embeds the queries, the documents keep the teacher's embeddings and index "
+                "(your indexing pipeline and its store stay as they are: index with the teacher, search with the "
+                "student)"
+            )
         if self.negatives_from != "teacher":
             out.append(
                 f"negatives: {'half ' if self.negatives_from == 'both' else ''}from where the untrained student "
@@ -179,7 +207,10 @@ class Plan:
 
 
 def _train_rate(recipe: dict[str, Any]) -> float:
-    """Queries per second: a step's cost is mostly its passages (a positive, and each of its negatives, per query)."""
+    """Queries per second: a step's cost is mostly its passages (a positive, and each of its negatives, per query);
+    a query-only student embeds no passages."""
+    if recipe["query_only"]:
+        return QUERY_ONLY_EXAMPLES_PER_S
     if not recipe["data"]["hard_negatives"]:
         return STUDENT_EXAMPLES_PER_S
     per_query = 1 + recipe["data"].get("negatives_per_query", 1)
@@ -264,6 +295,7 @@ def make_plan(
         long_queries=long_queries,
         query_limit=query_limit,
         negatives_from=data_cfg.get("negatives_from", "teacher") if data_cfg["hard_negatives"] else "teacher",
+        query_only=bool(recipe["query_only"]),
     )
 
 

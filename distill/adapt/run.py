@@ -202,6 +202,7 @@ def adapt(options: AdaptOptions, command: str = "") -> int:
         student=options.student,
         output=out,
         overrides=list(options.overrides),
+        query_only=options.query_only,
     )
     if options.eval_questions is not None and not options.eval_data:
         raise DistillError("--eval-questions samples --eval-data: give --eval-data too (e.g. BEIR_FOLDER:dev)")

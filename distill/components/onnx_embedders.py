@@ -52,7 +52,11 @@ def read_export(folder: str | Path) -> dict[str, Any]:
         raise DistillError(f"{path} is not readable JSON ({type(e).__name__}): export the model again") from None
     if not isinstance(info, dict) or info.get("format") != EXPORT_FORMAT:
         raise DistillError(f"{path} is not a {EXPORT_FORMAT} description: export the model again")
-    for name in (str(info.get("onnx", "model.onnx")), "tokenizer.json"):
+    for name in (
+        str(info.get("onnx", "model.onnx")),
+        "tokenizer.json",
+        *([str(info["head"])] if info.get("head") else []),
+    ):
         if not (folder / name).is_file():
             raise DistillError(f"{folder} lacks {name}, which the export wrote: export the model again")
     return info
@@ -95,6 +99,10 @@ class OnnxEncoder:
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=int(self.info["max_seq_length"]))
         self.pad_id = int(self.info.get("pad_token_id") or 0)
+        self.head = None  # a query-only student's linear head into the teacher's space: (weight.T, bias)
+        if self.info.get("head"):
+            with np.load(folder / str(self.info["head"])) as head:
+                self.head = (head["weight"].T.astype(np.float32), head["bias"].astype(np.float32))
 
     def _batch(self, texts: list[str]) -> np.ndarray:
         encodings = self.tokenizer.encode_batch(texts)
@@ -106,6 +114,9 @@ class OnnxEncoder:
             mask[row, : len(encoding.ids)] = 1
         (tokens,) = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
         pooled = _pool(tokens, mask, str(self.info["pooling"]))
+        if self.head is not None:
+            pooled = _normalise(pooled) if self.info.get("normalize_pooled") else pooled
+            pooled = pooled @ self.head[0] + self.head[1]
         return _normalise(pooled) if self.info.get("normalize") else pooled
 
     def encode(

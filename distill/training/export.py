@@ -11,13 +11,16 @@ holds what reproduces the whole pipeline without torch:
 - ``tokenizer.json`` (and the tokenizer's other files): the same tokenizer, read by the ``tokenizers`` library;
 - ``config.json``: the transformer's Hugging Face config (for the record, and so the folder reads as a model folder);
 - ``distill_onnx.json`` (:data:`distill.common.models.ONNX_EXPORT_FILE`): precision, pooling mode, whether a
-``Normalize``
-  module follows, ``max_seq_length``, lower-casing, the embedding width, the pad token and the source.
+  ``Normalize`` module follows, ``max_seq_length``, lower-casing, the embedding width, the pad token and the source;
+- ``head.npz``, only for a query-only student (Transformer -> Pooling [-> Normalize] -> Dense [-> Normalize], the
+  Dense layer linear: the head that puts its queries into the teacher's space): the head's weight and bias, applied
+  in float32 after pooling (``normalize_pooled`` says whether the pooled rows are normalised first).
 
 :mod:`distill.components.onnx_embedders` serves such a folder in Haystack pipelines. What the exporter does not
 reproduce is
 refused with one line: a folder without ``modules.json``, modules other than Transformer -> Pooling [-> Normalize]
-(``Dense`` layers among them), pooling modes other than mean, cls and max, a default prompt, a slow tokenizer.
+[-> Dense [-> Normalize]], a Dense layer with an activation, pooling modes other than mean, cls and max, a default
+prompt, a slow tokenizer.
 """
 
 from __future__ import annotations
@@ -41,6 +44,16 @@ logger = logging.getLogger(__name__)
 
 ONNX_FILE = "model.onnx"
 POOLING_MODES = ("mean", "cls", "max")
+HEAD_FILE = "head.npz"
+# the module lists the export reproduces: a plain embedder, and a query-only student with its linear head
+EXPORTABLE = (
+    [],
+    ["Normalize"],
+    ["Dense"],
+    ["Dense", "Normalize"],
+    ["Normalize", "Dense"],
+    ["Normalize", "Dense", "Normalize"],
+)
 OPSET = 17
 
 
@@ -57,10 +70,10 @@ def _module_kinds(folder: Path, spec: str) -> list[str]:
     except (ValueError, KeyError, TypeError):
         raise DistillError(f"{path} is not a sentence-transformers modules list (JSON with a 'type' each)") from None
     expected = ["Transformer", "Pooling"]
-    if kinds[:2] != expected or kinds[2:] not in ([], ["Normalize"]):
+    if kinds[:2] != expected or kinds[2:] not in EXPORTABLE:
         raise DistillError(
-            f"{spec} has modules {kinds}; `distill export` reproduces Transformer -> Pooling [-> Normalize] only "
-            "(no Dense or other modules): serve this model with the SentenceTransformers embedders"
+            f"{spec} has modules {kinds}; `distill export` reproduces Transformer -> Pooling [-> Normalize] "
+            "[-> Dense [-> Normalize]] only: serve this model with the SentenceTransformers embedders"
         )
     return kinds
 
@@ -83,14 +96,29 @@ def _settings(model: Any, spec: str, kinds: list[str]) -> dict[str, Any]:
         raise DistillError(f"{spec}'s tokenizer has no fast form (tokenizer.json), which the ONNX embedders read")
     if getattr(tokenizer, "padding_side", "right") != "right" or tokenizer.pad_token_id is None:
         raise DistillError(f"{spec}'s tokenizer pads on the left or has no pad token; the ONNX embedders pad right")
+    dense = model[kinds.index("Dense")] if "Dense" in kinds else None
+    if dense is not None and type(dense.activation_function).__name__ != "Identity":
+        raise DistillError(
+            f"{spec}'s Dense layer has the activation {type(dense.activation_function).__name__}; `distill export` "
+            "reproduces a linear head only"
+        )
     return {
         "pooling": mode,
         "normalize": kinds[-1] == "Normalize",
         "max_seq_length": int(model.max_seq_length),
         "do_lower_case": bool(getattr(transformer, "do_lower_case", False)),
-        "dimension": int(pooling.pooling_output_dimension),
+        "dimension": int(dense.linear.out_features if dense is not None else pooling.pooling_output_dimension),
         "pad_token_id": int(tokenizer.pad_token_id),
+        **({"head": HEAD_FILE, "normalize_pooled": kinds[2] == "Normalize"} if dense is not None else {}),
     }
+
+
+def _write_head(model: Any, kinds: list[str], path: Path) -> None:
+    """The Dense head's weight (out x in) and bias as float32 arrays (a zero bias where it has none)."""
+    linear = model[kinds.index("Dense")].linear
+    weight = linear.weight.detach().cpu().numpy().astype(np.float32)
+    bias = linear.bias.detach().cpu().numpy().astype(np.float32) if linear.bias is not None else np.zeros(len(weight))
+    np.savez(path, weight=weight, bias=bias.astype(np.float32))
 
 
 def _token_embeddings(auto_model: Any) -> Any:
@@ -238,6 +266,9 @@ def export_onnx(model: str, out: str | Path, *, int8: bool = True) -> Path:
             for file in (staged / "tokenizer").iterdir():
                 os.replace(file, out / file.name)
             st[0].auto_model.config.to_json_file(str(out / "config.json"))
+            if "head" in settings:
+                _write_head(st, kinds, staged / HEAD_FILE)
+                os.replace(staged / HEAD_FILE, out / HEAD_FILE)
             os.replace(staged / ONNX_FILE, out / ONNX_FILE)
         description = {
             "format": EXPORT_FORMAT,

@@ -84,7 +84,7 @@ def test_fingerprint_hashes_the_graph(tiny_onnx_int8, tiny_onnx_fp32, tmp_path, 
     assert model_fingerprint(tiny_onnx_int8) != model_fingerprint(tiny_onnx_fp32)
 
 
-def _student(folder: Path, pooling: str, normalize: bool, dense: bool = False) -> Path:
+def _student(folder: Path, pooling: str, normalize: bool, dense: bool = False, head: bool = False) -> Path:
     import torch
     from conftest import build_tokenizer, tiny_bert_config
     from sentence_transformers import SentenceTransformer
@@ -100,7 +100,9 @@ def _student(folder: Path, pooling: str, normalize: bool, dense: bool = False) -
     transformer = models.Transformer(str(raw), max_seq_length=16)
     modules = [transformer, models.Pooling(32, pooling_mode=pooling)]
     if dense:
-        modules.append(models.Dense(32, 8))
+        modules.append(models.Dense(32, 8))  # tanh, sentence-transformers' default activation
+    if head:  # a query-only student's: normalised pooled rows, a linear map to another width
+        modules += [models.Normalize(), models.Dense(32, 48, activation_function=torch.nn.Identity())]
     if normalize:
         modules.append(models.Normalize())
     SentenceTransformer(modules=modules, device="cpu").save(str(folder))
@@ -118,6 +120,21 @@ def test_other_pooling_and_no_normalize(tmp_path, pooling):
     assert np.abs(OnnxEncoder(out).encode(TEXTS) - expected).max() < 1e-4
 
 
+def test_a_query_only_students_linear_head_is_exported_and_applied(tmp_path):
+    source = _student(tmp_path / "st-head", "mean", normalize=True, head=True)
+    fp32 = export_onnx(str(source), tmp_path / "fp32", int8=False)
+    info = json.loads((fp32 / "distill_onnx.json").read_text())
+    assert info["head"] == "head.npz" and info["normalize_pooled"] is True and info["dimension"] == 48
+    expected = st_embeddings(source, TEXTS)
+    got = OnnxEncoder(fp32).encode(TEXTS)
+    assert got.shape == expected.shape == (len(TEXTS), 48)
+    assert np.abs(got - expected).max() < 1e-4
+    assert cosines(OnnxEncoder(export_onnx(str(source), tmp_path / "int8")).encode(TEXTS), expected).min() > 0.95
+    (fp32 / "head.npz").unlink()
+    with pytest.raises(DistillError, match="lacks head.npz"):
+        OnnxEncoder(fp32)
+
+
 def test_refusals_are_one_line(tmp_path, tiny_reader, tiny_embedder, capsys):
     def refused(*args: str) -> str:
         assert cli.main(["export", *args]) == 2
@@ -130,7 +147,7 @@ def test_refusals_are_one_line(tmp_path, tiny_reader, tiny_embedder, capsys):
     weighted = _student(tmp_path / "weighted", "weightedmean", normalize=True)
     capsys.readouterr()  # the models' own progress bars
     assert "has no modules.json" in refused(str(tiny_reader), "--out", str(tmp_path / "a"))
-    assert "Transformer -> Pooling [-> Normalize] only" in refused(str(dense), "--out", str(tmp_path / "b"))
+    assert "has the activation Tanh" in refused(str(dense), "--out", str(tmp_path / "b"))
     assert "pools with 'weightedmean'" in refused(str(weighted), "--out", str(tmp_path / "c"))
     (tmp_path / "file").write_text("x")
     assert "is a file" in refused(str(tiny_embedder), "--out", str(tmp_path / "file"))
