@@ -5,7 +5,8 @@
 .PHONY: bench baseline bench-ablation bench-reader bench-reader-1l bench-reader-cross bench-reader-mpnet \
   bench-reader-negatives bench-reader-negatives-minilm \
   bench-students bench-int8 bench-best-distilled bench-speed bench-speed-static bench-trainer reader-teacher bench-nfcorpus-queries bench-nfcorpus-pseudo \
-  bench-fiqa bench-fiqa-pseudo bench-fiqa-serving fiqa-lever bench-squad-pseudo bench-forgetting bench-nfcorpus-levers nf-lever bench-stores bench-load
+  bench-fiqa bench-fiqa-pseudo bench-fiqa-serving fiqa-lever bench-fiqa-query-only bench-fiqa-query-only-pseudo \
+  bench-fiqa-query-only-serving bench-squad-pseudo bench-forgetting bench-nfcorpus-levers nf-lever bench-stores bench-load
 
 # `make bench` lists the benchmark targets with the `## ` line above each; it runs none of them.
 bench:
@@ -444,6 +445,52 @@ bench-fiqa-serving: setup
 	  fiqa-queries=runs/adapt/fiqa-queries/squad-pipelines-fast/retrieval.yaml \
 	  --data squad-dev --questions 2000 --seed 0 --versus minilm-l6 --out runs/adapt/forgetting-fiqa
 	cp runs/adapt/forgetting-fiqa/report.json benchmarks/results/squad-dev-adapt-forgetting-fiqa.json
+
+# A query-only student on FiQA (`distill adapt --query-only`): MiniLM-L6 with a ridge-fitted 384->768 head trained as
+# a query encoder into the teacher's space, 8 epochs (cheap: queries only, ~60/s on 2 cores); the documents keep the
+# teacher's embeddings and index, so the indexing pipeline is unchanged and only the query path gets faster. With the
+# query log, and without it (one pseudo-query per answer). Then the served comparison (fp32 and the int8 export with
+# its head, embedding-only and hybrid, vectorised retriever) and what it costs on SQuAD dev, where it searches the
+# teacher's SQuAD index.
+FIQA_QO := runs/adapt/fiqa-query-only/student
+FIQA_QO_PSEUDO := runs/adapt/fiqa-query-only-pseudo/student
+FIQA_QO_SWAP = $(BIN)/distill swap $(1) --component text_embedder --keep-index --fast-retriever
+## FiQA dev: a query-only MiniLM-L6 (the teacher's index kept) adapted on the query log (no judgements read)
+bench-fiqa-query-only: setup
+	$(BIN)/distill adapt $(FIQA_PIPELINES) --corpus $(FIQA) --queries $(FIQA)/query-log.txt --query-only \
+	  --eval-data $(FIQA):dev --out runs/adapt/fiqa-query-only
+	cp runs/adapt/fiqa-query-only/eval/report.json benchmarks/results/fiqa-dev-adapt-query-only.json
+
+## FiQA dev: the query-only student without a query log (one pseudo-query per answer)
+bench-fiqa-query-only-pseudo: setup
+	$(BIN)/distill adapt $(FIQA_PIPELINES) --corpus $(FIQA) --query-only \
+	  --eval-data $(FIQA):dev --out runs/adapt/fiqa-query-only-pseudo
+	cp runs/adapt/fiqa-query-only-pseudo/eval/report.json benchmarks/results/fiqa-dev-adapt-query-only-pseudo.json
+
+## FiQA dev: the query-only students (fp32, int8; with and without the log) against the teacher, served; SQuAD dev
+bench-fiqa-query-only-serving: setup
+	test -f $(FIQA_QO)/metrics.json || $(MAKE) bench-fiqa-query-only
+	test -f $(FIQA_QO_PSEUDO)/metrics.json || $(MAKE) bench-fiqa-query-only-pseudo
+	$(BIN)/distill swap $(FIQA_ALL) --fast-retriever --out runs/fiqa/teacher
+	$(BIN)/distill swap $(FIQA_ALL) --model minilm-l6 --fast-retriever --out runs/fiqa/minilm-l6
+	$(call FIQA_QO_SWAP,$(FIQA_ALL)) --model $(FIQA_QO) --out runs/fiqa/query-only
+	$(BIN)/distill export $(FIQA_QO) --int8 --out runs/fiqa/query-only-int8-model
+	$(call FIQA_QO_SWAP,$(FIQA_ALL)) --model runs/fiqa/query-only-int8-model --out runs/fiqa/query-only-int8
+	$(call FIQA_QO_SWAP,$(FIQA_ALL)) --model $(FIQA_QO_PSEUDO) --out runs/fiqa/query-only-no-log
+	$(BIN)/distill eval $(call FIQA_RUN,teacher,teacher) $(call FIQA_RUN,off-the-shelf,minilm-l6) \
+	  $(call FIQA_RUN,query-only,query-only) $(call FIQA_RUN,query-only-int8,query-only-int8) \
+	  query-only-no-log=runs/fiqa/query-only-no-log/query.yaml \
+	  --data $(FIQA):dev --versus off-the-shelf --out runs/fiqa/query-only-serving
+	cp runs/fiqa/query-only-serving/report.json benchmarks/results/fiqa-dev-adapt-query-only-serving.json
+	$(BIN)/distill swap pipelines/indexing.yaml pipelines/retrieval.yaml --fast-retriever --out runs/teacher/pipelines-fast
+	$(BIN)/distill swap pipelines/indexing.yaml pipelines/retrieval.yaml --model minilm-l6 --fast-retriever \
+	  --out runs/minilm-l6/pipelines-fast
+	$(call FIQA_QO_SWAP,pipelines/indexing.yaml pipelines/retrieval.yaml) --model $(FIQA_QO) \
+	  --out runs/adapt/fiqa-query-only/squad-pipelines-fast
+	$(BIN)/distill eval teacher=runs/teacher/pipelines-fast/retrieval.yaml minilm-l6=runs/minilm-l6/pipelines-fast/retrieval.yaml \
+	  fiqa-query-only=runs/adapt/fiqa-query-only/squad-pipelines-fast/retrieval.yaml \
+	  --data squad-dev --questions 2000 --seed 0 --versus minilm-l6 --out runs/adapt/forgetting-fiqa-query-only
+	cp runs/adapt/forgetting-fiqa-query-only/report.json benchmarks/results/squad-dev-adapt-forgetting-fiqa-query-only.json
 
 # The levers on (b): more training (lr 1e-4, two epochs) and the same held near its start (L2-SP anchor 0.03); a third,
 # one epoch at lr 1e-4 reading 384 tokens of each abstract with margin-MSE beside listwise KL (`make nf-lever

@@ -263,9 +263,14 @@ def model_card(recipe: dict[str, Any], metrics: dict[str, Any], *, kind: str) ->
         "",
         "## Use",
         "",
-        "Swap it into the teacher's Haystack pipelines with `distill swap pipelines/ --model <this folder> --out <dir>`"
-        + (" --component text_embedder --keep-index" if recipe.get("query_only") else "")
-        + " and compare with `distill eval`.",
+        "Swap it into the teacher's Haystack pipelines with `distill swap pipelines/ --model <this folder> --out <dir>"
+        + (" --component <your text embedder> --keep-index" if recipe.get("query_only") else "")
+        + "` and compare with `distill eval`"
+        + (
+            " (only the query path changes: the documents keep the teacher's index)."
+            if recipe.get("query_only")
+            else "."
+        ),
     ]
     return front_matter(embedder_metadata(recipe, metrics)) + "\n".join(lines + _card_tail(recipe))
 
