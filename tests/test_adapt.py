@@ -79,6 +79,10 @@ def test_query_only_trains_a_query_encoder_and_keeps_the_teachers_index(home, mi
     searched = read_pipeline_dict(written / query_yaml.name)["components"]["encode_q"]["init_parameters"]["model"]
     assert searched != teacher_index and searched.endswith("student")
     assert (home / "q" / "eval" / "report.json").is_file()
+    # swapped by hand without --keep-index, the query encoder would re-index the documents: refused in one line
+    assert main(["swap", str(index_yaml), str(query_yaml), "--model", str(home / "q" / "student"), "--out",
+                 str(home / "wrong")]) == 2  # fmt: skip
+    assert "is a query-only student" in capsys.readouterr().err and not (home / "wrong").exists()
 
 
 def test_bad_input_is_counted_in_the_plan_and_the_card_never_a_traceback(home, mine, tiny_embedder, capsys):

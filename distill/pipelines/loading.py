@@ -390,6 +390,24 @@ def swap_files(paths: list[Path], out_dir: Path, **options: Any) -> list[Path]:
     return swap_pipelines([(path, read_pipeline_dict(path)) for path in paths], out_dir, **options)
 
 
+def _is_query_only(model: str) -> bool:
+    """Whether ``model`` is a folder of a query-only student (its training recipe says so) or an export of one (a
+    head after pooling)."""
+    import json
+
+    import yaml
+
+    folder = Path(model).expanduser()
+    try:
+        if (folder / "config.yaml").is_file():
+            return bool((yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")) or {}).get("query_only"))
+        if (folder / "distill_onnx.json").is_file():
+            return bool(json.loads((folder / "distill_onnx.json").read_text(encoding="utf-8")).get("head"))
+    except (OSError, ValueError, yaml.YAMLError, AttributeError):
+        return False
+    return False
+
+
 def swap_pipelines(
     pipelines: list[tuple[Path, dict[str, Any]]],
     out_dir: Path,
@@ -410,6 +428,11 @@ def swap_pipelines(
     from distill.components.retrievers import use_fast_retrievers
 
     check_output_folder(out_dir, "--out")
+    if model is not None and not keep_index and _is_query_only(model):
+        raise DistillError(
+            f"{model} is a query-only student (it embeds queries into the teacher's space): swap it with --component "
+            "<the query pipeline's text embedder> --keep-index, so that the documents keep the teacher's index"
+        )
     paths = [path for path, _ in pipelines]
     outputs, changed = [], False
     for path, data in pipelines:
