@@ -236,7 +236,13 @@ def model_card(recipe: dict[str, Any], metrics: dict[str, Any], *, kind: str) ->
     ]
     if recipe.get("anchor"):
         lines += ["", f"An L2-SP anchor (weight {recipe['anchor']}) held the weights near the student's start."]
-    if recipe.get("passage_memory"):
+    if recipe.get("passage_memory") == "corpus":
+        lines += [
+            "",
+            "listwise_kl scores each query against every corpus passage's teacher embedding (the index the student "
+            "searches), not only the batch's passages.",
+        ]
+    elif recipe.get("passage_memory"):
         lines += [
             "",
             f"listwise_kl also scores the student's detached embeddings of the last {recipe['passage_memory']} "

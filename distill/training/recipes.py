@@ -31,6 +31,7 @@ EMBEDDER_DEFAULTS: dict[str, Any] = {
     "query_only": False,
     # Cross-batch memory: the student's (detached) embeddings of the last N training passages join listwise_kl's
     # in-batch passages as extra columns, scored by the teacher's cached embeddings of the same passages. 0 = off.
+    # A query-only student takes "corpus": every corpus passage's teacher embedding (the index it will search).
     "passage_memory": 0,
     # L2-SP: anchor * sum of squared differences between the student's weights and its starting weights, a pull
     # toward what the student knew before (so that adapting to one domain costs the others less). 0 = off.
@@ -394,13 +395,16 @@ def validate(recipe: dict[str, Any]) -> dict[str, Any]:
     if isinstance(recipe["anchor"], bool) or not isinstance(recipe["anchor"], (int, float)) or recipe["anchor"] < 0:
         raise DistillError(f"recipe.anchor must be a number >= 0 (0 = off), got {recipe['anchor']!r}")
     if recipe["passage_memory"] != 0:
-        _positive(recipe, "passage_memory")
+        if recipe["passage_memory"] != "corpus":
+            _positive(recipe, "passage_memory")
         if "listwise_kl" not in names:
             raise DistillError("recipe.passage_memory feeds listwise_kl: add that loss or set passage_memory: 0")
-        if recipe["query_only"]:
+        if recipe["query_only"] != (recipe["passage_memory"] == "corpus"):
             raise DistillError(
-                "recipe.passage_memory needs a student that embeds passages; a query-only student already scores "
-                "against the teacher's fixed passage embeddings"
+                "recipe.passage_memory: corpus (every passage's teacher embedding as a column) is for a query-only "
+                "student; a query-only student takes no N-passage memory (its passages are already the teacher's "
+                f"fixed embeddings), got passage_memory: {recipe['passage_memory']!r}, query_only: "
+                f"{recipe['query_only']!r}"
             )
     if "margin_mse" in names and not recipe["data"]["hard_negatives"]:
         raise DistillError("recipe.losses: margin_mse needs negatives; set data.hard_negatives: true")

@@ -346,6 +346,47 @@ def test_a_run_with_a_passage_memory_trains(home, tiny_embedder, tiny_embedder_w
             recipes.load_recipe(None, overrides)
 
 
+def test_a_query_only_run_scores_each_query_against_the_whole_corpus(
+    home, tiny_embedder, tiny_embedder_wide, tiny_squad, monkeypatch
+):
+    from distill.training.losses import response
+    from distill.training.tasks import embedder
+    from distill.training.train import train
+
+    calls, widths = [], []
+    columns, forward = embedder.CorpusColumns.columns, response.ListwiseKLLoss.forward
+
+    def spy_columns(self, batch_ids):
+        out = columns(self, batch_ids)
+        calls.append((len(self), len(set(batch_ids)), len(out[0])))
+        return out
+
+    def spy_forward(self, student, teacher):
+        widths.append(len(student.get("memory", [])))
+        return forward(self, student, teacher)
+
+    monkeypatch.setattr(embedder.CorpusColumns, "columns", spy_columns)
+    monkeypatch.setattr(response.ListwiseKLLoss, "forward", spy_forward)
+    path = write_recipe(
+        home,
+        tiny_embedder_wide,
+        tiny_embedder,
+        tiny_squad,
+        epochs=1,
+        query_only=True,
+        passage_memory="corpus",
+        losses=[{"name": "listwise_kl", "weight": 1.0, "temperature": 0.1}],
+    )
+    student = train(recipes.load_recipe(path))
+    assert "against every corpus passage's teacher embedding" in (student / "README.md").read_text()
+    assert calls and len({corpus for corpus, _, _ in calls}) == 1
+    # every training passage is a column once: the batch's own in-batch, all the others from the corpus
+    assert all(own + rest == corpus and rest > 0 for corpus, own, rest in calls)
+    assert [rest for _, _, rest in calls] == widths  # and the loss scored them
+    with pytest.raises(DistillError, match="for a query-only student"):
+        recipes.load_recipe(None, ["passage_memory=corpus", "losses=[{name: listwise_kl}]"])
+
+
 @pytest.mark.parametrize("existing", [False, True])
 def test_a_run_that_fails_on_bad_input_leaves_no_config_or_empty_folder(home, tiny_squad, capsys, existing):
     from distill import cli

@@ -318,6 +318,31 @@ class PassageMemory:
         self.ids, self.embeddings = ids[-self.capacity :], embeddings[-self.capacity :]
 
 
+class CorpusColumns:
+    """A query-only student's listwise-KL columns over the whole corpus: the teacher's cached embedding of every
+    passage, which is also what the student's queries search at serving time, so both sides of the loss score the
+    same fixed rows. The student then learns the teacher's ranking of the whole index, not only of a batch's
+    passages: the passages it wrongly ranks high anywhere in the corpus are pushed down. :meth:`columns` leaves out
+    the batch's own passages and negatives (already columns); nothing is pushed."""
+
+    def __init__(self, teacher_passages: np.ndarray):
+        self.rows = torch.from_numpy(np.ascontiguousarray(teacher_passages, dtype=np.float32))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def columns(self, batch_ids: list[int]) -> tuple[Tensor, Tensor] | None:
+        keep = torch.ones(len(self.rows), dtype=torch.bool)
+        keep[torch.as_tensor(sorted(set(batch_ids)), dtype=torch.long)] = False
+        if not keep.any():
+            return None
+        rows = self.rows[keep]
+        return rows, rows
+
+    def push(self, batch_ids: list[int], embeddings: Tensor) -> None:
+        return None
+
+
 class EmbedderDistillation(nn.Module):
     """The student and its weighted losses; ``forward(batch)`` returns the loss terms.
 
@@ -331,7 +356,7 @@ class EmbedderDistillation(nn.Module):
         losses: list[tuple[str, float, nn.Module]],
         query_only: bool,
         teacher=None,
-        memory: PassageMemory | None = None,
+        memory: PassageMemory | CorpusColumns | None = None,
         anchor: float = 0.0,
     ):
         super().__init__()
@@ -381,9 +406,10 @@ class EmbedderDistillation(nn.Module):
                 student["negative"] = self.embed(batch["negative"])
         if self.memory is not None:
             ids = batch["passage_ids"].tolist()
-            extra = self.memory.columns(ids)
+            extra = self.memory.columns(ids + batch.get("negative_ids", []))
             if extra is not None:
-                student["memory"], teacher["memory"] = extra
+                device = student["query"].device
+                student["memory"], teacher["memory"] = (t.to(device) for t in extra)
         terms = weighted_losses(self.names, self.weights, self.losses, student, teacher)
         if self.anchor > 0:
             params = list(self.student.parameters())
@@ -527,7 +553,11 @@ class EmbedderTask:
             self.silver.summary["queries_cut"] = {"student": long_queries, "limit": max_q}
         losses = self._build_losses()
         online = any(LOSSES[name].needs_aligned_tokens for name, weight, _ in losses if weight > 0)
-        memory = PassageMemory(recipe["passage_memory"], self.t_passage) if recipe["passage_memory"] else None
+        memory: PassageMemory | CorpusColumns | None = None
+        if recipe["passage_memory"] == "corpus":
+            memory = CorpusColumns(self.t_passage)
+        elif recipe["passage_memory"]:
+            memory = PassageMemory(recipe["passage_memory"], self.t_passage)
         self._module = EmbedderDistillation(
             self.student,
             losses,
@@ -705,6 +735,7 @@ class EmbedderTask:
         if pairs.negative is not None:
             neg = [n for i in batch for n in _as_list(pairs.negative[i])]
             out["teacher"]["negative"] = torch.from_numpy(self.t_passage[neg])
+            out["negative_ids"] = neg
             if not self.recipe["query_only"]:
                 out["negative"] = self._tokenize([pairs.passages[n] for n in neg], max_len["passage"])
         return out

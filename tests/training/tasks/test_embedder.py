@@ -90,6 +90,20 @@ def test_passage_memory_is_first_in_first_out_and_leaves_out_the_batchs_passages
     assert memory.columns([5, 6, 7]) is None
 
 
+def test_corpus_columns_are_every_passage_but_the_batchs_own():
+    import numpy as np
+
+    from distill.training.tasks.embedder import CorpusColumns
+
+    teacher = np.arange(5 * 2, dtype=np.float32).reshape(5, 2)
+    corpus = CorpusColumns(teacher)
+    student, teacher_rows = corpus.columns([3, 1, 3])  # a batch's positives and negatives, repeats and all
+    assert teacher_rows.tolist() == [teacher[i].tolist() for i in (0, 2, 4)]
+    assert student is teacher_rows  # the same fixed rows on both sides: what the student searches at serving time
+    corpus.push([0], None)  # nothing to remember
+    assert len(corpus) == 5 and corpus.columns([0, 1, 2, 3, 4]) is None
+
+
 def test_teacher_embeddings_reuse_a_shorter_length_cache(tmp_path, tiny_embedder, tiny_embedder_wide):
     import numpy as np
 
