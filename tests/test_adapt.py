@@ -137,11 +137,19 @@ def test_adapt_trains_without_labels_and_evaluates_three_pipelines(home, mine, t
     summary = json.loads((home / "a" / "adapt.json").read_text())
     assert summary["student"].endswith("student") and summary["plan"]
     assert summary["look"].startswith("teacher nDCG@10 ") and "a gap of" in summary["look"]
-    # a rerun (say after an interruption in the final evaluation) reuses the finished student instead of training
+    # a rerun (say after an interruption in the final evaluation) reuses the finished student instead of training,
+    # and the measurement before training, since nothing it depends on changed
     weights = home / "a" / "student" / "model.safetensors"
-    stamp = weights.stat().st_mtime_ns
+    stamp, before = weights.stat().st_mtime_ns, (home / "a" / "before" / "report.json").read_text()
     assert main(args) == 0
-    assert "reusing " in capsys.readouterr().out and weights.stat().st_mtime_ns == stamp
+    out = capsys.readouterr().out
+    assert "reusing the measurement before training" in out and "reusing " + str(home / "a" / "student") in out
+    assert weights.stat().st_mtime_ns == stamp and (home / "a" / "before" / "report.json").read_text() == before
+    # other questions to score: measured again
+    dev = beir / "qrels" / "dev.tsv"
+    dev.write_text("\n".join(dev.read_text().splitlines()[:-1]) + "\n")
+    assert main(args) == 0
+    assert "reusing the measurement before training" not in capsys.readouterr().out
 
 
 def test_adapt_stops_when_the_student_already_matches_the_teacher(home, mine, tiny_embedder, capsys):

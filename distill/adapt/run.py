@@ -34,6 +34,44 @@ def held_out_queries(recipe: dict[str, Any], teacher: Any) -> Any:
     return Dataset(name=f"{Path(data_cfg['train']).name}-held-out", documents=documents, queries=picked)
 
 
+def before_key(pipelines: UserPipelines, shelf: list[Path], teacher: Any, student: str, data: Any) -> str:
+    """What the measurement before training depends on: the user's pipeline files and the off-the-shelf student's,
+    the teacher's and the student's weights, and the questions and documents scored. A rerun with the same key (an
+    interrupted run resumed, another ``--set`` lever into the same folder) reuses that measurement."""
+    import hashlib
+
+    from distill.common.models import model_fingerprint, resolve_model
+
+    digest = hashlib.sha256()
+    for path in (pipelines.indexing.path, pipelines.query.path, *shelf):
+        digest.update(Path(path).read_bytes())
+    for model in (teacher.model_path, resolve_model(student)):
+        digest.update((model_fingerprint(model) if Path(model).is_dir() else model).encode())
+    for query in data.queries:
+        digest.update(json.dumps([query.id, query.text, list(query.gold_doc_ids), list(query.grades)]).encode())
+    for document in data.documents:
+        digest.update(json.dumps([document.id, document.content]).encode())
+    return digest.hexdigest()
+
+
+def measure_before(
+    pipelines: UserPipelines, shelf: list[Path], teacher: Any, student: str, data: Any, out: Path, command: str
+) -> dict[str, Any]:
+    """Teacher and off-the-shelf student scored before training, or the same measurement from an earlier run into
+    ``out`` when nothing it depends on changed (:func:`before_key`)."""
+    from distill.evaluation.runner import evaluate
+
+    key_path, report_path = out / "before" / "key.txt", out / "before" / "report.json"
+    key = before_key(pipelines, shelf, teacher, student, data)
+    if report_path.is_file() and key_path.is_file() and key_path.read_text(encoding="utf-8").strip() == key:
+        print(f"reusing the measurement before training ({report_path}: same pipelines, models and questions)")
+        return json.loads(report_path.read_text(encoding="utf-8"))
+    key_path.unlink(missing_ok=True)
+    before = evaluate(_systems(pipelines, shelf, None), data, out_dir=out / "before", command=command, progress=True)
+    key_path.write_text(key + "\n", encoding="utf-8")
+    return before
+
+
 def _systems(pipelines: UserPipelines, shelf: list[Path], distilled: Path | None) -> list[Any]:
     """Teacher (the user's pipelines as read), off-the-shelf student (``shelf``: its swapped indexing and query files)
     and, once trained, the distilled student (its files in ``distilled``)."""
@@ -238,7 +276,7 @@ def adapt(options: AdaptOptions, command: str = "") -> int:
     )
     print(f"before training: teacher and off-the-shelf student, {what}")
     shelf = swap_pipelines(pipelines.files, out / "off-the-shelf", model=options.student)
-    before = evaluate(_systems(pipelines, shelf, None), data, out_dir=out / "before", command=command, progress=True)
+    before = measure_before(pipelines, shelf, teacher, options.student, data, out, command)
     _print_report(before)
     look = look_before_you_spend(before, load_questions(out / "before" / "report.json") or [])
     print(f"look before you spend: {look.sentence}")
