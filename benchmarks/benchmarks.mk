@@ -5,7 +5,7 @@
 .PHONY: bench baseline bench-ablation bench-reader bench-reader-1l bench-reader-cross bench-reader-mpnet \
   bench-reader-negatives bench-reader-negatives-minilm \
   bench-students bench-int8 bench-best-distilled bench-speed bench-speed-static bench-trainer reader-teacher bench-nfcorpus-queries bench-nfcorpus-pseudo \
-  bench-fiqa bench-fiqa-pseudo bench-fiqa-serving fiqa-lever bench-fiqa-query-only bench-fiqa-query-only-pseudo \
+  bench-fiqa bench-fiqa-pseudo bench-fiqa-serving fiqa-lever bench-fiqa-query-only bench-fiqa-query-only-pseudo fiqa-query-only-lever \
   bench-fiqa-query-only-serving bench-squad-pseudo bench-forgetting bench-nfcorpus-levers nf-lever bench-stores bench-load
 
 # `make bench` lists the benchmark targets with the `## ` line above each; it runs none of them.
@@ -447,24 +447,47 @@ bench-fiqa-serving: setup
 	cp runs/adapt/forgetting-fiqa/report.json benchmarks/results/squad-dev-adapt-forgetting-fiqa.json
 
 # A query-only student on FiQA (`distill adapt --query-only`): MiniLM-L6 with a ridge-fitted 384->768 head trained as
-# a query encoder into the teacher's space, 8 epochs (cheap: queries only, ~60/s on 2 cores); the documents keep the
-# teacher's embeddings and index, so the indexing pipeline is unchanged and only the query path gets faster. With the
-# query log, and without it (one pseudo-query per answer). Then the served comparison (fp32 and the int8 export with
-# its head, embedding-only and hybrid, vectorised retriever) and what it costs on SQuAD dev, where it searches the
-# teacher's SQuAD index.
-FIQA_QO := runs/adapt/fiqa-query-only/student
+# a query encoder into the teacher's space, 8 epochs (cheap: queries only, ~60/s on 2 cores), each query scored
+# against every answer's teacher embedding (listwise KL over the whole corpus); the documents keep the teacher's
+# embeddings and index, so the indexing pipeline is unchanged and only the query path gets faster. With the query log,
+# and without it (one pseudo-query per answer). Then the served comparison (fp32 and the int8 export with its head,
+# embedding-only and hybrid, vectorised retriever) and what it costs on SQuAD dev, where it searches the teacher's
+# SQuAD index.
+FIQA_QO_DIR := runs/adapt/fiqa-query-only-corpus-klonly
+FIQA_QO := $(FIQA_QO_DIR)/student
 FIQA_QO_PSEUDO := runs/adapt/fiqa-query-only-pseudo/student
 FIQA_QO_SWAP = $(BIN)/distill swap $(1) --component text_embedder --keep-index --fast-retriever
 ## FiQA dev: a query-only MiniLM-L6 (the teacher's index kept) adapted on the query log (no judgements read)
 bench-fiqa-query-only: setup
 	$(BIN)/distill adapt $(FIQA_PIPELINES) --corpus $(FIQA) --queries $(FIQA)/query-log.txt --query-only \
-	  --eval-data $(FIQA):dev --out runs/adapt/fiqa-query-only
-	cp runs/adapt/fiqa-query-only/eval/report.json benchmarks/results/fiqa-dev-adapt-query-only.json
+	  --eval-data $(FIQA):dev --out $(FIQA_QO_DIR)
+	cp $(FIQA_QO_DIR)/eval/report.json benchmarks/results/fiqa-dev-adapt-query-only.json
 
-## FiQA dev: the query-only student without a query log (one pseudo-query per answer)
+# The query-only levers, each `distill adapt --query-only` with --set overrides into its own folder: "batch" is the
+# first recipe (the SQuAD query-only one: listwise KL weighted 20 over the batch's passages and one teacher negative,
+# beside a cosine to the teacher's query embedding), "corpus-kl20" the same with every answer a column, "corpus-kl100"
+# that with listwise KL weighted 100; the default drops the cosine.
+FIQA_QO_COSINE := {name: cosine, weight: 1.0, keys: query}
+FIQA_QO_SET_batch := --set passage_memory=0 --set 'losses=[{name: listwise_kl, weight: 20.0, temperature: 0.05}, $(FIQA_QO_COSINE)]'
+FIQA_QO_SET_corpus-kl20 := --set 'losses=[{name: listwise_kl, weight: 20.0, temperature: 0.05}, $(FIQA_QO_COSINE)]'
+FIQA_QO_SET_corpus-kl100 := --set 'losses=[{name: listwise_kl, weight: 100.0, temperature: 0.05}, $(FIQA_QO_COSINE)]'
+# "log-pseudo": the batch recipe on the log and one pseudo-query per answer beside it, 4 epochs.
+FIQA_QO_SET_log-pseudo := $(FIQA_QO_SET_batch) --pseudo-queries all --set epochs=4
+FIQA_QO_OUT_batch := runs/adapt/fiqa-query-only
+FIQA_QO_OUT_log-pseudo := runs/adapt/fiqa-query-only-both
+FIQA_QO_OUT_corpus-kl20 := runs/adapt/fiqa-query-only-corpus
+FIQA_QO_OUT_corpus-kl100 := runs/adapt/fiqa-query-only-corpus-kl100
+## FiQA dev: a query-only lever (make fiqa-query-only-lever LEVER=batch|corpus-kl20|corpus-kl100|log-pseudo)
+fiqa-query-only-lever: setup
+	@test -n "$(FIQA_QO_OUT_$(LEVER))" || { echo "LEVER is one of batch, corpus-kl20, corpus-kl100, log-pseudo, got '$(LEVER)'"; exit 2; }
+	$(BIN)/distill adapt $(FIQA_PIPELINES) --corpus $(FIQA) --queries $(FIQA)/query-log.txt --query-only \
+	  --eval-data $(FIQA):dev --out $(FIQA_QO_OUT_$(LEVER)) $(FIQA_QO_SET_$(LEVER))
+	cp $(FIQA_QO_OUT_$(LEVER))/eval/report.json benchmarks/results/fiqa-dev-adapt-query-only-$(LEVER).json
+
+## FiQA dev: the query-only student without a query log (one pseudo-query per answer; the "batch" recipe, as run)
 bench-fiqa-query-only-pseudo: setup
 	$(BIN)/distill adapt $(FIQA_PIPELINES) --corpus $(FIQA) --query-only \
-	  --eval-data $(FIQA):dev --out runs/adapt/fiqa-query-only-pseudo
+	  --eval-data $(FIQA):dev --out runs/adapt/fiqa-query-only-pseudo $(FIQA_QO_SET_batch)
 	cp runs/adapt/fiqa-query-only-pseudo/eval/report.json benchmarks/results/fiqa-dev-adapt-query-only-pseudo.json
 
 ## FiQA dev: the query-only students (fp32, int8; with and without the log) against the teacher, served; SQuAD dev
@@ -486,9 +509,9 @@ bench-fiqa-query-only-serving: setup
 	$(BIN)/distill swap pipelines/indexing.yaml pipelines/retrieval.yaml --model minilm-l6 --fast-retriever \
 	  --out runs/minilm-l6/pipelines-fast
 	$(call FIQA_QO_SWAP,pipelines/indexing.yaml pipelines/retrieval.yaml) --model $(FIQA_QO) \
-	  --out runs/adapt/fiqa-query-only/squad-pipelines-fast
+	  --out $(FIQA_QO_DIR)/squad-pipelines-fast
 	$(BIN)/distill eval teacher=runs/teacher/pipelines-fast/retrieval.yaml minilm-l6=runs/minilm-l6/pipelines-fast/retrieval.yaml \
-	  fiqa-query-only=runs/adapt/fiqa-query-only/squad-pipelines-fast/retrieval.yaml \
+	  fiqa-query-only=$(FIQA_QO_DIR)/squad-pipelines-fast/retrieval.yaml \
 	  --data squad-dev --questions 2000 --seed 0 --versus minilm-l6 --out runs/adapt/forgetting-fiqa-query-only
 	cp runs/adapt/forgetting-fiqa-query-only/report.json benchmarks/results/squad-dev-adapt-forgetting-fiqa-query-only.json
 

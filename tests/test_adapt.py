@@ -69,7 +69,7 @@ def test_query_only_trains_a_query_encoder_and_keeps_the_teachers_index(home, mi
     assert "queries/s for a MiniLM-L6-size student" in out
     recipe = recipes.load_recipe(home / "q" / "recipe.yaml")
     assert recipe["query_only"] is True and recipe["epochs"] == 1  # the user's --set wins over the written 8
-    assert [loss["name"] for loss in recipe["losses"]] == ["listwise_kl", "cosine"]
+    assert [loss["name"] for loss in recipe["losses"]] == ["listwise_kl"] and recipe["passage_memory"] == "corpus"
     assert main([*args, "--anyway"]) == 0, capsys.readouterr().err
     written = home / "q" / "pipelines"
     teacher_index = read_pipeline_dict(index_yaml)["components"]["encode_docs"]["init_parameters"]["model"]
