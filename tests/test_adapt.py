@@ -30,6 +30,18 @@ def test_budget_is_minutes_or_passages():
             parse_budget(bad)
 
 
+def test_a_query_only_plan_times_pseudo_queries_slower_than_a_users_questions():
+    from distill.adapt.plan import QUERY_ONLY_EXAMPLES_PER_S, QUERY_ONLY_PSEUDO_PER_S, _train_rate
+
+    recipe = {"query_only": True}
+    assert _train_rate(recipe, {"user": 5400, "title": 0, "sentence": 0}) == QUERY_ONLY_EXAMPLES_PER_S
+    assert _train_rate(recipe, {"user": 0, "title": 100, "sentence": 9900}) == QUERY_ONLY_PSEUDO_PER_S
+    mixed = _train_rate(recipe, {"user": 5400, "title": 0, "sentence": 10000})
+    # the time of each kind at its own rate, added: 5,400 / 60 + 10,000 / 30 seconds
+    assert mixed == pytest.approx(15400 / (5400 / QUERY_ONLY_EXAMPLES_PER_S + 10000 / QUERY_ONLY_PSEUDO_PER_S))
+    assert QUERY_ONLY_PSEUDO_PER_S < mixed < QUERY_ONLY_EXAMPLES_PER_S
+
+
 def test_without_queries_pseudo_queries_default_to_one_per_passage():
     bare = AdaptOptions(Path("index.yaml"), Path("query.yaml"), corpus="beir")
     assert bare.pseudo_queries is None and bare.student == "minilm-l6" and bare.out == Path("runs/adapt")

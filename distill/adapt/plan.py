@@ -24,6 +24,9 @@ STUDENT_EXAMPLES_PER_S_WITH_NEGATIVES = 2.5
 # A query-only student embeds only queries (64 tokens); the passages are the teacher's cached embeddings. MiniLM-L6
 # trained at ~60 queries/s on FiQA's query log (2 cores, nothing else running).
 QUERY_ONLY_EXAMPLES_PER_S = 60.0
+# Pseudo-queries (sentences cut from the answers) are longer than a user's questions: the no-log FiQA student trained
+# at ~30 queries/s (2,448 steps of 32 in 43 min).
+QUERY_ONLY_PSEUDO_PER_S = 30.0
 
 # Listwise KL at T = 0.05, the best loss of the SQuAD ablation (docs/benchmarks/retrieval.md). A passage-passage
 # relation loss is one override away (--set 'losses.1={name: similarity_matrix, keys: [passage, negative], cross:
@@ -205,11 +208,16 @@ class Plan:
         return out
 
 
-def _train_rate(recipe: dict[str, Any]) -> float:
+def _train_rate(recipe: dict[str, Any], kinds: dict[str, int] | None = None) -> float:
     """Queries per second: a step's cost is mostly its passages (a positive, and each of its negatives, per query);
-    a query-only student embeds no passages."""
+    a query-only student embeds no passages, only queries, so there the kinds of query (``kinds``: counts by kind)
+    set the rate: a user's questions at ``QUERY_ONLY_EXAMPLES_PER_S``, pseudo-queries at ``QUERY_ONLY_PSEUDO_PER_S``."""
     if recipe["query_only"]:
-        return QUERY_ONLY_EXAMPLES_PER_S
+        user = (kinds or {}).get("user", 0)
+        pseudo = sum((kinds or {}).values()) - user
+        if not pseudo:
+            return QUERY_ONLY_EXAMPLES_PER_S
+        return (user + pseudo) / (user / QUERY_ONLY_EXAMPLES_PER_S + pseudo / QUERY_ONLY_PSEUDO_PER_S)
     if not recipe["data"]["hard_negatives"]:
         return STUDENT_EXAMPLES_PER_S
     per_query = 1 + recipe["data"].get("negatives_per_query", 1)
@@ -260,6 +268,8 @@ def make_plan(
     long_queries = _long_queries([q for q, _ in queries], recipe["student"], query_limit)
     n_train = len(queries) - len(held_out(data_cfg, queries)) if len(queries) >= 2 else len(queries)
     steps = math.ceil(n_train / recipe["batch_size"]) * recipe["epochs"]
+    kinds = {k: sum(1 for _, kind in queries if kind == k) for k in ("user", "title", "sentence")}
+    train_rate = _train_rate(recipe, kinds)
     if recipe["max_steps"]:
         steps = min(steps, recipe["max_steps"])
     if minutes is not None:
@@ -271,12 +281,11 @@ def make_plan(
             data_cfg["passages"] = max(keep, 2)
             return make_plan(recipe, teacher, (minutes, data_cfg["passages"]), capped=True)
         spare = minutes * 60 - tokens / rate
-        fit_steps = int(spare * _train_rate(recipe) / recipe["batch_size"])
+        fit_steps = int(spare * train_rate / recipe["batch_size"])
         if fit_steps < steps:
             recipe["max_steps"] = max(fit_steps, 1)
             left_out.append(f"training stops after {recipe['max_steps']} of {steps} steps")
             steps = recipe["max_steps"]
-    kinds = {k: sum(1 for _, kind in queries if kind == k) for k in ("user", "title", "sentence")}
     return Plan(
         passages=len(checked.documents),
         skipped={"empty": checked.empty, "duplicate": checked.duplicates},
@@ -286,8 +295,8 @@ def make_plan(
         teacher_tokens=tokens,
         teacher_minutes=tokens / rate / 60,
         steps=steps,
-        train_minutes=steps * recipe["batch_size"] / _train_rate(recipe) / 60,
-        train_rate=_train_rate(recipe),
+        train_minutes=steps * recipe["batch_size"] / train_rate / 60,
+        train_rate=train_rate,
         left_out=left_out,
         chunking=checked.chunking if chunked else None,
         query_file=read,
