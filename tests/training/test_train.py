@@ -318,8 +318,8 @@ def test_a_run_with_a_passage_memory_trains(home, tiny_embedder, tiny_embedder_w
     seen = []
     original = embedder.PassageMemory.columns
 
-    def spy(self, batch_ids):
-        out = original(self, batch_ids)
+    def spy(self, batch_ids, device=None):
+        out = original(self, batch_ids, device)
         seen.append((len(self), 0 if out is None else len(out[0]), set(batch_ids) & set(self.ids)))
         return out
 
@@ -356,8 +356,8 @@ def test_a_query_only_run_scores_each_query_against_the_whole_corpus(
     calls, widths = [], []
     columns, forward = embedder.CorpusColumns.columns, response.ListwiseKLLoss.forward
 
-    def spy_columns(self, batch_ids):
-        out = columns(self, batch_ids)
+    def spy_columns(self, batch_ids, device=None):
+        out = columns(self, batch_ids, device)
         calls.append((len(self), len(set(batch_ids)), len(out[0])))
         return out
 

@@ -299,7 +299,8 @@ class PassageMemory:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def columns(self, batch_ids: list[int]) -> tuple[Tensor, Tensor] | None:
+    def columns(self, batch_ids: list[int], device: torch.device | None = None) -> tuple[Tensor, Tensor] | None:
+        # ``device`` is unused: the stored embeddings are on the student's device already
         if self.embeddings is None:
             return None
         exclude = set(batch_ids)
@@ -331,9 +332,11 @@ class CorpusColumns:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def columns(self, batch_ids: list[int]) -> tuple[Tensor, Tensor] | None:
-        keep = torch.ones(len(self.rows), dtype=torch.bool)
-        keep[torch.as_tensor(sorted(set(batch_ids)), dtype=torch.long)] = False
+    def columns(self, batch_ids: list[int], device: torch.device | None = None) -> tuple[Tensor, Tensor] | None:
+        if device is not None and self.rows.device != device:
+            self.rows = self.rows.to(device)  # moved once, not every step
+        keep = torch.ones(len(self.rows), dtype=torch.bool, device=self.rows.device)
+        keep[torch.as_tensor(sorted(set(batch_ids)), dtype=torch.long, device=self.rows.device)] = False
         if not keep.any():
             return None
         rows = self.rows[keep]
@@ -406,10 +409,9 @@ class EmbedderDistillation(nn.Module):
                 student["negative"] = self.embed(batch["negative"])
         if self.memory is not None:
             ids = batch["passage_ids"].tolist()
-            extra = self.memory.columns(ids + batch.get("negative_ids", []))
+            extra = self.memory.columns(ids + batch.get("negative_ids", []), device=student["query"].device)
             if extra is not None:
-                device = student["query"].device
-                student["memory"], teacher["memory"] = (t.to(device) for t in extra)
+                student["memory"], teacher["memory"] = extra
         terms = weighted_losses(self.names, self.weights, self.losses, student, teacher)
         if self.anchor > 0:
             params = list(self.student.parameters())
