@@ -455,7 +455,8 @@ bench-fiqa-serving: setup
 # SQuAD index.
 FIQA_QO_DIR := runs/adapt/fiqa-query-only-corpus-klonly
 FIQA_QO := $(FIQA_QO_DIR)/student
-FIQA_QO_PSEUDO := runs/adapt/fiqa-query-only-pseudo/student
+FIQA_QO_PSEUDO_DIR := runs/adapt/fiqa-query-only-corpus-pseudo
+FIQA_QO_PSEUDO := $(FIQA_QO_PSEUDO_DIR)/student
 FIQA_QO_SWAP = $(BIN)/distill swap $(1) --component text_embedder --keep-index --fast-retriever
 ## FiQA dev: a query-only MiniLM-L6 (the teacher's index kept) adapted on the query log (no judgements read)
 bench-fiqa-query-only: setup
@@ -471,24 +472,28 @@ FIQA_QO_COSINE := {name: cosine, weight: 1.0, keys: query}
 FIQA_QO_SET_batch := --set passage_memory=0 --set 'losses=[{name: listwise_kl, weight: 20.0, temperature: 0.05}, $(FIQA_QO_COSINE)]'
 FIQA_QO_SET_corpus-kl20 := --set 'losses=[{name: listwise_kl, weight: 20.0, temperature: 0.05}, $(FIQA_QO_COSINE)]'
 FIQA_QO_SET_corpus-kl100 := --set 'losses=[{name: listwise_kl, weight: 100.0, temperature: 0.05}, $(FIQA_QO_COSINE)]'
-# "log-pseudo": the batch recipe on the log and one pseudo-query per answer beside it, 4 epochs.
+# "log-pseudo": the batch recipe on the log and one pseudo-query per answer beside it, 4 epochs; "pseudo-batch" the
+# batch recipe without the log (one pseudo-query per answer, 8 epochs: the first no-log run).
 FIQA_QO_SET_log-pseudo := $(FIQA_QO_SET_batch) --pseudo-queries all --set epochs=4
+FIQA_QO_SET_pseudo-batch := $(FIQA_QO_SET_batch)
+FIQA_QO_LOG = $(if $(filter pseudo-%,$(LEVER)),,--queries $(FIQA)/query-log.txt)
 FIQA_QO_OUT_batch := runs/adapt/fiqa-query-only
 FIQA_QO_OUT_log-pseudo := runs/adapt/fiqa-query-only-both
 FIQA_QO_OUT_corpus-kl20 := runs/adapt/fiqa-query-only-corpus
 FIQA_QO_OUT_corpus-kl100 := runs/adapt/fiqa-query-only-corpus-kl100
-## FiQA dev: a query-only lever (make fiqa-query-only-lever LEVER=batch|corpus-kl20|corpus-kl100|log-pseudo)
+FIQA_QO_OUT_pseudo-batch := runs/adapt/fiqa-query-only-pseudo
+## FiQA dev: a query-only lever (make fiqa-query-only-lever LEVER=batch|corpus-kl20|corpus-kl100|log-pseudo|pseudo-batch)
 fiqa-query-only-lever: setup
-	@test -n "$(FIQA_QO_OUT_$(LEVER))" || { echo "LEVER is one of batch, corpus-kl20, corpus-kl100, log-pseudo, got '$(LEVER)'"; exit 2; }
-	$(BIN)/distill adapt $(FIQA_PIPELINES) --corpus $(FIQA) --queries $(FIQA)/query-log.txt --query-only \
+	@test -n "$(FIQA_QO_OUT_$(LEVER))" || { echo "LEVER is one of batch, corpus-kl20, corpus-kl100, log-pseudo, pseudo-batch, got '$(LEVER)'"; exit 2; }
+	$(BIN)/distill adapt $(FIQA_PIPELINES) --corpus $(FIQA) $(FIQA_QO_LOG) --query-only \
 	  --eval-data $(FIQA):dev --out $(FIQA_QO_OUT_$(LEVER)) $(FIQA_QO_SET_$(LEVER))
 	cp $(FIQA_QO_OUT_$(LEVER))/eval/report.json benchmarks/results/fiqa-dev-adapt-query-only-$(LEVER).json
 
-## FiQA dev: the query-only student without a query log (one pseudo-query per answer; the "batch" recipe, as run)
+## FiQA dev: the query-only student without a query log (one pseudo-query per answer; the corpus-wide default, 4 epochs)
 bench-fiqa-query-only-pseudo: setup
 	$(BIN)/distill adapt $(FIQA_PIPELINES) --corpus $(FIQA) --query-only \
-	  --eval-data $(FIQA):dev --out runs/adapt/fiqa-query-only-pseudo $(FIQA_QO_SET_batch)
-	cp runs/adapt/fiqa-query-only-pseudo/eval/report.json benchmarks/results/fiqa-dev-adapt-query-only-pseudo.json
+	  --eval-data $(FIQA):dev --out $(FIQA_QO_PSEUDO_DIR) --set epochs=4
+	cp $(FIQA_QO_PSEUDO_DIR)/eval/report.json benchmarks/results/fiqa-dev-adapt-query-only-corpus-pseudo.json
 
 ## FiQA dev: the query-only students (fp32, int8; with and without the log) against the teacher, served; SQuAD dev
 bench-fiqa-query-only-serving: setup

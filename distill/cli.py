@@ -414,8 +414,8 @@ def _adapt_args(p: argparse.ArgumentParser) -> None:
         "--pseudo-queries",
         type=_pseudo_count,
         default=AdaptOptions.pseudo_queries,
-        help="pseudo-queries cut from the corpus (titles, sentences): a number or 'all' (one per passage); "
-        "default 0, or all when --queries is not given",
+        help="pseudo-queries cut from the corpus (titles, sentences): a number or 'all' (one per passage; a number "
+        "above the passages takes more sentences from each); default 0, or all when --queries is not given",
     )
     p.add_argument(
         "--student", default=AdaptOptions.student, help=f"the student to distil into (default: {AdaptOptions.student})"

@@ -59,11 +59,14 @@ def sentences(text: str) -> list[str]:
 
 
 def pseudo_queries(documents: list[Document], count: int | None, kind: str, seed: int) -> list[tuple[str, str]]:
-    """Up to ``count`` pseudo-queries (text, kind) from a seeded sample of passages, one per passage: its title
-    (``title``), one of its sentences of 4 to 40 words (``sentence``: the inverse cloze task), or either in turn
+    """Up to ``count`` pseudo-queries (text, kind) from a seeded sample of passages, one per passage in a round: its
+    title (``title``), one of its sentences of 4 to 40 words (``sentence``: the inverse cloze task), or either in turn
     (``mixed``). A title shared by several passages (the chunks of one document, a SQuAD article's paragraphs) names
     none of them: such a passage, and one whose title or sentence is already taken, gives one of its other sentences
-    instead. Passages with nothing usable (no title, no sentence of that length) give none."""
+    instead. Passages with nothing usable (no title, no sentence of that length) give none. ``None`` is one round;
+    a ``count`` beyond what one round gives takes further rounds over the same passages in the same order, each
+    passage giving a sentence not yet taken, until ``count`` or until a round gives nothing new (the first round is
+    the same whatever ``count`` is, so a larger count adds queries and never changes the first ones)."""
     if kind not in ("title", "sentence", "mixed"):
         raise DistillError(f"recipe.data.pseudo_kind must be title, sentence or mixed, got {kind!r}")
     rng = random.Random(seed)
@@ -72,19 +75,22 @@ def pseudo_queries(documents: list[Document], count: int | None, kind: str, seed
     titles = Counter(str(d.meta.get("title") or "").strip() for d in documents)
     out: list[tuple[str, str]] = []
     seen: set[str] = set()
-    for n, i in enumerate(order):
-        if count is not None and len(out) >= count:
-            break
-        doc = documents[i]
-        wanted = kind if kind != "mixed" else ("title", "sentence")[n % 2]
-        title = str(doc.meta.get("title") or "").strip()
-        if wanted == "title" and title and titles[title] == 1 and title not in seen:
-            seen.add(title)
-            out.append((title, "title"))
-            continue
-        options = [s for s in sentences(doc.content or "") if 4 <= len(s.split()) <= 40 and s not in seen]
-        if options:
-            text = rng.choice(options)
-            seen.add(text)
-            out.append((text, "sentence"))
-    return out
+    while True:
+        before = len(out)
+        for n, i in enumerate(order):
+            if count is not None and len(out) >= count:
+                return out
+            doc = documents[i]
+            wanted = kind if kind != "mixed" else ("title", "sentence")[n % 2]
+            title = str(doc.meta.get("title") or "").strip()
+            if wanted == "title" and title and titles[title] == 1 and title not in seen:
+                seen.add(title)
+                out.append((title, "title"))
+                continue
+            options = [s for s in sentences(doc.content or "") if 4 <= len(s.split()) <= 40 and s not in seen]
+            if options:
+                text = rng.choice(options)
+                seen.add(text)
+                out.append((text, "sentence"))
+        if count is None or len(out) == before:
+            return out

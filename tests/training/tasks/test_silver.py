@@ -69,6 +69,22 @@ def test_a_title_shared_by_several_passages_gives_each_a_sentence_instead():
     assert ("Own title", "title") in pseudo_queries(docs, None, "title", seed=0)
 
 
+def test_more_pseudo_queries_than_passages_take_further_sentences_and_keep_the_first_round():
+    """A count beyond one per passage cuts another sentence from each passage that has one left, until none has."""
+    docs = [
+        Document(id="a", content="The Nile is a long river. It flows north into the sea. Its delta is very fertile."),
+        Document(id="b", content="Mozart wrote many works of music. He was born in Salzburg in 1756."),
+        Document(id="c", content="Only one sentence of four words."),
+    ]
+    one_round = pseudo_queries(docs, None, "sentence", seed=0)
+    more = pseudo_queries(docs, 5, "sentence", seed=0)
+    assert len(one_round) == 3 and more[:3] == one_round  # the first round whatever the count
+    assert len(more) == 5 and len({text for text, _ in more}) == 5
+    assert all(any(text in d.content for d in docs) for text, _ in more)
+    every = pseudo_queries(docs, 100, "sentence", seed=0)  # stops when no passage has a sentence left: 3 + 2 + 1
+    assert len(every) == 6 and every[:5] == more
+
+
 def test_corpus_check_skips_and_counts_empty_and_duplicate_passages():
     docs = [Document(id="a", content="x y"), Document(id="b", content=" "), Document(id="c", content="x y")]
     checked = silver.check_corpus(docs, [d.content for d in docs])
