@@ -453,15 +453,16 @@ bench-fiqa-serving: setup
 # and without it (one pseudo-query per answer). Then the served comparison (fp32 and the int8 export with its head,
 # embedding-only and hybrid, vectorised retriever) and what it costs on SQuAD dev, where it searches the teacher's
 # SQuAD index.
-FIQA_QO_DIR := runs/adapt/fiqa-query-only-corpus-klonly
+FIQA_QO_DIR := runs/adapt/fiqa-query-only-corpus-log-pseudo
 FIQA_QO := $(FIQA_QO_DIR)/student
 FIQA_QO_PSEUDO_DIR := runs/adapt/fiqa-query-only-corpus-pseudo
 FIQA_QO_PSEUDO := $(FIQA_QO_PSEUDO_DIR)/student
 FIQA_QO_SWAP = $(BIN)/distill swap $(1) --component text_embedder --keep-index --fast-retriever
-## FiQA dev: a query-only MiniLM-L6 (the teacher's index kept) adapted on the query log (no judgements read)
+## FiQA dev: a query-only MiniLM-L6 (the teacher's index kept) adapted on the query log and one pseudo-query per
+## answer, 4 epochs (no judgements read)
 bench-fiqa-query-only: setup
 	$(BIN)/distill adapt $(FIQA_PIPELINES) --corpus $(FIQA) --queries $(FIQA)/query-log.txt --query-only \
-	  --eval-data $(FIQA):dev --out $(FIQA_QO_DIR)
+	  --pseudo-queries all --eval-data $(FIQA):dev --out $(FIQA_QO_DIR) --set epochs=4
 	cp $(FIQA_QO_DIR)/eval/report.json benchmarks/results/fiqa-dev-adapt-query-only.json
 
 # The query-only levers, each `distill adapt --query-only` with --set overrides into its own folder: "batch" is the
@@ -476,15 +477,18 @@ FIQA_QO_SET_corpus-kl100 := --set 'losses=[{name: listwise_kl, weight: 100.0, te
 # batch recipe without the log (one pseudo-query per answer, 8 epochs: the first no-log run).
 FIQA_QO_SET_log-pseudo := $(FIQA_QO_SET_batch) --pseudo-queries all --set epochs=4
 FIQA_QO_SET_pseudo-batch := $(FIQA_QO_SET_batch)
+# "log-only": the --query-only default on the log alone, 8 epochs (what bench-fiqa-query-only ran before).
+FIQA_QO_SET_log-only :=
 FIQA_QO_LOG = $(if $(filter pseudo-%,$(LEVER)),,--queries $(FIQA)/query-log.txt)
 FIQA_QO_OUT_batch := runs/adapt/fiqa-query-only
 FIQA_QO_OUT_log-pseudo := runs/adapt/fiqa-query-only-both
 FIQA_QO_OUT_corpus-kl20 := runs/adapt/fiqa-query-only-corpus
 FIQA_QO_OUT_corpus-kl100 := runs/adapt/fiqa-query-only-corpus-kl100
 FIQA_QO_OUT_pseudo-batch := runs/adapt/fiqa-query-only-pseudo
-## FiQA dev: a query-only lever (make fiqa-query-only-lever LEVER=batch|corpus-kl20|corpus-kl100|log-pseudo|pseudo-batch)
+FIQA_QO_OUT_log-only := runs/adapt/fiqa-query-only-corpus-klonly
+## FiQA dev: a query-only lever (make fiqa-query-only-lever LEVER=batch|corpus-kl20|corpus-kl100|log-pseudo|pseudo-batch|log-only)
 fiqa-query-only-lever: setup
-	@test -n "$(FIQA_QO_OUT_$(LEVER))" || { echo "LEVER is one of batch, corpus-kl20, corpus-kl100, log-pseudo, pseudo-batch, got '$(LEVER)'"; exit 2; }
+	@test -n "$(FIQA_QO_OUT_$(LEVER))" || { echo "LEVER is one of batch, corpus-kl20, corpus-kl100, log-pseudo, pseudo-batch, log-only, got '$(LEVER)'"; exit 2; }
 	$(BIN)/distill adapt $(FIQA_PIPELINES) --corpus $(FIQA) $(FIQA_QO_LOG) --query-only \
 	  --eval-data $(FIQA):dev --out $(FIQA_QO_OUT_$(LEVER)) $(FIQA_QO_SET_$(LEVER))
 	cp $(FIQA_QO_OUT_$(LEVER))/eval/report.json benchmarks/results/fiqa-dev-adapt-query-only-$(LEVER).json
