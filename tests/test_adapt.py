@@ -365,6 +365,7 @@ def test_plan_only_counts_the_chunks_the_indexing_pipeline_writes(home, chunked,
         "split (15 chunks: 0 empty and 0 duplicates skipped, 0 documents gave none; stored in the chunk cache)"
     ) in out
     assert any(line.startswith("teacher: 15 chunks to embed (0 cached)") for line in out)
+    assert any("; 15 of the 15 queries to embed (0 cached), about 0 min" in line for line in out)
     assert any(line.startswith("queries: 0 of yours, 15 pseudo-queries cut from the corpus") for line in out)
     assert main(["adapt", *args, "--out", str(home / "b"), "--plan-only", "--budget", "5p"]) == 0
     out = capsys.readouterr().out
@@ -437,6 +438,7 @@ def test_adapt_on_chunks_trains_on_them_and_the_teacher_embeds_each_once(
     assert main(["adapt", *args, "--out", str(home / "again"), "--plan-only"]) == 0
     out = capsys.readouterr().out
     assert "read from the chunk cache" in out and "teacher: 0 chunks to embed (15 cached)" in out
+    assert "0 of the 15 queries to embed (15 cached)" in out  # the run's teacher pass over its queries, reused
 
 
 def test_bad_preprocessing_is_one_line_before_any_teacher_pass(home, chunked, monkeypatch, capsys):

@@ -27,6 +27,9 @@ QUERY_ONLY_EXAMPLES_PER_S = 60.0
 # Pseudo-queries (sentences cut from the answers) are longer than a user's questions: the no-log FiQA student trained
 # at ~30 queries/s (2,448 steps of 32 in 43 min).
 QUERY_ONLY_PSEUDO_PER_S = 30.0
+# The teacher embeds training queries one short text at a time in effect (padding and per-batch overhead dominate):
+# all-mpnet-base-v2 embedded FiQA's pseudo-queries (sentences of the answers) at ~11.5 a second on 2 cores.
+TEACHER_QUERIES_PER_S = 11.5
 
 # Listwise KL at T = 0.05, the best loss of the SQuAD ablation (docs/benchmarks/retrieval.md). A passage-passage
 # relation loss is one override away (--set 'losses.1={name: similarity_matrix, keys: [passage, negative], cross:
@@ -146,6 +149,8 @@ class Plan:
     query_limit: int | None = None
     negatives_from: str = "teacher"
     query_only: bool = False  # only queries are embedded by the student; documents keep the teacher's index
+    uncached_queries: int = 0  # training queries (held-out ones too) the teacher has not embedded yet
+    query_minutes: float = 0.0
 
     @property
     def unit(self) -> str:
@@ -186,7 +191,10 @@ class Plan:
             f"teacher: {self.uncached_passages} {self.unit} to embed "
             f"({self.passages - self.uncached_passages} cached), "
             f"about {self.teacher_minutes:.0f} min (estimate: {self.teacher_tokens:,} tokens at "
-            f"{TEACHER_TOKENS_PER_S:.0f} tokens/s for a 110M-parameter teacher on 2 cores)",
+            f"{TEACHER_TOKENS_PER_S:.0f} tokens/s for a 110M-parameter teacher on 2 cores); "
+            f"{self.uncached_queries} of the {sum(q.values())} queries to embed "
+            f"({sum(q.values()) - self.uncached_queries} cached), about {self.query_minutes:.0f} min (estimate: "
+            f"{TEACHER_QUERIES_PER_S:g} queries/s)",
             f"training: about {self.steps} steps, about {self.train_minutes:.0f} min (estimate: "
             f"{self.train_rate:.1f} {'queries' if self.query_only else 'examples'}/s for a MiniLM-L6-size student on 2 "
             "cores; queries whose top passage is "
@@ -267,6 +275,8 @@ def make_plan(
     query_limit = recipe["max_length"]["query"]
     long_queries = _long_queries([q for q, _ in queries], recipe["student"], query_limit)
     n_train = len(queries) - len(held_out(data_cfg, queries)) if len(queries) >= 2 else len(queries)
+    count_uncached = getattr(teacher, "uncached_queries", None)
+    uncached_queries = count_uncached([q for q, _ in queries]) if count_uncached is not None else len(queries)
     steps = math.ceil(n_train / recipe["batch_size"]) * recipe["epochs"]
     kinds = {k: sum(1 for _, kind in queries if kind == k) for k in ("user", "title", "sentence")}
     train_rate = _train_rate(recipe, kinds)
@@ -280,7 +290,7 @@ def make_plan(
             keep = len(checked.documents) - len(uncached) + fit
             data_cfg["passages"] = max(keep, 2)
             return make_plan(recipe, teacher, (minutes, data_cfg["passages"]), capped=True)
-        spare = minutes * 60 - tokens / rate
+        spare = minutes * 60 - tokens / rate - uncached_queries * scale / TEACHER_QUERIES_PER_S
         fit_steps = int(spare * train_rate / recipe["batch_size"])
         if fit_steps < steps:
             recipe["max_steps"] = max(fit_steps, 1)
@@ -304,6 +314,8 @@ def make_plan(
         query_limit=query_limit,
         negatives_from=data_cfg.get("negatives_from", "teacher") if data_cfg["hard_negatives"] else "teacher",
         query_only=bool(recipe["query_only"]),
+        uncached_queries=uncached_queries,
+        query_minutes=uncached_queries * scale / TEACHER_QUERIES_PER_S / 60,
     )
 
 

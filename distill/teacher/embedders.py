@@ -286,3 +286,8 @@ class PipelineTeacher:
     def queries(self, queries: list[str], *, progress: bool = True, desc: str = "teacher: queries") -> np.ndarray:
         documents = [Document(id=str(i), content=q) for i, q in enumerate(queries)]
         return document_embeddings(self._query_pipeline(), "query_embedder", documents, progress=progress, desc=desc)
+
+    def uncached_queries(self, queries: list[str]) -> int:
+        """How many distinct texts of ``queries`` :meth:`queries` would embed: those the teacher cache lacks."""
+        documents = [Document(id=str(i), content=q) for i, q in enumerate(queries)]
+        return len(uncached_positions(self._query_pipeline(), "query_embedder", documents))
