@@ -418,6 +418,14 @@ def _adapt_args(p: argparse.ArgumentParser) -> None:
         "above the passages takes more sentences from each); default 0, or all when --queries is not given",
     )
     p.add_argument(
+        "--query-variants",
+        type=_non_negative,
+        default=AdaptOptions.query_variants,
+        metavar="N",
+        help="N variants of each of your queries with a fifth of its words left out, each labelled by the teacher "
+        "(augmentation; never of a held-out query; needs --queries); default 0",
+    )
+    p.add_argument(
         "--student", default=AdaptOptions.student, help=f"the student to distil into (default: {AdaptOptions.student})"
     )
     p.add_argument("--budget", help="cap the work: minutes (30m, 1.5h) or passages (2000p); says what it left out")
@@ -450,6 +458,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         corpus=args.corpus,
         queries=args.queries,
         pseudo_queries=args.pseudo_queries,
+        query_variants=args.query_variants,
         student=args.student,
         budget=args.budget,
         eval_data=args.eval_data,

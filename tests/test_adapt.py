@@ -67,6 +67,19 @@ def test_plan_only_prints_the_plan_and_writes_a_recipe_that_distill_train_reads(
     assert "negatives: from where the untrained student disagrees with the teacher" in capsys.readouterr().out
 
 
+def test_query_variants_are_planned_counted_and_refused_without_queries(home, mine, tiny_embedder, capsys):
+    index_yaml, query_yaml, beir = mine
+    log = home / "log.txt"
+    log.write_text("".join(f"where does river number {i} flow\n" for i in range(12)))
+    args = ["adapt", str(index_yaml), str(query_yaml), "--corpus", str(beir), "--student", str(tiny_embedder)]
+    assert main([*args, "--queries", str(log), "--query-variants", "1", "--out", str(home / "v"), "--plan-only"]) == 0
+    out = capsys.readouterr().out
+    assert "queries: 12 of yours" in out and "10 variants of yours with words left out; 2 held out" in out
+    assert recipes.load_recipe(home / "v" / "recipe.yaml")["data"]["query_variants"] == 1
+    assert main([*args, "--query-variants", "1", "--out", str(home / "w"), "--plan-only"]) == 2
+    assert "give them with --queries" in capsys.readouterr().err and not (home / "w").exists()
+
+
 def test_query_only_trains_a_query_encoder_and_keeps_the_teachers_index(home, mine, tiny_embedder, capsys):
     """--query-only: the plan says the documents keep the teacher's index, the recipe is the query-only one, and the
     pipelines it writes index with the teacher and search with the student."""

@@ -58,6 +58,8 @@ class AdaptOptions:
     # pseudo-queries cut from the corpus (titles, sentences); None: one per passage, which 0 becomes without `queries`
     # (nothing else to train on)
     pseudo_queries: int | None = 0
+    # variants of each of the user's queries with words left out, labelled by the teacher (data.query_variants)
+    query_variants: int = 0
     student: str = "minilm-l6"  # the student to distil into: a model spec or folder
     budget: str | None = None  # caps the work: minutes (30m, 1.5h) or passages (2000p); see parse_budget
     eval_data: str | None = None  # a labelled data set to score relevance on; None: agreement with the teacher
@@ -72,6 +74,8 @@ class AdaptOptions:
     def __post_init__(self) -> None:
         if self.queries is None and self.pseudo_queries == 0:
             object.__setattr__(self, "pseudo_queries", None)
+        if self.query_variants and self.queries is None:
+            raise DistillError("--query-variants varies your queries: give them with --queries")
 
 
 def parse_budget(text: str | None) -> tuple[float | None, int | None]:
@@ -98,6 +102,7 @@ def build_recipe(
     output: Path,
     overrides: list[str],
     query_only: bool = False,
+    query_variants: int = 0,
 ) -> dict[str, Any]:
     """The recipe ``distill adapt`` trains with, validated (overrides as ``distill train`` takes them); with
     ``query_only`` a query encoder into the teacher's space (``QUERY_ONLY_LOSSES``, ``QUERY_ONLY_SETTINGS``)."""
@@ -119,6 +124,7 @@ def build_recipe(
         labels="teacher",
         queries=queries,
         pseudo_queries=pseudo_queries,
+        query_variants=query_variants,
         hard_negatives=True,
         questions=None,
         dev_questions=100,
@@ -187,8 +193,9 @@ class Plan:
         out = [
             self._corpus_line(),
             f"queries: {q.get('user', 0)} of yours{skipped}, {q.get('title', 0) + q.get('sentence', 0)} "
-            f"pseudo-queries cut from the corpus ({q.get('title', 0)} titles, {q.get('sentence', 0)} sentences); "
-            f"{self.held_out} held out to choose the checkpoint by agreement with the teacher{long}",
+            f"pseudo-queries cut from the corpus ({q.get('title', 0)} titles, {q.get('sentence', 0)} sentences)"
+            + (f", {q['variant']} variants of yours with words left out" if q.get("variant") else "")
+            + f"; {self.held_out} held out to choose the checkpoint by agreement with the teacher{long}",
             f"teacher: {self.uncached_passages} {self.unit} to embed "
             f"({self.passages - self.uncached_passages} cached), "
             f"about {self.teacher_minutes:.0f} min (estimate: {self.teacher_tokens:,} tokens at "
@@ -222,7 +229,7 @@ def _train_rate(recipe: dict[str, Any], kinds: dict[str, int] | None = None) -> 
     a query-only student embeds no passages, only queries, so there the kinds of query (``kinds``: counts by kind)
     set the rate: a user's questions at ``QUERY_ONLY_EXAMPLES_PER_S``, pseudo-queries at ``QUERY_ONLY_PSEUDO_PER_S``."""
     if recipe["query_only"]:
-        user = (kinds or {}).get("user", 0)
+        user = (kinds or {}).get("user", 0) + (kinds or {}).get("variant", 0)  # a variant is a user query, shorter
         pseudo = sum((kinds or {}).values()) - user
         if not pseudo:
             return QUERY_ONLY_EXAMPLES_PER_S
@@ -249,6 +256,7 @@ def make_plan(
     from transformers import AutoTokenizer
 
     from distill.teacher.embedders import uncached_positions
+    from distill.training.tasks.queries import QUERY_KINDS
     from distill.training.tasks.silver import corpus_documents, held_out, training_queries
 
     data_cfg = recipe["data"]
@@ -279,7 +287,7 @@ def make_plan(
     count_uncached = getattr(teacher, "uncached_queries", None)
     uncached_queries = count_uncached([q for q, _ in queries]) if count_uncached is not None else len(queries)
     steps = math.ceil(n_train / recipe["batch_size"]) * recipe["epochs"]
-    kinds = {k: sum(1 for _, kind in queries if kind == k) for k in ("user", "title", "sentence")}
+    kinds = {k: sum(1 for _, kind in queries if kind == k) for k in QUERY_KINDS}
     train_rate = _train_rate(recipe, kinds)
     if recipe["max_steps"]:
         steps = min(steps, recipe["max_steps"])

@@ -237,6 +237,7 @@ def adapt(options: AdaptOptions, command: str = "") -> int:
         corpus=options.corpus,
         queries=options.queries,
         pseudo_queries=options.pseudo_queries,
+        query_variants=options.query_variants,
         student=options.student,
         output=out,
         overrides=list(options.overrides),

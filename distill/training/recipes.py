@@ -61,6 +61,9 @@ EMBEDDER_DEFAULTS: dict[str, Any] = {
         # cloze task); 0 = none, null = one per passage.
         "pseudo_queries": 0,
         "pseudo_kind": "mixed",  # title, sentence, or mixed (either in turn)
+        # Variants of each user query (data.queries) with a fifth of its words left out, each labelled by the teacher
+        # afresh (augmentation; never of a held-out query); 0 = none.
+        "query_variants": 0,
         "candidates": 20,  # the teacher's top-k per query; a hard negative is drawn from ranks 2..k
         # With labels: teacher and hard_negatives, how many distinct hard negatives each query draws from those ranks:
         # the listwise loss then sees more of the teacher's ranking of each query's own candidates (each one more
@@ -473,6 +476,12 @@ def _check_teacher_labels(recipe: dict[str, Any]) -> None:
     _positive(recipe, "data.passages", allow_none=True)
     if data["pseudo_queries"] is not None and data["pseudo_queries"] != 0:
         _positive(recipe, "data.pseudo_queries")
+    if isinstance(data["query_variants"], bool) or not isinstance(data["query_variants"], int):
+        raise DistillError(f"recipe.data.query_variants must be a whole number, got {data['query_variants']!r}")
+    if data["query_variants"] < 0:
+        raise DistillError(f"recipe.data.query_variants must be 0 or more, got {data['query_variants']}")
+    if data["query_variants"] and data["queries"] is None:
+        raise DistillError("recipe.data.query_variants varies the user's queries: give data.queries too")
     if data["pseudo_kind"] not in ("title", "sentence", "mixed"):
         raise DistillError(f"recipe.data.pseudo_kind must be title, sentence or mixed, got {data['pseudo_kind']!r}")
     if data["labels"] == "gold":

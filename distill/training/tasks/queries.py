@@ -1,7 +1,10 @@
 """Queries without labels, for training a student on a user's corpus: the user's own (a query file, or a BEIR
 split's query ids without their qrels), and pseudo-queries cut from the corpus (a passage's title, or one of its
-sentences: the inverse cloze task, Lee et al., ACL 2019). Each query keeps its kind (``user``, ``title``,
-``sentence``), which the card counts."""
+sentences: the inverse cloze task, Lee et al., ACL 2019), and variants of the user's queries with words left out (the
+teacher labels each variant afresh: augmentation that keeps the teacher's function and not a copied label, as in
+"Knowledge distillation: A good teacher is patient and consistent", Beyer et al., CVPR 2022; random deletion is
+EDA's, Wei and Zou, EMNLP 2019). Each query keeps its kind (``user``, ``title``, ``sentence``, ``variant``), which
+the card counts."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from haystack import Document
 from distill.common.files import read_text
 from distill.errors import DistillError
 
-QUERY_KINDS = ("user", "title", "sentence")
+QUERY_KINDS = ("user", "title", "sentence", "variant")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 
 
@@ -94,3 +97,34 @@ def pseudo_queries(documents: list[Document], count: int | None, kind: str, seed
                 out.append((text, "sentence"))
         if count is None or len(out) == before:
             return out
+
+
+def query_variants(
+    queries: list[tuple[str, str]], per_query: int, seed: int, skip: set[int] | frozenset[int] = frozenset()
+) -> list[tuple[str, str]]:
+    """Up to ``per_query`` variants (text, ``variant``) of each user query of 3 or more words, in the queries' order:
+    each drops a seeded fifth of its words (at least one, never all but one), keeping their order. Positions in
+    ``skip`` (the held-out queries) give none, so no variant of a held-out query is trained on. A variant that is
+    already a query, or already drawn, is not repeated; a query with fewer distinct variants gives fewer."""
+    if per_query < 0:
+        raise DistillError(f"recipe.data.query_variants must be 0 or more, got {per_query}")
+    rng = random.Random(seed + 2)
+    seen = {text for text, _ in queries}
+    out: list[tuple[str, str]] = []
+    for i, (text, kind) in enumerate(queries):
+        words = text.split()
+        if kind != "user" or i in skip or len(words) < 3 or not per_query:
+            continue
+        drop = min(max(1, round(len(words) / 5)), len(words) - 2)
+        made = 0
+        for _ in range(4 * per_query):  # a few tries: short queries have few distinct variants
+            gone = set(rng.sample(range(len(words)), drop))
+            variant = " ".join(w for n, w in enumerate(words) if n not in gone)
+            if variant in seen:
+                continue
+            seen.add(variant)
+            out.append((variant, "variant"))
+            made += 1
+            if made == per_query:
+                break
+    return out

@@ -29,7 +29,7 @@ import numpy as np
 from haystack import Document
 
 from distill.errors import DistillError
-from distill.training.tasks.queries import QUERY_KINDS, pseudo_queries, read_queries
+from distill.training.tasks.queries import QUERY_KINDS, pseudo_queries, query_variants, read_queries
 
 logger = logging.getLogger(__name__)
 
@@ -153,9 +153,12 @@ class SilverData:
     passage_ids: list[str] = field(default_factory=list)  # ids of ``passages``: chunk ids where the pipeline splits
 
 
-def split_dev(n: int, dev_questions: int, seed: int, prefer: list[int]) -> tuple[list[int], list[int]]:
-    """Seeded held-out positions (from ``prefer``, the user's own queries, when there are enough) and the rest."""
-    pool = prefer if len(prefer) >= 2 * dev_questions else list(range(n))
+def split_dev(
+    n: int, dev_questions: int, seed: int, prefer: list[int], eligible: list[int] | None = None
+) -> tuple[list[int], list[int]]:
+    """Seeded held-out positions (from ``prefer``, the user's own queries, when there are enough; else from
+    ``eligible``, by default all) and the rest."""
+    pool = prefer if len(prefer) >= 2 * dev_questions else (list(range(n)) if eligible is None else eligible)
     size = min(dev_questions, max(1, len(pool) // 5))
     held = set(random.Random(seed).sample(pool, size))
     return sorted(held), [i for i in range(n) if i not in held]
@@ -185,8 +188,7 @@ def label_with_teacher(
     soft labels. A query whose student top-k holds no such passage takes the teacher's ranks instead (counted)."""
     if len(queries) < 2:
         raise DistillError(f"the teacher needs at least 2 training queries to label, got {len(queries)}")
-    user = [i for i, (_, kind) in enumerate(queries) if kind == "user"]
-    dev_pos, train_pos = split_dev(len(queries), dev_questions, seed, user)
+    dev_pos, train_pos = _split(queries, dev_questions, seed)
     idx, _ = top_k(t_query, t_passage, max(candidates, 10))
     rng = random.Random(seed + 1)
     positive = [int(idx[i, 0]) for i in train_pos]
@@ -304,13 +306,23 @@ def training_queries(data_cfg: dict[str, Any], documents: list[Document]) -> tup
     if data_cfg["questions"] is not None and len(queries) > data_cfg["questions"]:
         picked = sorted(random.Random(data_cfg["seed"]).sample(range(len(queries)), data_cfg["questions"]))
         queries = [queries[i] for i in picked]
+    if data_cfg.get("query_variants"):  # after the held-out split is fixed: it never holds out a variant
+        skip = set(held_out(data_cfg, queries)) if len(queries) >= 2 else set()
+        queries += query_variants(queries, data_cfg["query_variants"], data_cfg["seed"], skip)
     return queries, read
+
+
+def _split(queries: list[tuple[str, str]], dev_questions: int, seed: int) -> tuple[list[int], list[int]]:
+    """:func:`split_dev` over ``queries``: variants (appended last) are never held out, so adding them leaves the
+    held-out positions as they were."""
+    user = [i for i, (_, kind) in enumerate(queries) if kind == "user"]
+    eligible = [i for i, (_, kind) in enumerate(queries) if kind != "variant"]
+    return split_dev(len(queries), dev_questions, seed, user, eligible)
 
 
 def held_out(data_cfg: dict[str, Any], queries: list[tuple[str, str]]) -> list[int]:
     """The positions of the training queries that :func:`label_with_teacher` holds out for the dev slice."""
-    user = [i for i, (_, kind) in enumerate(queries) if kind == "user"]
-    return split_dev(len(queries), data_cfg["dev_questions"] or 100, data_cfg["seed"], user)[0]
+    return _split(queries, data_cfg["dev_questions"] or 100, data_cfg["seed"])[0]
 
 
 def corpus_documents(data_cfg: dict[str, Any], passage_texts: Any, chunker: Any = None) -> CorpusCheck:

@@ -136,7 +136,7 @@ def test_the_teachers_ranking_labels_training_queries_and_the_dev_pool_holds_its
     dev_ids = [int(d[1:]) for d in data.dev.queries]
     teacher = data.dev.score(t_q[dev_ids], t_p[data.dev.pool])
     assert teacher == {"silver_ndcg@10": pytest.approx(1.0), "overlap@10": pytest.approx(1.0)}
-    assert data.summary["training_queries"] == {"user": 20, "title": 15, "sentence": 0}
+    assert data.summary["training_queries"] == {"user": 20, "title": 15, "sentence": 0, "variant": 0}
     # several negatives per query: distinct passages of the teacher's ranks 2..candidates, in its order, same split
     more = silver.label_with_teacher(
         queries,
