@@ -481,6 +481,9 @@ FIQA_QO_SET_pseudo-batch := $(FIQA_QO_SET_batch)
 FIQA_QO_SET_log-only :=
 # "log-pseudo2": the log and two pseudo-queries per answer (20,000 sentences), 3 epochs.
 FIQA_QO_SET_log-pseudo2 := --pseudo-queries 20000 --set epochs=3
+# "log-pseudo-var1": the log, one pseudo-query per answer and one variant of each log query (a fifth of its words
+# left out, labelled by the teacher), 4 epochs.
+FIQA_QO_SET_log-pseudo-var1 := --pseudo-queries all --query-variants 1 --set epochs=4
 FIQA_QO_LOG = $(if $(filter pseudo-%,$(LEVER)),,--queries $(FIQA)/query-log.txt)
 FIQA_QO_OUT_batch := runs/adapt/fiqa-query-only
 FIQA_QO_OUT_log-pseudo := runs/adapt/fiqa-query-only-both
@@ -489,9 +492,10 @@ FIQA_QO_OUT_corpus-kl100 := runs/adapt/fiqa-query-only-corpus-kl100
 FIQA_QO_OUT_pseudo-batch := runs/adapt/fiqa-query-only-pseudo
 FIQA_QO_OUT_log-only := runs/adapt/fiqa-query-only-corpus-klonly
 FIQA_QO_OUT_log-pseudo2 := runs/adapt/fiqa-query-only-corpus-log-pseudo2
-## FiQA dev: a query-only lever (make fiqa-query-only-lever LEVER=batch|corpus-kl20|corpus-kl100|log-pseudo|pseudo-batch|log-only|log-pseudo2)
+FIQA_QO_OUT_log-pseudo-var1 := runs/adapt/fiqa-query-only-corpus-log-pseudo-var1
+## FiQA dev: a query-only lever (make fiqa-query-only-lever LEVER=batch|corpus-kl20|corpus-kl100|log-pseudo|pseudo-batch|log-only|log-pseudo2|log-pseudo-var1)
 fiqa-query-only-lever: setup
-	@test -n "$(FIQA_QO_OUT_$(LEVER))" || { echo "LEVER is one of batch, corpus-kl20, corpus-kl100, log-pseudo, pseudo-batch, log-only, log-pseudo2, got '$(LEVER)'"; exit 2; }
+	@test -n "$(FIQA_QO_OUT_$(LEVER))" || { echo "LEVER is one of batch, corpus-kl20, corpus-kl100, log-pseudo, pseudo-batch, log-only, log-pseudo2, log-pseudo-var1, got '$(LEVER)'"; exit 2; }
 	$(BIN)/distill adapt $(FIQA_PIPELINES) --corpus $(FIQA) $(FIQA_QO_LOG) --query-only \
 	  --eval-data $(FIQA):dev --out $(FIQA_QO_OUT_$(LEVER)) $(FIQA_QO_SET_$(LEVER))
 	cp $(FIQA_QO_OUT_$(LEVER))/eval/report.json benchmarks/results/fiqa-dev-adapt-query-only-$(LEVER).json
