@@ -42,6 +42,18 @@ def test_a_query_only_plan_times_pseudo_queries_slower_than_a_users_questions():
     assert QUERY_ONLY_PSEUDO_PER_S < mixed < QUERY_ONLY_EXAMPLES_PER_S
 
 
+def test_the_plan_times_the_teachers_pass_over_a_users_questions_faster_than_over_sentences():
+    from distill.adapt.plan import TEACHER_QUERIES_PER_S, TEACHER_USER_QUERIES_PER_S, teacher_query_seconds
+
+    queries = [(f"q{i}", "user") for i in range(400)] + [(f"v{i}", "variant") for i in range(40)]
+    queries += [(f"s{i}", "sentence") for i in range(115)]
+    n, seconds = teacher_query_seconds(queries)
+    assert n == 555 and seconds == pytest.approx(440 / TEACHER_USER_QUERIES_PER_S + 115 / TEACHER_QUERIES_PER_S)
+    cached_log = lambda texts: sum(1 for t in texts if not t.startswith("q"))  # noqa: E731 - the log is cached
+    n, seconds = teacher_query_seconds(queries, cached_log, scale=2.0)
+    assert n == 155 and seconds == pytest.approx(2 * (40 / TEACHER_USER_QUERIES_PER_S + 115 / TEACHER_QUERIES_PER_S))
+
+
 def test_without_queries_pseudo_queries_default_to_one_per_passage():
     bare = AdaptOptions(Path("index.yaml"), Path("query.yaml"), corpus="beir")
     assert bare.pseudo_queries is None and bare.student == "minilm-l6" and bare.out == Path("runs/adapt")
