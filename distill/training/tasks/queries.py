@@ -103,7 +103,7 @@ def query_variants(
     queries: list[tuple[str, str]], per_query: int, seed: int, skip: set[int] | frozenset[int] = frozenset()
 ) -> list[tuple[str, str]]:
     """Up to ``per_query`` variants (text, ``variant``) of each user query of 3 or more words, in the queries' order:
-    each drops a seeded fifth of its words (at least one, never all but one), keeping their order. Positions in
+    each drops a seeded fifth of its words (at least one; two or more are kept), in their order. Positions in
     ``skip`` (the held-out queries) give none, so no variant of a held-out query is trained on. A variant that is
     already a query, or already drawn, is not repeated; a query with fewer distinct variants gives fewer."""
     if per_query < 0:
