@@ -34,6 +34,9 @@ TEACHER_QUERIES_PER_S = 11.5
 # A user's questions are shorter: the teacher embedded FiQA's 5,500 log queries in 2.3 min (~40/s) and 5,379 variants
 # of them (words left out) in 2.0 min (~44/s); the slower again.
 TEACHER_USER_QUERIES_PER_S = 40.0
+# The kinds of training query (distill.training.tasks.queries) shaped like a user's questions, short: the rest are
+# sentences cut from the corpus.
+USER_KINDS = ("user", "variant")
 
 # Listwise KL at T = 0.05, the best loss of the SQuAD ablation (docs/benchmarks/retrieval.md). A passage-passage
 # relation loss is one override away (--set 'losses.1={name: similarity_matrix, keys: [passage, negative], cross:
@@ -232,7 +235,7 @@ def _train_rate(recipe: dict[str, Any], kinds: dict[str, int] | None = None) -> 
     a query-only student embeds no passages, only queries, so there the kinds of query (``kinds``: counts by kind)
     set the rate: a user's questions at ``QUERY_ONLY_EXAMPLES_PER_S``, pseudo-queries at ``QUERY_ONLY_PSEUDO_PER_S``."""
     if recipe["query_only"]:
-        user = (kinds or {}).get("user", 0) + (kinds or {}).get("variant", 0)  # a variant is a user query, shorter
+        user = sum((kinds or {}).get(kind, 0) for kind in USER_KINDS)
         pseudo = sum((kinds or {}).values()) - user
         if not pseudo:
             return QUERY_ONLY_EXAMPLES_PER_S
@@ -338,8 +341,8 @@ def teacher_query_seconds(
     variants at ``TEACHER_USER_QUERIES_PER_S``, pseudo-queries at ``TEACHER_QUERIES_PER_S`` (``scale``: the
     teacher's size against all-mpnet-base-v2's)."""
     count = count_uncached or len
-    short = count([q for q, kind in queries if kind in ("user", "variant")])
-    long = count([q for q, kind in queries if kind not in ("user", "variant")])
+    short = count([q for q, kind in queries if kind in USER_KINDS])
+    long = count([q for q, kind in queries if kind not in USER_KINDS])
     return short + long, scale * (short / TEACHER_USER_QUERIES_PER_S + long / TEACHER_QUERIES_PER_S)
 
 

@@ -476,10 +476,8 @@ def _check_teacher_labels(recipe: dict[str, Any]) -> None:
     _positive(recipe, "data.passages", allow_none=True)
     if data["pseudo_queries"] is not None and data["pseudo_queries"] != 0:
         _positive(recipe, "data.pseudo_queries")
-    if isinstance(data["query_variants"], bool) or not isinstance(data["query_variants"], int):
-        raise DistillError(f"recipe.data.query_variants must be a whole number, got {data['query_variants']!r}")
-    if data["query_variants"] < 0:
-        raise DistillError(f"recipe.data.query_variants must be 0 or more, got {data['query_variants']}")
+    if data["query_variants"] != 0:
+        _positive(recipe, "data.query_variants")
     if data["query_variants"] and data["queries"] is None:
         raise DistillError("recipe.data.query_variants varies the user's queries: give data.queries too")
     if data["pseudo_kind"] not in ("title", "sentence", "mixed"):

@@ -106,14 +106,14 @@ def query_variants(
     each drops a seeded fifth of its words (at least one; two or more are kept), in their order. Positions in
     ``skip`` (the held-out queries) give none, so no variant of a held-out query is trained on. A variant that is
     already a query, or already drawn, is not repeated; a query with fewer distinct variants gives fewer."""
-    if per_query < 0:
-        raise DistillError(f"recipe.data.query_variants must be 0 or more, got {per_query}")
+    if per_query <= 0:
+        return []
     rng = random.Random(seed + 2)
     seen = {text for text, _ in queries}
     out: list[tuple[str, str]] = []
     for i, (text, kind) in enumerate(queries):
         words = text.split()
-        if kind != "user" or i in skip or len(words) < 3 or not per_query:
+        if kind != "user" or i in skip or len(words) < 3:
             continue
         drop = min(max(1, round(len(words) / 5)), len(words) - 2)
         made = 0

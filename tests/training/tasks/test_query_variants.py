@@ -23,6 +23,7 @@ USER = [
 def test_a_variant_leaves_a_fifth_of_the_words_out_in_their_order_and_is_seeded():
     out = query_variants(USER, 2, seed=0)
     assert out == query_variants(USER, 2, seed=0) and out != query_variants(USER, 2, seed=1)
+    assert query_variants(USER, 0, seed=0) == []
     assert all(kind == "variant" for _, kind in out)
     by_source = {0: [], 1: [], 2: []}
     for text, _ in out:
@@ -81,9 +82,9 @@ def test_recipe_checks_of_query_variants():
     ok = {"labels": "teacher", "queries": "q.txt", "query_variants": 2}
     assert recipes.validate(recipes._merge(recipes.EMBEDDER_DEFAULTS, {"data": ok}, "recipe"))
     for wrong, match in (
-        ({"query_variants": -1}, "0 or more"),
-        ({"query_variants": 1.5}, "whole number"),
-        ({"query_variants": True}, "whole number"),
+        ({"query_variants": -1}, "query_variants must be a positive int, got -1"),
+        ({"query_variants": 1.5}, "query_variants must be a positive int, got 1.5"),
+        ({"query_variants": True}, "query_variants must be a positive int, got True"),
         ({"queries": None, "pseudo_queries": 5}, "give data.queries too"),
     ):
         with pytest.raises(DistillError, match=match):
