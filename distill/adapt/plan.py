@@ -25,12 +25,12 @@ STUDENT_EXAMPLES_PER_S = 5.5
 STUDENT_EXAMPLES_PER_S_WITH_NEGATIVES = 2.5
 # A query-only student embeds only queries (64 tokens); the passages are the teacher's cached embeddings, and by
 # default every one of them is a listwise-KL column (one batch x dim x corpus product a step). Measured on 2 cores,
-# nothing else running, MiniLM-L6 on FiQA (10,000 columns): the query log alone at 47-52 queries/s (1,368 steps of 32
-# in 849-917 s); the log with one sentence of each answer beside it (5,400 questions, 9,786 sentences) at 23.5-32
-# queries/s over three runs (32 and 23.5 for 4 epochs, 27.2 for 8: 3,858 steps in 4,463 s). Sentences are longer
-# than questions; the pseudo-query rate below makes that mix come out near its slowest run (the plan said 36.6
-# queries/s with 60 and 30, and 55 min for a run that took 74). Like the teacher's rate, the slowest: a long run is
-# never promised short.
+# MiniLM-L6 on FiQA (10,000 columns): the query log alone at 47-50 queries/s (1,368 steps, ~42,900 queries, in
+# 849-917 s; unit tests shared the cores for part of one run); the log with one sentence of each answer beside it
+# (5,400 questions, 9,786 sentences) at 23.5-32 queries/s over three runs (32 and 23.5 for 4 epochs, unit tests
+# sharing 2 of the first's 32 min; 27.2 for 8, alone: 3,858 steps in 4,463 s). Sentences are longer than questions;
+# the pseudo-query rate below makes that mix come out near its slowest run (the plan said 36.6 queries/s with 60 and
+# 30, and 55 min for a run that took 74). Like the teacher's rate, the slowest: a long run is never promised short.
 QUERY_ONLY_EXAMPLES_PER_S = 47.0
 QUERY_ONLY_PSEUDO_PER_S = 20.0
 # The teacher's pass over training queries, in queries a second on 2 cores: all-mpnet-base-v2 embedded 10,213 of
