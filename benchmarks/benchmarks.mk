@@ -487,6 +487,11 @@ FIQA_QO_SET_log-pseudo-var1 := --pseudo-queries all --query-variants 1 --set epo
 # "log-pseudo-e8": bench-fiqa-query-only's recipe (the log and one pseudo-query per answer) on a schedule twice as long,
 # 8 epochs: held-out agreement was still rising at the 4-epoch run's last checks.
 FIQA_QO_SET_log-pseudo-e8 := --pseudo-queries all --set epochs=8
+# "log-pseudo-q": bench-fiqa-query-only's recipe with question-shaped pseudo-queries: an answer that asks something
+# (a sentence ending in "?", 1,975 of the 10,000) gives one of its questions instead of a statement, 4 epochs.
+FIQA_QO_SET_log-pseudo-q := --pseudo-queries all --set data.pseudo_kind=question --set epochs=4
+# "pseudo-q": the same question-shaped pseudo-queries without the log (bench-fiqa-query-only-pseudo's recipe otherwise).
+FIQA_QO_SET_pseudo-q := --set data.pseudo_kind=question --set epochs=4
 FIQA_QO_LOG = $(if $(filter pseudo-%,$(LEVER)),,--queries $(FIQA)/query-log.txt)
 FIQA_QO_OUT_batch := runs/adapt/fiqa-query-only
 FIQA_QO_OUT_log-pseudo := runs/adapt/fiqa-query-only-both
@@ -497,9 +502,11 @@ FIQA_QO_OUT_log-only := runs/adapt/fiqa-query-only-corpus-klonly
 FIQA_QO_OUT_log-pseudo2 := runs/adapt/fiqa-query-only-corpus-log-pseudo2
 FIQA_QO_OUT_log-pseudo-var1 := runs/adapt/fiqa-query-only-corpus-log-pseudo-var1
 FIQA_QO_OUT_log-pseudo-e8 := runs/adapt/fiqa-query-only-corpus-log-pseudo-e8
-## FiQA dev: a query-only lever (make fiqa-query-only-lever LEVER=batch|corpus-kl20|corpus-kl100|log-pseudo|pseudo-batch|log-only|log-pseudo2|log-pseudo-var1|log-pseudo-e8)
+FIQA_QO_OUT_log-pseudo-q := runs/adapt/fiqa-query-only-corpus-log-pseudo-q
+FIQA_QO_OUT_pseudo-q := runs/adapt/fiqa-query-only-corpus-pseudo-q
+## FiQA dev: a query-only lever (make fiqa-query-only-lever LEVER=batch|corpus-kl20|corpus-kl100|log-pseudo|pseudo-batch|log-only|log-pseudo2|log-pseudo-var1|log-pseudo-e8|log-pseudo-q|pseudo-q)
 fiqa-query-only-lever: setup
-	@test -n "$(FIQA_QO_OUT_$(LEVER))" || { echo "LEVER is one of batch, corpus-kl20, corpus-kl100, log-pseudo, pseudo-batch, log-only, log-pseudo2, log-pseudo-var1, log-pseudo-e8, got '$(LEVER)'"; exit 2; }
+	@test -n "$(FIQA_QO_OUT_$(LEVER))" || { echo "LEVER is one of batch, corpus-kl20, corpus-kl100, log-pseudo, pseudo-batch, log-only, log-pseudo2, log-pseudo-var1, log-pseudo-e8, log-pseudo-q, pseudo-q, got '$(LEVER)'"; exit 2; }
 	$(BIN)/distill adapt $(FIQA_PIPELINES) --corpus $(FIQA) $(FIQA_QO_LOG) --query-only \
 	  --eval-data $(FIQA):dev --out $(FIQA_QO_OUT_$(LEVER)) $(FIQA_QO_SET_$(LEVER))
 	cp $(FIQA_QO_OUT_$(LEVER))/eval/report.json benchmarks/results/fiqa-dev-adapt-query-only-$(LEVER).json

@@ -204,8 +204,11 @@ class Plan:
         )
         out = [
             self._corpus_line(),
-            f"queries: {q.get('user', 0)} of yours{skipped}, {q.get('title', 0) + q.get('sentence', 0)} "
-            f"pseudo-queries cut from the corpus ({q.get('title', 0)} titles, {q.get('sentence', 0)} sentences)"
+            f"queries: {q.get('user', 0)} of yours{skipped}, "
+            f"{q.get('title', 0) + q.get('sentence', 0) + q.get('question', 0)} pseudo-queries cut from the corpus "
+            f"({q.get('title', 0)} titles, {q.get('sentence', 0)} sentences"
+            + (f", {q['question']} questions the passages ask" if q.get("question") else "")
+            + ")"
             + (f", {q['variant']} variants of yours with words left out" if q.get("variant") else "")
             + f"; {self.held_out} held out to choose the checkpoint by agreement with the teacher{long}",
             f"teacher: {self.uncached_passages} {self.unit} to embed "

@@ -202,6 +202,7 @@ _QUERY_KINDS = {
     "user": "user queries",
     "title": "pseudo-queries from titles",
     "sentence": "pseudo-queries cut from passages (inverse cloze)",
+    "question": "pseudo-queries that are questions asked in passages",
     "variant": "variants of user queries with words left out",
 }
 

@@ -19,6 +19,9 @@ import yaml
 from distill.common.files import parse_yaml, read_text
 from distill.errors import DistillError
 
+# How pseudo-queries are cut from a passage (distill/training/tasks/queries.py).
+PSEUDO_KINDS = ("title", "sentence", "mixed", "question")
+
 # Every key a recipe may set, with its default. Comments say why a default is what it is.
 EMBEDDER_DEFAULTS: dict[str, Any] = {
     "task": "embedder",
@@ -60,7 +63,7 @@ EMBEDDER_DEFAULTS: dict[str, Any] = {
         # Pseudo-queries cut from the corpus, one per sampled passage (its title or one of its sentences: the inverse
         # cloze task); 0 = none, null = one per passage.
         "pseudo_queries": 0,
-        "pseudo_kind": "mixed",  # title, sentence, or mixed (either in turn)
+        "pseudo_kind": "mixed",  # title, sentence, mixed (either in turn), or question (a sentence that asks, if any)
         # Variants of each user query (data.queries) with a fifth of its words left out, each labelled by the teacher
         # afresh (augmentation; never of a held-out query); 0 = none.
         "query_variants": 0,
@@ -480,8 +483,10 @@ def _check_teacher_labels(recipe: dict[str, Any]) -> None:
         _positive(recipe, "data.query_variants")
     if data["query_variants"] and data["queries"] is None:
         raise DistillError("recipe.data.query_variants varies the user's queries: give data.queries too")
-    if data["pseudo_kind"] not in ("title", "sentence", "mixed"):
-        raise DistillError(f"recipe.data.pseudo_kind must be title, sentence or mixed, got {data['pseudo_kind']!r}")
+    if data["pseudo_kind"] not in PSEUDO_KINDS:
+        raise DistillError(
+            f"recipe.data.pseudo_kind must be one of {', '.join(PSEUDO_KINDS)}, got {data['pseudo_kind']!r}"
+        )
     if data["labels"] == "gold":
         if data["queries"] is not None or data["pseudo_queries"] != 0 or data["passages"] is not None:
             raise DistillError(

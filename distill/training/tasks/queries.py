@@ -1,10 +1,11 @@
 """Queries without labels, for training a student on a user's corpus: the user's own (a query file, or a BEIR
-split's query ids without their qrels), and pseudo-queries cut from the corpus (a passage's title, or one of its
-sentences: the inverse cloze task, Lee et al., ACL 2019), and variants of the user's queries with words left out (the
-teacher labels each variant afresh: augmentation that keeps the teacher's function and not a copied label, as in
-"Knowledge distillation: A good teacher is patient and consistent", Beyer et al., CVPR 2022; random deletion is
-EDA's, Wei and Zou, EMNLP 2019). Each query keeps its kind (``user``, ``title``, ``sentence``, ``variant``), which
-the card counts."""
+split's query ids without their qrels), pseudo-queries cut from the corpus (a passage's title, or one of its
+sentences: the inverse cloze task, Lee et al., ACL 2019; or, where it has one, a sentence that asks, so that
+pseudo-queries look more like questions), and variants of the user's queries with words left out (the teacher labels
+each variant afresh: augmentation that keeps the teacher's function and not a copied label, as in "Knowledge
+distillation: A good teacher is patient and consistent", Beyer et al., CVPR 2022; random deletion is EDA's, Wei and
+Zou, EMNLP 2019). Each query keeps its kind (``user``, ``title``, ``sentence``, ``question``, ``variant``), which the
+card counts."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from haystack import Document
 
 from distill.common.files import read_text
 from distill.errors import DistillError
+from distill.training.recipes import PSEUDO_KINDS
 
-QUERY_KINDS = ("user", "title", "sentence", "variant")
+QUERY_KINDS = ("user", "title", "sentence", "question", "variant")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 
 
@@ -63,16 +65,22 @@ def sentences(text: str) -> list[str]:
 
 def pseudo_queries(documents: list[Document], count: int | None, kind: str, seed: int) -> list[tuple[str, str]]:
     """Up to ``count`` pseudo-queries (text, kind) from a seeded sample of passages, one per passage in a round: its
-    title (``title``), one of its sentences of 4 to 40 words (``sentence``: the inverse cloze task), or either in turn
-    (``mixed``). A title shared by several passages (the chunks of one document, a SQuAD article's paragraphs) names
-    none of them: such a passage, and one whose title or sentence is already taken, gives one of its other sentences
-    instead. Passages with nothing usable (no title, no sentence of that length) give none. ``None`` is one round;
-    a ``count`` beyond what one round gives takes further rounds over the same passages in the same order, each
-    passage giving a sentence not yet taken, until ``count`` or until a round gives nothing new (the first round is
-    the same whatever ``count`` is, so a larger count adds queries and never changes the first ones)."""
-    if kind not in ("title", "sentence", "mixed"):
-        raise DistillError(f"recipe.data.pseudo_kind must be title, sentence or mixed, got {kind!r}")
+    title (``title``), one of its sentences of 4 to 40 words (``sentence``: the inverse cloze task), either in turn
+    (``mixed``), or one of its sentences that ends in a question mark where it has one, else a sentence
+    (``question``: forum answers quote and ask questions, which look more like a user's queries than statements do).
+    ``question`` draws the same sentence as ``sentence`` first and replaces it from a second seeded draw only where
+    the passage asks something, so a passage that asks nothing gives the same pseudo-query (and cached teacher row) as
+    with ``sentence`` (unless a sentence is shared between passages). A title shared by several passages (the chunks
+    of one document, a SQuAD article's paragraphs) names none of them: such a passage, and one whose title or
+    sentence is already taken, gives one of its other sentences instead. Passages with nothing usable (no title, no
+    sentence of that length) give none. ``None`` is one round; a ``count`` beyond what one round gives takes further
+    rounds over the same passages in the same order, each passage giving a sentence not yet taken, until ``count`` or
+    until a round gives nothing new (the first round is the same whatever ``count`` is, so a larger count adds
+    queries and never changes the first ones)."""
+    if kind not in PSEUDO_KINDS:
+        raise DistillError(f"recipe.data.pseudo_kind must be one of {', '.join(PSEUDO_KINDS)}, got {kind!r}")
     rng = random.Random(seed)
+    asking = random.Random(seed + 3)
     order = list(range(len(documents)))
     rng.shuffle(order)
     titles = Counter(str(d.meta.get("title") or "").strip() for d in documents)
@@ -92,9 +100,11 @@ def pseudo_queries(documents: list[Document], count: int | None, kind: str, seed
                 continue
             options = [s for s in sentences(doc.content or "") if 4 <= len(s.split()) <= 40 and s not in seen]
             if options:
-                text = rng.choice(options)
+                text, made = rng.choice(options), "sentence"
+                if kind == "question" and (questions := [s for s in options if s.endswith("?")]):
+                    text, made = asking.choice(questions), "question"
                 seen.add(text)
-                out.append((text, "sentence"))
+                out.append((text, made))
         if count is None or len(out) == before:
             return out
 

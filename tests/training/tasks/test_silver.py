@@ -55,6 +55,33 @@ def test_pseudo_queries_are_titles_or_sentences_of_the_passages_and_seeded():
         pseudo_queries(docs, None, "words", seed=0)
 
 
+def test_question_pseudo_queries_prefer_a_sentence_that_asks_and_otherwise_keep_the_sentence_draw():
+    """``question``: a passage that asks something gives one of its questions; one that asks nothing gives the very
+    sentence ``sentence`` gives it, so the teacher's cached rows for those are reused."""
+    docs = [
+        Document(id=f"s{i}", content=f"Index funds charge low fees, number {i}. Bonds pay a coupon of {i} percent.")
+        for i in range(8)
+    ]
+    docs += [
+        Document(id="q1", content="Should I pay off my mortgage early? It depends on the rate you pay on it."),
+        Document(id="q2", content="Taxes are due in April each year. Why would anyone file late then? Fees apply."),
+    ]
+    asked = dict(zip([d.id for d in docs], [None] * len(docs), strict=True))
+    plain = pseudo_queries(docs, None, "sentence", seed=0)
+    questions = pseudo_queries(docs, None, "question", seed=0)
+    assert len(plain) == len(questions) == len(docs)
+    for (text, kind), (same, same_kind) in zip(questions, plain, strict=True):
+        owner = next(d.id for d in docs if text in d.content)
+        asked[owner] = (text, kind)
+        if owner.startswith("s"):
+            assert (text, kind) == (same, same_kind)
+    assert asked["q1"] == ("Should I pay off my mortgage early?", "question")
+    assert asked["q2"] == ("Why would anyone file late then?", "question")
+    assert pseudo_queries(docs, None, "question", seed=0) == questions
+    with pytest.raises(DistillError, match="question"):
+        pseudo_queries(docs, None, "questions", seed=0)
+
+
 def test_a_title_shared_by_several_passages_gives_each_a_sentence_instead():
     """The chunks of one document (SQuAD: an article's paragraphs) share its title, which names none of them: every
     passage still gets a pseudo-query (found when SQuAD dev gave 1,051 for 2,067 paragraphs, 48 of them titles)."""
@@ -136,7 +163,7 @@ def test_the_teachers_ranking_labels_training_queries_and_the_dev_pool_holds_its
     dev_ids = [int(d[1:]) for d in data.dev.queries]
     teacher = data.dev.score(t_q[dev_ids], t_p[data.dev.pool])
     assert teacher == {"silver_ndcg@10": pytest.approx(1.0), "overlap@10": pytest.approx(1.0)}
-    assert data.summary["training_queries"] == {"user": 20, "title": 15, "sentence": 0, "variant": 0}
+    assert data.summary["training_queries"] == {"user": 20, "title": 15, "sentence": 0, "question": 0, "variant": 0}
     # several negatives per query: distinct passages of the teacher's ranks 2..candidates, in its order, same split
     more = silver.label_with_teacher(
         queries,
