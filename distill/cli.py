@@ -541,9 +541,10 @@ def cmd_average(args: argparse.Namespace) -> int:
 def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "report",
-        type=Path,
         nargs="+",
-        help="a report.json (or its folder); several evaluated on the same questions are compared as one",
+        help="a report.json (or its folder); several evaluated on the same questions are compared as one, and "
+        "LABEL=REPORT names that report's pipelines LABEL/NAME (e.g. two `distill adapt` runs' eval folders, "
+        "compared with --versus LABEL/distilled)",
     )
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     p.add_argument(

@@ -2,8 +2,7 @@
 paired bootstrap lines, where answers came from.
 
 A report is what :func:`distill.evaluation.runner.evaluate` writes: ``report.json`` (settings, machine, per-pipeline
-quality,
-latency and models) and ``questions.jsonl`` (every question's result in every pipeline). Nothing here imports
+quality, latency and models) and ``questions.jsonl`` (every question's result in every pipeline). Nothing here imports
 Haystack or runs a model, so the CLI's ``report`` command, the UI and the model cards stay cheap to import.
 """
 
@@ -247,17 +246,40 @@ def load_report(path: str | Path) -> dict[str, Any]:
     return report
 
 
+def split_label(spec: str | Path) -> tuple[str | None, Path]:
+    """``LABEL=PATH`` -> (LABEL, PATH); a plain path (or one that exists as written) -> (None, path)."""
+    label, sep, path = str(spec).partition("=")
+    plain = not sep or not label or "/" in label or Path(str(spec)).exists()
+    return (None, Path(str(spec))) if plain else (label, Path(path))
+
+
+def _labelled(report: dict[str, Any], rows: list[dict[str, Any]] | None, label: str | None):
+    """A report and its rows with every pipeline NAME read as ``LABEL/NAME``, agreement references included, so that
+    two ``distill adapt`` runs (each with its teacher, off-the-shelf and distilled) merge."""
+    if label is None:
+        return report, rows
+    pipelines = {f"{label}/{name}": dict(entry) for name, entry in report["pipelines"].items()}
+    for entry in pipelines.values():
+        if (against := (entry.get("agreement") or {}).get("reference")) is not None:
+            entry["agreement"] = {**entry["agreement"], "reference": f"{label}/{against}"}
+    rows = None if rows is None else [{**r, "runs": {f"{label}/{n}": v for n, v in r["runs"].items()}} for r in rows]
+    return {**report, "pipelines": pipelines}, rows
+
+
 def merge_reports(paths: Sequence[str | Path]) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
     """One report (and its per-question rows) from several ``distill eval`` runs over the same questions, so that
     pipelines evaluated apart can be compared question by question: the first report's pipelines come first (its
     first is the reference of the shares), then each next report's. The runs must share the data set (by
-    fingerprint), the context and the question ids, and no pipeline name may repeat. Latencies stay as each run
-    measured them (runs apart may have met a different machine load)."""
+    fingerprint), the context and the question ids, and no pipeline name may repeat (``LABEL=PATH``: that report's
+    as ``LABEL/NAME``). Latencies stay as each run measured them (runs apart may have met another machine load)."""
+    given, specs = [str(p) for p in paths], [split_label(p) for p in paths]
+    paths = [path for _, path in specs]
+    loaded = [_labelled(load_report(p), load_questions(p), label) for label, p in specs]
     if len(paths) == 1:
-        return load_report(paths[0]), load_questions(paths[0])
-    reports = [load_report(p) for p in paths]
+        return loaded[0]
+    reports = [report for report, _ in loaded]
     first, first_path = reports[0], paths[0]
-    merged = {**first, "pipelines": {}, "merged_from": [str(p) for p in paths]}
+    merged = {**first, "pipelines": {}, "merged_from": given}
     merged.pop("relative", None)
     merged.pop("differences", None)
     for path, report in zip(paths, reports):
@@ -279,9 +301,12 @@ def merge_reports(paths: Sequence[str | Path]) -> tuple[dict[str, Any], list[dic
             )
         for name, entry in report["pipelines"].items():
             if name in merged["pipelines"]:
-                raise DistillError(f"pipeline {name!r} is in more than one of the reports; each name must be unique")
+                raise DistillError(
+                    f"pipeline {name!r} is in more than one of the reports; each name must be unique "
+                    "(LABEL=REPORT names a report's pipelines LABEL/NAME)"
+                )
             merged["pipelines"][name] = entry
-    rows = [load_questions(p) for p in paths]
+    rows = [r for _, r in loaded]
     if any(r is None for r in rows):
         return merged, None
     by_id = [{row["id"]: row for row in r} for r in rows]

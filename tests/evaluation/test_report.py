@@ -1,6 +1,7 @@
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -230,6 +231,30 @@ def test_merge_reports_question_by_question(tmp_path, evaluated):
         report.merge_reports([tmp_path / "a", tmp_path / "e"])
     (tmp_path / "b" / "questions.jsonl").unlink()
     assert report.merge_reports([tmp_path / "a", tmp_path / "b"])[1] is None
+
+
+def test_labelled_reports_merge_two_runs_with_the_same_pipeline_names(tmp_path, evaluated):
+    """Two `distill adapt` runs each hold a teacher and a `distilled`: LABEL=REPORT names them LABEL/NAME, agreement
+    references and per-question runs included, so that the students compare question by question."""
+    pipelines = {n: {**e, "agreement": {"reference": "teacher"}} for n, e in evaluated["pipelines"].items()}
+    run = {**evaluated, "pipelines": pipelines}
+    rows = [
+        {"id": q, "gold_doc_ids": ["d1"], "runs": {n: {"f1": f1, "retrieved": ["d1"]} for n in pipelines}}
+        for q, f1 in (("q1", 1.0), ("q2", 0.0))
+    ]
+    report.write_report(run, rows, tmp_path / "a" / "eval")
+    report.write_report(run, rows, tmp_path / "b" / "eval")
+    merged, questions = report.merge_reports([f"one={tmp_path / 'a' / 'eval'}", f"two={tmp_path / 'b' / 'eval'}"])
+    assert list(merged["pipelines"]) == [f"{label}/{n}" for label in ("one", "two") for n in pipelines]
+    assert merged["pipelines"]["two/student"]["agreement"]["reference"] == "two/teacher"
+    assert merged["merged_from"] == [f"one={tmp_path / 'a' / 'eval'}", f"two={tmp_path / 'b' / 'eval'}"]
+    assert set(questions[0]["runs"]) == set(merged["pipelines"])
+    assert report.paired_differences(merged, questions, "one/student")["two/student"]["f1"]["difference"] == 0.0
+    assert report.split_label("x=y/z") == ("x", Path("y/z"))
+    assert report.split_label(tmp_path / "a") == (None, tmp_path / "a")
+    assert report.split_label("dir/x=y") == (None, Path("dir/x=y"))  # "=" in a path, not a label
+    with pytest.raises(DistillError, match="LABEL=REPORT"):
+        report.merge_reports([tmp_path / "a" / "eval", tmp_path / "b" / "eval"])
 
 
 def test_reading_reports_imports_no_haystack():
