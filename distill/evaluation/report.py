@@ -4,6 +4,9 @@ paired bootstrap lines, where answers came from.
 A report is what :func:`distill.evaluation.runner.evaluate` writes: ``report.json`` (settings, machine, per-pipeline
 quality, latency and models) and ``questions.jsonl`` (every question's result in every pipeline). Nothing here imports
 Haystack or runs a model, so the CLI's ``report`` command, the UI and the model cards stay cheap to import.
+
+Why one module over 400 lines: one report format, and everything that reads it (the tables, the bootstrap lines,
+the merge of several runs with their pipelines' names) must agree on its sections and names.
 """
 
 from __future__ import annotations
@@ -258,12 +261,19 @@ def _labelled(report: dict[str, Any], rows: list[dict[str, Any]] | None, label: 
     two ``distill adapt`` runs (each with its teacher, off-the-shelf and distilled) merge."""
     if label is None:
         return report, rows
-    pipelines = {f"{label}/{name}": dict(entry) for name, entry in report["pipelines"].items()}
-    for entry in pipelines.values():
+    named = {
+        section: {f"{label}/{name}": dict(entry) for name, entry in report[section].items()}
+        for section in ("pipelines", "relative", "differences")
+        if isinstance(report.get(section), dict)
+    }
+    for entry in (e for section in named.values() for e in section.values()):  # references name pipelines too
+        for key in ("reference", "agreement_reference"):
+            if entry.get(key) is not None:
+                entry[key] = f"{label}/{entry[key]}"
         if (against := (entry.get("agreement") or {}).get("reference")) is not None:
             entry["agreement"] = {**entry["agreement"], "reference": f"{label}/{against}"}
     rows = None if rows is None else [{**r, "runs": {f"{label}/{n}": v for n, v in r["runs"].items()}} for r in rows]
-    return {**report, "pipelines": pipelines}, rows
+    return {**report, **named}, rows
 
 
 def merge_reports(paths: Sequence[str | Path]) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:

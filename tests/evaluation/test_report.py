@@ -250,6 +250,14 @@ def test_labelled_reports_merge_two_runs_with_the_same_pipeline_names(tmp_path, 
     assert merged["merged_from"] == [f"one={tmp_path / 'a' / 'eval'}", f"two={tmp_path / 'b' / 'eval'}"]
     assert set(questions[0]["runs"]) == set(merged["pipelines"])
     assert report.paired_differences(merged, questions, "one/student")["two/student"]["f1"]["difference"] == 0.0
+    # One labelled report alone: its stored shares and differences name the labelled pipelines too.
+    stored = {"student": {"reference": "teacher", "agreement_reference": "teacher", "f1": {"ratio": 1.0}}}
+    report.write_report({**run, "relative": stored, "differences": stored}, rows, tmp_path / "c")
+    alone, _ = report.merge_reports([f"one={tmp_path / 'c'}"])
+    for section in ("relative", "differences"):
+        assert alone[section] == {
+            "one/student": {**stored["student"], "reference": "one/teacher", "agreement_reference": "one/teacher"}
+        }
     assert report.split_label("x=y/z") == ("x", Path("y/z"))
     assert report.split_label(tmp_path / "a") == (None, tmp_path / "a")
     assert report.split_label("dir/x=y") == (None, Path("dir/x=y"))  # "=" in a path, not a label
